@@ -1,0 +1,49 @@
+"""weather-backend: the whole wiring of the service in one place.
+
+``create_app()`` reads configuration from the environment, connects the
+database and the migration toolset, registers the API blueprints and turns
+every error into JSON. ``flask`` finds it on its own (or with FLASK_APP=app.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_migrate import Migrate
+
+import safe_migrations.flask_ext
+from models import db
+from weather.config import config_from_environment
+from weather.errors import register_error_handlers
+from weather.health import bp as health_bp
+
+MIGRATIONS_DIRECTORY = "migrations"
+
+migrate = Migrate()
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask application; ``overrides`` replace environment settings (tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config_from_environment(app.instance_path))
+    app.config.from_mapping(overrides or {})
+    logging.getLogger("weather").setLevel(app.config["LOG_LEVEL"])
+    _ensure_sqlite_directory(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path + "/" + MIGRATIONS_DIRECTORY))
+    safe_migrations.flask_ext.init_app(app)
+
+    app.register_blueprint(health_bp)
+    register_error_handlers(app)
+    return app
+
+
+def _ensure_sqlite_directory(app: Flask) -> None:
+    # The embedded default lives under instance/, which a fresh checkout lacks.
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if uri.startswith("sqlite:///") and uri != "sqlite:///:memory:":
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,39 @@
+"""gunicorn settings, read from the environment (PORT, WEB_CONCURRENCY, ...).
+
+Read both by ``gunicorn -c gunicorn.conf.py`` and by the entrypoint, which
+runs gunicorn in-process on the app it has already imported and migrated.
+"""
+
+import os
+import sys
+
+
+def _int_env(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < minimum:
+        print(f"gunicorn.conf.py: {name}={raw!r} must be a whole number >= {minimum}", file=sys.stderr)
+        sys.exit(2)
+    return int(raw)
+
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int_env('PORT', 8000)}"
+workers = _int_env("WEB_CONCURRENCY", 2)
+threads = _int_env("GUNICORN_THREADS", 1)
+timeout = _int_env("GUNICORN_TIMEOUT", 30)
+# Kubernetes sends SIGTERM, then SIGKILL after terminationGracePeriodSeconds (30 s):
+# finish in-flight requests well before that.
+graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 20)
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# Request lines, never headers: the bearer token must not reach a log.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
+# Writable and memory-backed, so a read-only root filesystem works.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+# gunicorn's runtime control socket is not needed in a pod and would need a
+# writable home directory.
+control_socket_disable = True

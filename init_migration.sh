@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Generate a reviewed migration from the changes in models.py.
+# Run ./init_migration.sh --help for everything it does.
+set -euo pipefail
+
+cd "$(dirname "$0")"
+export FLASK_APP="${FLASK_APP:-app.py}"
+VERSIONS=migrations/versions
+
+usage() {
+    cat <<'HELP'
+Usage:
+  ./init_migration.sh "message"        generate a migration from the model changes
+  ./init_migration.sh --reset [--yes]  delete migrations/ and initialise it again
+  ./init_migration.sh --help           show this help
+
+"message" describes the change in one line, e.g.
+  ./init_migration.sh "Add sent_to_devices field to MarketAlarmLog"
+
+Generating a migration:
+  1. refuses when your database is not at the latest revision
+     ("Target database is not up to date": run `flask db upgrade` first);
+  2. runs `flask db migrate -m "message"` (autogenerate against DATABASE_URL,
+     by default the SQLite file under instance/);
+  3. prints the new file's path and the operations it contains, flags
+     destructive ones, and lints its PostgreSQL SQL with squawk;
+  4. when the models did not change, says so and writes no file.
+Review the file, then `flask db upgrade`, `flask db downgrade`, `flask db upgrade`
+and commit it. Pods never generate migrations; they only apply committed ones.
+
+--reset deletes migrations/ with its whole history and initialises it again
+(`flask db init`, keeping this project's env.py, alembic.ini and script
+template). It asks you to type "reset" unless --yes is given. It never touches
+any database: a database migrated with the old history keeps its tables and its
+alembic_version row (recreate a local database, or see docs/ for a baseline).
+
+Exit codes: 0 done, 1 failed, 2 bad arguments.
+HELP
+}
+
+die_usage() { echo "init_migration.sh: $1 (see --help)" >&2; exit 2; }
+
+reset_migrations() {
+    local assume_yes=$1
+    if [[ $assume_yes != yes ]]; then
+        if [[ ! -t 0 ]]; then
+            die_usage "--reset needs confirmation: add --yes, or run it in a terminal and type reset"
+        fi
+        echo "This deletes migrations/ and all $(find "$VERSIONS" -name '*.py' 2>/dev/null | wc -l | tr -d ' ') revision files in it. No database is touched."
+        read -r -p 'Type "reset" to continue: ' answer
+        [[ $answer == reset ]] || { echo "init_migration.sh: not confirmed; nothing changed" >&2; exit 1; }
+    fi
+    keep=$(mktemp -d)
+    trap 'rm -rf "$keep"' EXIT
+    for f in env.py alembic.ini script.py.mako README; do
+        [[ -f migrations/$f ]] && cp "migrations/$f" "$keep/$f"
+    done
+    rm -rf migrations
+    flask db init >/dev/null
+    for f in env.py alembic.ini script.py.mako README; do
+        [[ -f $keep/$f ]] && cp "$keep/$f" "migrations/$f"
+    done
+    echo "migrations/ re-initialised with no revisions. No database was touched."
+    echo "Next: ./init_migration.sh \"Initial migration\""
+}
+
+generate() {
+    local message=$1
+    [[ -n ${message//[[:space:]]/} ]] || die_usage "the message is empty; describe the change, e.g. \"Add sent_to_devices field to MarketAlarmLog\""
+    [[ $message != *$'\n'* && $message != *$'\r'* ]] || die_usage "the message must be one line"
+    ((${#message} <= 200)) || die_usage "the message is ${#message} characters; keep it under 200"
+    [[ -d $VERSIONS ]] || { echo "init_migration.sh: $VERSIONS is missing; run ./init_migration.sh --reset --yes to initialise it" >&2; exit 1; }
+
+    local before after output new status=0
+    before=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
+    output=$(flask db migrate -m "$message" 2>&1) || status=$?
+    after=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
+    new=$(comm -13 <(echo "$before") <(echo "$after") | head -n 1)
+
+    if ((status != 0)); then
+        if grep -q "Target database is not up to date" <<<"$output"; then
+            echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2
+        else
+            echo "$output" | grep -E "Error|error" | tail -n 5 >&2 || true
+            echo "init_migration.sh: flask db migrate failed (exit $status); nothing generated" >&2
+        fi
+        [[ -n $new ]] && rm -f "$new"
+        exit 1
+    fi
+    if [[ -z $new ]]; then
+        echo "No changes in the models: no migration generated."
+        exit 0
+    fi
+    echo "Generated $new"
+    echo "Operations in upgrade():"
+    python -m safe_migrations.summary "$new"
+    echo
+    echo "Review it now: autogenerate misses renames and some type changes."
+    echo "Then: flask db upgrade && flask db downgrade && flask db upgrade"
+}
+
+case "${1-}" in
+    -h | --help)
+        (($# == 1)) || die_usage "--help takes no other arguments"
+        usage
+        ;;
+    --reset)
+        shift
+        case "$#:${1-}" in
+            0:) reset_migrations no ;;
+            1:--yes | 1:-y) reset_migrations yes ;;
+            *) die_usage "--reset accepts only --yes" ;;
+        esac
+        ;;
+    "")
+        (($# == 1)) && die_usage "the message is empty; describe the change, e.g. \"Add sent_to_devices field to MarketAlarmLog\""
+        die_usage "missing message: ./init_migration.sh \"Describe the change\""
+        ;;
+    -*)
+        die_usage "unknown option: $1"
+        ;;
+    *)
+        (($# == 1)) || die_usage "expected one quoted message, got $# arguments (put the message in quotes)"
+        generate "$1"
+        ;;
+esac

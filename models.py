@@ -1,0 +1,145 @@
+"""Every SQLAlchemy model of weather-backend.
+
+The schema itself is owned by the migrations in ``migrations/versions``; these
+classes describe it, and ``flask db check`` proves the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Stable constraint and index names, so a later migration can drop them by name
+# on every database (PostgreSQL and SQLite alike).
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+PLATFORMS = ("ios", "android", "web")
+ALARM_TYPES = ("RAIN", "HEAT", "COLD", "WIND", "SNOW")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC (how every timestamp is stored)."""
+    return datetime.now(UTC)
+
+
+def _in_list(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class Market(db.Model):
+    """A traditional market; its forecast grid cell is derived from its position."""
+
+    __tablename__ = "market"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    region: Mapped[str] = mapped_column(String(50), index=True)
+    address: Mapped[str | None] = mapped_column(String(255))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    # KMA short-term forecast (DFS) grid cell, computed from latitude/longitude.
+    grid_nx: Mapped[int] = mapped_column(Integer)
+    grid_ny: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Device(db.Model):
+    """A phone or browser that receives push alarms, identified by its push token."""
+
+    __tablename__ = "device"
+    __table_args__ = (CheckConstraint(_in_list("platform", PLATFORMS), name="platform"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    push_token: Mapped[str] = mapped_column(String(255), unique=True)
+    platform: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="device", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+
+class Subscription(db.Model):
+    """One device wants one alarm type for one market."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (
+        UniqueConstraint("device_id", "market_id", "alarm_type"),
+        CheckConstraint(_in_list("alarm_type", ALARM_TYPES), name="alarm_type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    device_id: Mapped[int] = mapped_column(ForeignKey("device.id", ondelete="CASCADE"))
+    market_id: Mapped[int] = mapped_column(ForeignKey("market.id", ondelete="CASCADE"), index=True)
+    alarm_type: Mapped[str] = mapped_column(String(10))
+
+    device: Mapped[Device] = relationship(back_populates="subscriptions")
+
+
+class Forecast(db.Model):
+    """One forecast hour for one market; re-ingesting the same hour updates it."""
+
+    __tablename__ = "forecast"
+    __table_args__ = (UniqueConstraint("market_id", "forecast_time"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    market_id: Mapped[int] = mapped_column(ForeignKey("market.id", ondelete="CASCADE"))
+    forecast_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    temperature: Mapped[float | None] = mapped_column(Float)
+    precipitation_probability: Mapped[int | None] = mapped_column(Integer)
+    precipitation_mm: Mapped[float | None] = mapped_column(Float)
+    snowfall_cm: Mapped[float | None] = mapped_column(Float)
+    wind_speed: Mapped[float | None] = mapped_column(Float)
+    sky_code: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class MarketAlarmLog(db.Model):
+    """An alarm raised for a market; at most one per (market, type, target date)."""
+
+    __tablename__ = "market_alarm_log"
+    __table_args__ = (
+        UniqueConstraint("market_id", "alarm_type", "target_date"),
+        CheckConstraint(_in_list("alarm_type", ALARM_TYPES), name="alarm_type"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    market_id: Mapped[int] = mapped_column(ForeignKey("market.id", ondelete="CASCADE"))
+    alarm_type: Mapped[str] = mapped_column(String(10))
+    target_date: Mapped[date] = mapped_column(Date)
+    title: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    # How many devices the alarm was pushed to. Added by its own migration; the
+    # server default makes the column cheap to add (no table rewrite).
+    sent_to_devices: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))

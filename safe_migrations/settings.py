@@ -1,0 +1,69 @@
+"""The migration knobs, read from the environment and validated in one place."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+class SettingsError(ValueError):
+    """An environment variable with a value the toolset cannot use."""
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if not value >= minimum or value == float("inf"):
+        raise SettingsError(f"{name}={raw!r} must be a finite number >= {minimum:g}")
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = (env.get(name) or "0").strip().lower()
+    if value not in {"0", "1", "true", "false", "yes", "no", ""}:
+        raise SettingsError(f"{name}={value!r} is not a flag (use 1 or 0)")
+    return value in {"1", "true", "yes"}
+
+
+@dataclass(frozen=True)
+class MigrationSettings:
+    """How migrations behave; every field comes from one environment variable."""
+
+    db_wait_timeout: float = 30.0  # DB_WAIT_TIMEOUT
+    lock_wait: float = 300.0  # MIGRATION_LOCK_WAIT: waiting for another runner's advisory lock
+    lock_timeout: float = 5.0  # MIGRATION_LOCK_TIMEOUT: each DDL statement's wait for table locks
+    statement_timeout: float = 900.0  # MIGRATION_STATEMENT_TIMEOUT
+    lock_retries: int = 5  # MIGRATION_LOCK_RETRIES
+    on_ahead: str = "warn"  # MIGRATION_ON_AHEAD: warn | fail
+    allow_changed: bool = False  # MIGRATION_ALLOW_CHANGED
+    migration_database_url: str | None = None  # MIGRATION_DATABASE_URL (direct, not via PgBouncer)
+    backup_dir: str = "backups"  # BACKUP_DIR
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> MigrationSettings:
+        """Read and validate every knob; raise SettingsError naming the first bad one."""
+        env = os.environ if env is None else env
+        return cls(
+            db_wait_timeout=_number(env, "DB_WAIT_TIMEOUT", cls.db_wait_timeout),
+            lock_wait=_number(env, "MIGRATION_LOCK_WAIT", cls.lock_wait),
+            lock_timeout=_number(env, "MIGRATION_LOCK_TIMEOUT", cls.lock_timeout, minimum=0.001),
+            statement_timeout=_number(env, "MIGRATION_STATEMENT_TIMEOUT", cls.statement_timeout, minimum=0.001),
+            lock_retries=int(_number(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries)),
+            on_ahead=_choice(env, "MIGRATION_ON_AHEAD", cls.on_ahead, ("warn", "fail")),
+            allow_changed=_flag(env, "MIGRATION_ALLOW_CHANGED"),
+            migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,
+            backup_dir=(env.get("BACKUP_DIR") or cls.backup_dir).strip(),
+        )

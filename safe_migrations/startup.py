@@ -1,0 +1,215 @@
+"""Container start-up: wait for the database, migrate under the lock, then serve.
+
+Run by ``entrypoint.sh`` as ``python -m safe_migrations.startup "app:create_app()"``.
+Everything happens in this one process: the app is imported once, the
+database checked and migrated, and then this process becomes gunicorn's master
+serving the app it already holds. Every line it prints about migrations
+contains "database migration"; every failure is one line and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import logging.config
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.script import ScriptDirectory
+from flask import Flask
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import Engine
+
+from safe_migrations import status as schema
+from safe_migrations.drift import model_drift
+from safe_migrations.history import changed_revisions
+from safe_migrations.log import log
+from safe_migrations.scripts import alembic_config
+from safe_migrations.settings import MigrationSettings, SettingsError
+from safe_migrations.urls import DatabaseURLError, mask_password, normalise_database_url
+
+EXIT_CONFIG = 2
+EXIT_FAILED = 1
+
+
+class StartupError(Exception):
+    """Start-up cannot continue; the message is the one line the operator sees."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error (of the driver's error if wrapped), password masked."""
+    text_ = str(getattr(exc, "orig", None) or exc).strip()
+    return mask_password(text_.splitlines()[0]) if text_ else type(exc).__name__
+
+
+def load_app(spec: str) -> Flask:
+    """Import ``module:factory()`` or ``module:attribute`` and return the Flask app."""
+    module_name, _, expression = spec.partition(":")
+    module = importlib.import_module(module_name)
+    name = expression or "create_app()"
+    if name.endswith("()"):
+        return getattr(module, name[:-2])()
+    return getattr(module, name)
+
+
+def wait_for_database(engine: Engine, timeout: float) -> None:
+    """Connect with bounded exponential backoff; raise StartupError after ``timeout`` seconds."""
+    masked = mask_password(engine.url.render_as_string(hide_password=False))
+    started, delay, attempt = time.monotonic(), 0.25, 0
+    while True:
+        attempt += 1
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            if attempt > 1:
+                log.info("database at %s is reachable after %.1fs", masked, time.monotonic() - started)
+            return
+        except Exception as exc:  # any failure to connect is retried until the deadline
+            waited = time.monotonic() - started
+            reason = first_line(exc)
+            if waited + delay > timeout:
+                raise StartupError(
+                    f"database migration: database at {masked} not reachable after {waited:.1f}s "
+                    f"(DB_WAIT_TIMEOUT={timeout:g}): {reason}"
+                ) from None
+            log.info("waiting for database at %s (attempt %d, %.1fs): %s", masked, attempt, waited, reason)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
+def _report(state: schema.SchemaStatus) -> None:
+    log.info("current revision %s, image head %s", state.current_label, state.head_label)
+    if state.pending:
+        log.info("%d pending: %s", len(state.pending), ", ".join(state.pending))
+
+
+def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
+    """Bring the database to this image's head, or explain in one line why not."""
+    config = alembic_config(app)
+    script = ScriptDirectory.from_config(config)
+    with engine.connect() as connection:
+        state = schema.read_status(connection, script)
+        _report(state)
+        if state.state == schema.MULTIPLE_HEADS:
+            raise StartupError(
+                f"database migration: the image has multiple heads ({state.head_label}); "
+                "merge them with `flask db merge heads` and rebuild the image"
+            )
+        if state.state == schema.UNKNOWN:
+            raise StartupError(
+                f"database migration: unknown revision {', '.join(state.foreign)} in the database: "
+                'neither this image nor the ledger knows it ("Can\'t locate revision"); deploy the image '
+                "that has it, or see `flask db doctor` for the fix"
+            )
+        if state.state == schema.AHEAD:
+            message = (
+                f"database is ahead of this image (at {state.current_label}, image head {state.head_label}); "
+                "`flask db downgrade "
+                f"{state.head_label}` reverts it with the ledger's stored source"
+            )
+            if settings.on_ahead == "fail":
+                raise StartupError(f"database migration: {message}; refusing to start (MIGRATION_ON_AHEAD=fail)")
+            log.warning("%s; starting anyway (MIGRATION_ON_AHEAD=warn)", message)
+            return
+        changed = changed_revisions(connection, script)
+        if changed:
+            names = ", ".join(f"{c.revision} ({c.filename})" for c in changed)
+            if not settings.allow_changed:
+                raise StartupError(
+                    f"database migration: applied migration files were edited after they ran: {names}; "
+                    "restore them and add a new revision instead (or set MIGRATION_ALLOW_CHANGED=1)"
+                )
+            log.warning("applied migration files were edited after they ran: %s (MIGRATION_ALLOW_CHANGED=1)", names)
+        if state.state == schema.AT_HEAD:
+            log.info("database is at head; nothing to apply")
+            return
+    started = time.monotonic()
+    try:
+        with app.app_context():
+            command.upgrade(config, "heads")
+    except StartupError:
+        raise
+    except Exception as exc:
+        with engine.connect() as connection:
+            after = schema.read_status(connection, script)
+        failed = after.pending[0] if after.pending else "?"
+        raise StartupError(
+            f"database migration: upgrade failed at {failed}: {first_line(exc)}; "
+            f"the database stays at {after.current_label}"
+        ) from None
+    log.info("complete in %.1fs", time.monotonic() - started)
+
+
+def report_drift(app: Flask, engine: Engine) -> None:
+    """Warn when the models and the migrated schema disagree. The pod never writes migrations."""
+    metadata = app.extensions["migrate"].db.metadata
+    with engine.connect() as connection:
+        drift = model_drift(connection, metadata)
+    if drift:
+        log.warning(
+            "models and migrations disagree (%s); a developer must add a migration with ./init_migration.sh",
+            "; ".join(drift),
+        )
+
+
+def prepare(app: Flask, settings: MigrationSettings) -> None:
+    """Steps 2-4 of start-up: wait for the database, report, migrate, check drift."""
+    url = settings.migration_database_url or app.config["SQLALCHEMY_DATABASE_URI"]
+    engine = create_engine(normalise_database_url(url), poolclass=pool.NullPool)
+    try:
+        wait_for_database(engine, settings.db_wait_timeout)
+        migrate(app, engine, settings)
+        report_drift(app, engine)
+    finally:
+        engine.dispose()
+
+
+def _configure_logging(migrations_dir: Path) -> None:
+    logging.config.fileConfig(migrations_dir / "alembic.ini", disable_existing_loggers=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: ``python -m safe_migrations.startup [APP_SPEC]``; returns an exit code."""
+    argv = sys.argv[1:] if argv is None else argv
+    spec = argv[0] if argv else "app:create_app()"
+    _configure_logging(Path("migrations"))
+    try:
+        settings = MigrationSettings.from_env()
+        try:
+            app = load_app(spec)
+        except (ValueError, DatabaseURLError) as exc:  # configuration errors name the variable
+            raise StartupError(f"database migration: configuration error: {exc}", EXIT_CONFIG) from None
+        prepare(app, settings)
+    except SettingsError as exc:
+        print(f"database migration: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StartupError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    serve(app)
+    return 0
+
+
+def serve(app: Flask) -> None:
+    """Become gunicorn's master for ``app``; pooled connections are dropped before workers fork."""
+    from safe_migrations.server import PreloadedApplication
+
+    with app.app_context():
+        for engine in app.extensions["migrate"].db.engines.values():
+            engine.dispose()
+    PreloadedApplication(app, "gunicorn.conf.py").run()
+
+
+def _main() -> Any:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,63 @@
+"""Database URL handling: the one place URLs are normalised and masked."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+# SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which we do not
+# ship; the driver we install is psycopg2 (psycopg2-binary).
+_POSTGRES_SCHEMES = {"postgres", "postgresql"}
+POSTGRES_DRIVER = "postgresql+psycopg2"
+
+
+class DatabaseURLError(ValueError):
+    """A database URL that cannot be used; the message names the problem."""
+
+
+def parse_database_url(raw: str) -> URL:
+    """Parse ``raw`` into a SQLAlchemy URL with the psycopg2 driver for PostgreSQL.
+
+    ``postgres://`` (Heroku style) and ``postgresql://`` both become
+    ``postgresql+psycopg2://``; other URLs pass through unchanged.
+    """
+    raw = (raw or "").strip()
+    if not raw:
+        raise DatabaseURLError("database URL is empty")
+    scheme = raw.split("://", 1)[0] if "://" in raw else ""
+    if not scheme:
+        raise DatabaseURLError(f"database URL has no scheme: {mask_password(raw)!r}")
+    if scheme in _POSTGRES_SCHEMES:
+        raw = POSTGRES_DRIVER + raw[len(scheme) :]
+    try:
+        url = make_url(raw)
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseURLError(f"database URL is malformed: {mask_password(raw)!r} ({exc})") from None
+    if url.get_backend_name() not in {"postgresql", "sqlite"}:
+        raise DatabaseURLError(
+            f"database URL {mask_password(raw)!r} is for {url.get_backend_name()!r}; "
+            "only postgresql and sqlite are supported"
+        )
+    return url
+
+
+def normalise_database_url(raw: str) -> str:
+    """Return ``raw`` as a URL string SQLAlchemy can open with our drivers."""
+    return parse_database_url(raw).render_as_string(hide_password=False)
+
+
+def mask_password(raw: str) -> str:
+    """Return ``raw`` with any password replaced by ``***``, even if malformed."""
+    head, sep, rest = raw.partition("://")
+    if not sep:
+        return raw
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return raw
+    user = userinfo.split(":", 1)[0]
+    return f"{head}://{user}:***@{host}"
+
+
+def is_postgresql(url: str | URL) -> bool:
+    """True when ``url`` points at PostgreSQL."""
+    return make_url(url).get_backend_name() == "postgresql"

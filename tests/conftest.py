@@ -1,0 +1,92 @@
+"""Fixtures: a fresh database per test, on SQLite and on a real PostgreSQL.
+
+The schema always comes from the migrations. PostgreSQL tests fail (never
+skip) when the server at TEST_DATABASE_URL is unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import flask_migrate
+import pytest
+from flask import Flask
+from sqlalchemy import create_engine, pool, text
+from sqlalchemy.engine import Engine, make_url
+
+from app import create_app
+from safe_migrations.urls import normalise_database_url
+
+PG_SERVER_URL = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[Engine]:
+    """An autocommit engine on the PostgreSQL server, to create and drop test databases."""
+    engine = create_engine(PG_SERVER_URL, isolation_level="AUTOCOMMIT", poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        pytest.fail(f"PostgreSQL is unreachable at {make_url(PG_SERVER_URL).render_as_string()}: {exc}")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def new_pg_database(pg_admin: Engine) -> Iterator[callable]:
+    """A factory of fresh, empty PostgreSQL databases, all dropped after the test."""
+    created: list[str] = []
+
+    def create() -> str:
+        name = f"wbtest_{uuid.uuid4().hex[:16]}"
+        with pg_admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        created.append(name)
+        return make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+
+    yield create
+    with pg_admin.connect() as connection:
+        for name in created:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def pg_url(new_pg_database) -> str:
+    """A fresh, empty PostgreSQL database."""
+    return new_pg_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    """A fresh, empty SQLite database file."""
+    return f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str:
+    """A fresh, empty database; every test using it runs on both backends."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
+
+
+def make_app(database_url: str, **overrides) -> Flask:
+    """The real app factory, pointed at ``database_url``."""
+    return create_app({"SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url), **overrides})
+
+
+@pytest.fixture
+def app(database_url: str) -> Flask:
+    """The app on a fresh database migrated to head by the real migrations."""
+    application = make_app(database_url)
+    with application.app_context():
+        flask_migrate.upgrade()
+    yield application
+    with application.app_context():
+        from models import db
+
+        for engine in db.engines.values():
+            engine.dispose()

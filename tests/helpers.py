@@ -1,0 +1,77 @@
+"""Shared test helpers: real subprocesses, free ports, waiting for HTTP."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+REVISION_FILES = sorted((REPO / "migrations" / "versions").glob("*.py"))
+
+
+def child_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a child process: ours, with the venv first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.pop("FLASK_APP", None)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def run(args: list[str], *, cwd: Path = REPO, timeout: float = 120, **env: str) -> subprocess.CompletedProcess:
+    """Run a command to completion, capturing text output."""
+    return subprocess.run(
+        args, cwd=cwd, env=child_env(**env), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def flask(database_url: str, *args: str, cwd: Path = REPO, **env: str) -> subprocess.CompletedProcess:
+    """``flask ARGS`` as a developer types it, against ``database_url``."""
+    return run([str(BIN / "flask"), *args], cwd=cwd, database_url=database_url, **env)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30, status: int = 200) -> requests.Response:
+    """Poll ``url`` until it answers ``status``; fail early if ``process`` exits."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"process exited with {process.returncode} before {url} answered")
+        try:
+            response = requests.get(url, timeout=2)
+            if response.status_code == status:
+                return response
+            last = response.status_code
+        except requests.ConnectionError as exc:
+            last = exc
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last})")
+
+
+def copy_repository(target: Path, *, without_revisions: list[str] = ()) -> Path:
+    """A copy of the project's code and migrations (no venv, no instance data)."""
+    ignore = shutil.ignore_patterns(
+        ".venv", ".git", "instance", "__pycache__", ".pytest_cache", ".ruff_cache", "backups"
+    )
+    shutil.copytree(REPO, target, ignore=ignore)
+    for revision in without_revisions:
+        for path in (target / "migrations" / "versions").glob(f"*{revision}*.py"):
+            path.unlink()
+    return target

@@ -1,0 +1,1 @@
+"""The weather-alarm service: configuration, API blueprints, alarm rules, push."""
