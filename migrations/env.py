@@ -16,8 +16,10 @@ from safe_migrations.settings import MigrationSettings
 
 config = context.config
 # disable_existing_loggers=False: the entrypoint runs migrations in the same
-# process as the app, whose loggers must keep working.
-fileConfig(config.config_file_name, disable_existing_loggers=False)
+# process as the app, whose loggers must keep working. Callers that render SQL
+# quietly (the linter) switch logging set-up off, as Alembic's cookbook shows.
+if config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 target_db = current_app.extensions["migrate"].db

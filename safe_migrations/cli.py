@@ -1,6 +1,13 @@
-"""Additions to Flask-Migrate's ``flask db`` command group."""
+"""Additions to Flask-Migrate's ``flask db`` command group.
+
+Bad input gets one line and exit 2 (click's usage errors); a failed check or
+operation gets its explanation and exit 1.
+"""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 import flask_migrate
@@ -8,16 +15,43 @@ from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate.cli import db as db_group
 
+from safe_migrations import backup as backups
+from safe_migrations import doctor as doctors
+from safe_migrations import lint as linter
 from safe_migrations import rollback
-from safe_migrations.settings import MigrationSettings
+from safe_migrations.baseline import BaselineRefused, baseline
+from safe_migrations.scripts import alembic_config, script_directory
+from safe_migrations.settings import MigrationSettings, SettingsError
+from safe_migrations.status import current_heads
+from safe_migrations.urls import DatabaseURLError, normalise_database_url
+
+
+def _settings() -> MigrationSettings:
+    try:
+        return MigrationSettings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 def migration_url(app: Flask) -> str:
     """The URL migrations run against (``MIGRATION_DATABASE_URL`` or the app's)."""
-    from safe_migrations.urls import normalise_database_url
+    direct = _settings().migration_database_url
+    if not direct:
+        return app.config["SQLALCHEMY_DATABASE_URI"]
+    try:
+        return normalise_database_url(direct)
+    except DatabaseURLError as exc:
+        raise click.UsageError(f"MIGRATION_DATABASE_URL: {exc}") from None
 
-    direct = MigrationSettings.from_env().migration_database_url
-    return normalise_database_url(direct) if direct else app.config["SQLALCHEMY_DATABASE_URI"]
+
+def _squawk_config(app: Flask) -> Path:
+    # Checked in beside the app, read from the project root like squawk itself does.
+    return Path(app.root_path) / ".squawk.toml"
+
+
+def _fail(message: str) -> None:
+    click.echo(message, err=True)
+    sys.exit(1)
 
 
 # Same options as Flask-Migrate's own ``downgrade``; ``ignore_unknown_options``
@@ -40,9 +74,103 @@ def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[st
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
 
 
+@click.command("lint")
+@click.argument("revisions", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@with_appcontext
+def lint(revisions: tuple[str, ...], as_json: bool) -> None:
+    """Lint migrations' PostgreSQL SQL with squawk (default: every revision).
+
+    Exit 0 when clean, 1 with findings (each with its rule and the safe alternative).
+    """
+    config = alembic_config(current_app)
+    scripts = script_directory(current_app)
+    for revision in revisions:
+        try:
+            scripts.get_revision(revision)
+        except Exception:
+            raise click.BadParameter(f"unknown revision {revision!r}", param_hint="REVISIONS") from None
+    try:
+        with current_app.app_context():
+            findings = linter.lint(config, list(revisions) or None, _squawk_config(current_app))
+    except linter.LintUnavailable as exc:
+        _fail(f"flask db lint: {exc}")
+    if as_json:
+        click.echo(linter.findings_as_json(findings))
+    else:
+        for finding in findings:
+            click.echo(finding.as_text())
+        click.echo(f"{len(findings)} finding(s)" if findings else "no findings: every linted migration is safe")
+    sys.exit(1 if findings else 0)
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+@with_appcontext
+def doctor(as_json: bool) -> None:
+    """Diagnose the database and the migrations; print each problem's cause and fix.
+
+    Exit 0 only when all is well.
+    """
+    app = current_app._get_current_object()
+    checks = doctors.diagnose(
+        alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata, _squawk_config(app)
+    )
+    click.echo(doctors.render_json(checks) if as_json else doctors.render(checks))
+    sys.exit(0 if all(c.ok for c in checks) else 1)
+
+
+@click.command("backup")
+@with_appcontext
+def backup() -> None:
+    """Write a pg_dump (custom format) to BACKUP_DIR, named after database, revision and UTC time."""
+    from sqlalchemy import create_engine, pool
+
+    url = migration_url(current_app)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        if engine.url.get_backend_name() != "postgresql":
+            _fail("flask db backup: works on PostgreSQL only; for SQLite, copy the database file instead")
+        with engine.connect() as connection:
+            revision = ",".join(current_heads(connection)) or "base"
+    except SystemExit:
+        raise
+    except Exception as exc:
+        _fail(f"flask db backup: database unreachable: {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    target = backups.backup_path(_settings().backup_dir, engine.url.database, revision.replace(",", "+"))
+    try:
+        size = backups.pg_dump(url, target)
+    except backups.BackupError as exc:
+        _fail(f"flask db backup: {exc}")
+    click.echo(f"backup written: {target} ({size:,} bytes); restore with: pg_restore --clean -d DBNAME {target}")
+
+
+@click.command("baseline")
+@with_appcontext
+def baseline_command() -> None:
+    """Adopt an existing database: stamp head only if its schema matches the migrations."""
+    app = current_app._get_current_object()
+    try:
+        differences = baseline(alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata)
+    except BaselineRefused as exc:
+        _fail(f"flask db baseline: {exc}")
+    if differences:
+        click.echo("The database does not match the migrations' head; nothing was stamped:", err=True)
+        for line in differences:
+            click.echo(f"  - {line}", err=True)
+        _fail("Fix the schema (or the baseline revision) until these are gone, then run flask db baseline again.")
+    click.echo("Schema matches the head of the migrations: stamped head (ledger: baseline).")
+
+
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(downgrade)
+    db_group.add_command(lint)
+    db_group.add_command(doctor)
+    db_group.add_command(backup)
+    db_group.add_command(baseline_command, "baseline")
     migrate = app.extensions["migrate"].migrate
     if rollback.add_version_locations not in migrate.configure_callbacks:
         migrate.configure(rollback.add_version_locations)

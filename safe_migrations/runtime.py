@@ -79,14 +79,16 @@ def _step_revision(info: MigrationInfo) -> str:
 class _Ledgerkeeper:
     """Records each applied step in the ledger from Alembic's ``on_version_apply`` hook."""
 
-    def __init__(self) -> None:
+    def __init__(self, stamp_direction: str = "stamp") -> None:
         self.mark = time.monotonic()
+        # ``flask db baseline`` stamps too, but its row says "baseline".
+        self.stamp_direction = stamp_direction
 
     def __call__(self, *, ctx: MigrationContext, step: MigrationInfo, heads: set, run_args: dict) -> None:
         revision = _step_revision(step)
         script = ctx.script.get_revision(step.up_revision_id) if (ctx.script and not step.is_stamp) else None
         path = Path(script.path) if script is not None else None
-        direction = "stamp" if step.is_stamp else ("up" if step.is_upgrade else "down")
+        direction = self.stamp_direction if step.is_stamp else ("up" if step.is_upgrade else "down")
         elapsed_ms = int((time.monotonic() - self.mark) * 1000)
         ledger.record(
             ctx.connection,
@@ -101,7 +103,7 @@ class _Ledgerkeeper:
                 duration_ms=elapsed_ms,
             ),
         )
-        verb = {"up": "applied", "down": "reverted", "stamp": "stamped"}[direction]
+        verb = {"up": "applied", "down": "reverted"}.get(direction, "stamped")
         log.info("%s %s in %d ms", verb, revision, elapsed_ms)
         self.mark = time.monotonic()
 
@@ -192,7 +194,7 @@ def run_online(
             for statement in timeout_statements(settings):
                 connection.execute(text(statement))
             connection.commit()
-        keeper = _Ledgerkeeper()
+        keeper = _Ledgerkeeper(environment.config.attributes.get("ledger_direction", "stamp"))
         configure(connection, on_version_apply=keeper)
         migration_context = environment.get_context()
         if _command_name(migration_context) not in _WRITING_COMMANDS:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from flask import Flask
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
@@ -29,6 +29,7 @@ from safe_migrations.history import changed_revisions
 from safe_migrations.log import log
 from safe_migrations.scripts import alembic_config
 from safe_migrations.settings import MigrationSettings, SettingsError
+from safe_migrations.summary import destructive_marker, destructive_operations
 from safe_migrations.urls import DatabaseURLError, mask_password, normalise_database_url
 
 EXIT_CONFIG = 2
@@ -130,6 +131,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
         if state.state == schema.AT_HEAD:
             log.info("database is at head; nothing to apply")
             return
+        refuse_unreviewed_destructive(schema.pending_scripts(script, state.current))
     started = time.monotonic()
     try:
         with app.app_context():
@@ -145,6 +147,23 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             f"the database stays at {after.current_label}"
         ) from None
     log.info("complete in %.1fs", time.monotonic() - started)
+
+
+def refuse_unreviewed_destructive(pending: list[Script]) -> None:
+    """A pod never applies a destructive step nobody marked as reviewed."""
+    for revision in pending:
+        steps = destructive_operations(revision.path)
+        if steps and destructive_marker(revision.path) is None:
+            what = ", ".join(f"{name} {target}" for name, target in steps)
+            raise StartupError(
+                f"database migration: refusing revision {revision.revision} ({Path(revision.path).name}): "
+                f"destructive step(s) {what}; run `flask db backup`, then mark the revision "
+                'reviewed_destructive = "<reason>" and redeploy'
+            )
+        if steps:
+            log.warning(
+                "revision %s is destructive, reviewed: %s", revision.revision, destructive_marker(revision.path)
+            )
 
 
 def report_drift(app: Flask, engine: Engine) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from alembic.script import ScriptDirectory
+from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
@@ -68,12 +68,15 @@ def current_heads(connection: Connection) -> tuple[str, ...]:
     return tuple(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
 
+def pending_scripts(script: ScriptDirectory, current: tuple[str, ...]) -> list[Script]:
+    """The revisions between ``current`` and head, oldest first."""
+    revs = script.iterate_revisions("heads", current or "base")
+    return [r for r in reversed(list(revs)) if r.revision not in current]
+
+
 def pending_revisions(script: ScriptDirectory, current: tuple[str, ...]) -> list[str]:
     """Revisions between ``current`` and head, oldest first, as ``rev (message)``."""
-    lower = current or "base"
-    revs = list(script.iterate_revisions("heads", lower))
-    revs = [r for r in revs if r.revision not in current]
-    return [f"{r.revision} ({r.doc})" for r in reversed(revs)]
+    return [f"{r.revision} ({r.doc})" for r in pending_scripts(script, current)]
 
 
 def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus:

@@ -1,0 +1,89 @@
+"""Batched backfills for data migrations: short transactions, progress, resumable.
+
+Use inside a revision, outside its transaction so each batch commits on its own::
+
+    from safe_migrations.backfill import backfill
+
+    def upgrade():
+        with op.get_context().autocommit_block():
+            backfill(op.get_bind(), "market_alarm_log", "sent_to_devices = 0",
+                     pending="sent_to_devices IS NULL")
+
+Each batch updates one primary-key range (``batch_size`` keys), so it holds
+row locks only on that range and only for one short statement. ``pending``
+must describe rows that still need the update: an interrupted backfill,
+run again, starts at the first pending key and skips what is done.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from safe_migrations.log import log
+
+
+def _identifier(name: str) -> str:
+    if not name.replace("_", "").isalnum():
+        raise ValueError(f"not a plain SQL identifier: {name!r}")
+    return name
+
+
+def backfill(
+    connection: Connection,
+    table: str,
+    assignments: str,
+    *,
+    pending: str,
+    key: str = "id",
+    batch_size: int = 10_000,
+    pause: float = 0.0,
+    progress: bool | None = None,
+) -> int:
+    """Run ``UPDATE table SET assignments WHERE pending`` in key-range batches; return rows updated.
+
+    ``connection`` must be in autocommit mode (an Alembic ``autocommit_block``
+    or a connection with ``isolation_level="AUTOCOMMIT"``), so that every batch
+    is committed as soon as it is done. ``pause`` seconds between batches give
+    replicas and vacuum room to breathe.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    table, key = _identifier(table), _identifier(key)
+    bounds = connection.execute(text(f"SELECT min({key}), max({key}) FROM {table} WHERE {pending}")).one()
+    if bounds[0] is None:
+        log.info("backfill %s: nothing pending", table)
+        return 0
+    low, high = bounds
+    update = text(f"UPDATE {table} SET {assignments} WHERE {key} >= :low AND {key} < :high AND ({pending})")
+    total, started = 0, time.monotonic()
+    show = sys.stderr.isatty() if progress is None else progress
+    batches = range(low, high + 1, batch_size)
+    with click.progressbar(
+        batches, label=f"database migration: backfill {table}", file=sys.stderr if show else _Discard()
+    ) as bar:
+        for start in bar:
+            total += connection.execute(update, {"low": start, "high": start + batch_size}).rowcount
+            rate = total / max(time.monotonic() - started, 1e-6)
+            bar.label = f"database migration: backfill {table} ({total} rows, {rate:,.0f} rows/s)"
+            if pause:
+                time.sleep(pause)
+    log.info("backfill %s: %d rows in %.1fs", table, total, time.monotonic() - started)
+    return total
+
+
+class _Discard:
+    """A file that swallows the progress bar when nobody watches it."""
+
+    def write(self, _: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False

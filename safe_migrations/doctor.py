@@ -1,0 +1,220 @@
+"""``flask db doctor``: every common migration trouble, its cause and the exact fix."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import MetaData, create_engine, pool, text
+from sqlalchemy.engine import Connection
+
+from safe_migrations import lint as linter
+from safe_migrations import status as schema
+from safe_migrations.drift import model_drift
+from safe_migrations.history import changed_revisions
+from safe_migrations.lock import lock_key
+from safe_migrations.urls import is_postgresql, mask_password
+
+# A lock holder idle this long is not migrating any more.
+STALE_AFTER_SECONDS = 60
+
+
+@dataclass
+class Check:
+    """One diagnosis: ``ok`` or a problem with its cause and the fix."""
+
+    name: str
+    ok: bool
+    summary: str
+    cause: str | None = None
+    fix: str | None = None
+    details: list[str] = field(default_factory=list)
+
+
+def _status_check(state: schema.SchemaStatus) -> Check:
+    if state.state == schema.AT_HEAD:
+        return Check("revision", True, f"database is at head {state.head_label}")
+    if state.state == schema.PENDING:
+        return Check(
+            "revision",
+            False,
+            f"Target database is not up to date: {len(state.pending)} pending migration(s)",
+            cause="migrations were added (git pull, a new image) but not applied to this database",
+            fix="flask db upgrade",
+            details=state.pending,
+        )
+    if state.state == schema.AHEAD:
+        return Check(
+            "revision",
+            False,
+            f"database is ahead of this code (at {state.current_label}, code head {state.head_label})",
+            cause="a newer image migrated it; this one was rolled back (kubectl rollout undo) or is out of date",
+            fix=f"deploy the newer image again, or revert the schema: flask db downgrade {state.head_label}",
+            details=[f"not in this code: {rev}" for rev in state.foreign],
+        )
+    if state.state == schema.UNKNOWN:
+        return Check(
+            "revision",
+            False,
+            f"Can't locate revision {', '.join(state.foreign)}: neither the code nor the ledger knows it",
+            cause="the database was migrated from another branch or a deleted revision file",
+            fix="git pull / check out the branch that has the revision; on a throwaway development database, "
+            "recreate it, or `flask db stamp head` once `flask db baseline` shows the schema matches",
+        )
+    return Check(
+        "revision",
+        False,
+        f"multiple heads in the migration scripts: {state.head_label}",
+        cause="two branches each added a revision on the same parent",
+        fix='flask db merge heads -m "Merge heads"',
+    )
+
+
+def _lock_check(connection: Connection) -> Check:
+    key = lock_key(connection.execute(text("SELECT current_database()")).scalar_one())
+    unsigned = key & 0xFFFFFFFFFFFFFFFF
+    row = connection.execute(
+        text(
+            "SELECT l.pid, coalesce(a.application_name, '') AS app, coalesce(a.state, '') AS state, "
+            "extract(epoch FROM now() - coalesce(a.state_change, a.backend_start))::int AS idle "
+            "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.classid::bigint = :hi AND l.objid::bigint = :lo"
+        ),
+        {"hi": unsigned >> 32, "lo": unsigned & 0xFFFFFFFF},
+    ).first()
+    if row is None:
+        return Check("migration lock", True, "nobody holds the migration lock")
+    holder = f"pid {row.pid} ({row.app or '-'}, {row.state or '-'} for {row.idle}s)"
+    if row.state == "idle" and row.idle >= STALE_AFTER_SECONDS:
+        return Check(
+            "migration lock",
+            False,
+            f"stale migration lock held by {holder}",
+            cause="a migration process hangs or left its session open; other pods wait for it",
+            fix=f"psql -c 'SELECT pg_terminate_backend({row.pid})' (PostgreSQL then releases the lock)",
+        )
+    return Check("migration lock", True, f"migration lock held by {holder}: a migration is running")
+
+
+def _invalid_indexes(connection: Connection) -> Check:
+    rows = connection.execute(
+        text(
+            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "WHERE NOT i.indisvalid AND c.relnamespace = 'public'::regnamespace"
+        )
+    ).scalars()
+    names = list(rows)
+    if not names:
+        return Check("indexes", True, "no invalid indexes")
+    return Check(
+        "indexes",
+        False,
+        f"invalid index(es) left by an interrupted CREATE INDEX CONCURRENTLY: {', '.join(names)}",
+        cause="the migration building them failed or was killed half-way",
+        fix="run `flask db upgrade` again (create_index_concurrently drops the invalid index and rebuilds it)",
+    )
+
+
+def diagnose(config: Config, url: str, metadata: MetaData, squawk_config: Path | None) -> list[Check]:
+    """Run every check against the database at ``url`` and the scripts of ``config``."""
+    checks: list[Check] = []
+    script = ScriptDirectory.from_config(config)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+            checks.append(Check("database", True, f"reachable at {mask_password(url)}"))
+            state = schema.read_status(connection, script)
+            checks.append(_status_check(state))
+            drift = model_drift(connection, metadata) if state.state == schema.AT_HEAD else None
+            if drift is not None:
+                checks.append(
+                    Check("models", True, "models and migrations agree")
+                    if not drift
+                    else Check(
+                        "models",
+                        False,
+                        "models and migrations disagree",
+                        cause="models.py changed without a migration (or a migration was edited by hand)",
+                        fix='./init_migration.sh "Describe the change"',
+                        details=drift,
+                    )
+                )
+            changed = changed_revisions(connection, script)
+            checks.append(
+                Check("history", True, "applied migration files are unchanged")
+                if not changed
+                else Check(
+                    "history",
+                    False,
+                    "applied migration files were edited after they ran",
+                    cause="an already-applied revision was modified (the guide's DON'T)",
+                    fix="restore the files (git checkout -- FILE) and put the change in a new revision",
+                    details=[f"{c.revision} {c.filename}" for c in changed],
+                )
+            )
+            if is_postgresql(url):
+                checks.append(_lock_check(connection))
+                checks.append(_invalid_indexes(connection))
+    except Exception as exc:
+        if not checks:
+            reason = mask_password(str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else "")
+            return [
+                Check(
+                    "database",
+                    False,
+                    f"database unreachable at {mask_password(url)}",
+                    cause=reason or type(exc).__name__,
+                    fix="check DATABASE_URL (host, port, credentials) and that the server runs",
+                )
+            ]
+        raise
+    finally:
+        engine.dispose()
+    checks.append(_lint_check(config, squawk_config))
+    return checks
+
+
+def _lint_check(config: Config, squawk_config: Path | None) -> Check:
+    silenced = [
+        f"{s.revision} {s.filename}: {', '.join(s.rules)} -- {s.reason or 'NO REASON'}"
+        for s in linter.all_silenced(config)
+    ]
+    try:
+        findings = linter.lint(config, squawk_config=squawk_config)
+    except linter.LintUnavailable as exc:
+        return Check("lint", True, f"lint not run here: {exc}", details=silenced)
+    if not findings:
+        return Check("lint", True, "every migration passes squawk", details=[f"silenced: {s}" for s in silenced])
+    return Check(
+        "lint",
+        False,
+        f"{len(findings)} lint finding(s) in the migrations",
+        cause="a migration takes locks or destroys data in a way that stalls or harms production",
+        fix="flask db lint (shows each rule with the safe alternative)",
+        details=[f.as_text().splitlines()[0] for f in findings] + [f"silenced: {s}" for s in silenced],
+    )
+
+
+def render(checks: list[Check]) -> str:
+    """The human report."""
+    lines = []
+    for check in checks:
+        lines.append(f"[{'ok' if check.ok else 'PROBLEM'}] {check.name}: {check.summary}")
+        lines.extend(f"      {detail}" for detail in check.details)
+        if check.cause:
+            lines.append(f"      cause: {check.cause}")
+        if check.fix:
+            lines.append(f"      fix:   {check.fix}")
+    problems = sum(not c.ok for c in checks)
+    lines.append("all good" if not problems else f"{problems} problem(s) found")
+    return "\n".join(lines)
+
+
+def render_json(checks: list[Check]) -> str:
+    """The machine report."""
+    return json.dumps({"ok": all(c.ok for c in checks), "checks": [asdict(c) for c in checks]}, indent=2)

@@ -1,0 +1,56 @@
+"""Migration operations that do not block production traffic on PostgreSQL.
+
+``CREATE INDEX CONCURRENTLY`` cannot run inside a transaction, so these run in
+Alembic's ``autocommit_block()``: the revision's transaction is committed
+before and reopened after, and the version row and ledger row are still
+written afterwards in the reopened transaction. If the build fails half-way,
+PostgreSQL leaves an INVALID index behind; the next run drops it first.
+On SQLite they fall back to the plain operations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+from sqlalchemy import text
+
+from safe_migrations.log import log
+
+
+def _invalid_index_exists(name: str) -> bool:
+    row = (
+        op.get_bind()
+        .execute(
+            text(
+                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE c.relname = :name AND c.relnamespace = current_schema()::regnamespace"
+            ),
+            {"name": name},
+        )
+        .first()
+    )
+    return bool(row and row[0])
+
+
+def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kwargs: object) -> None:
+    """Build an index without blocking writes (PostgreSQL); cleans up an earlier failed build."""
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        op.create_index(name, table, list(columns), **kwargs)
+        return
+    with context.autocommit_block():
+        if not context.as_sql and _invalid_index_exists(name):
+            log.warning("dropping invalid index %s left by an interrupted concurrent build", name)
+            op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+        op.create_index(name, table, list(columns), postgresql_concurrently=True, if_not_exists=True, **kwargs)
+
+
+def drop_index_concurrently(name: str, table: str) -> None:
+    """Drop an index without blocking writes (PostgreSQL)."""
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        op.drop_index(name, table_name=table)
+        return
+    with context.autocommit_block():
+        op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
