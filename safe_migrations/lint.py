@@ -135,8 +135,9 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
     findings: list[Finding] = []
     excluded: set[str] = set()
     for silence in silenced_rules(script):
-        excluded.update(silence.rules)
-        if not silence.reason:
+        if silence.reason:
+            excluded.update(silence.rules)
+        else:  # no reason, no silence
             findings.append(
                 Finding(
                     script.revision,

@@ -83,8 +83,7 @@ def migration_lock(connection: Connection, wait_seconds: float) -> Iterator[None
             next_report = waited + _REPORT_EVERY
         time.sleep(min(delay, max(wait_seconds - waited, 0.01)))
         delay = min(delay * 2, _POLL_MAX)
-    if time.monotonic() - started > _POLL_MIN:
-        log.info("lock acquired after %.1fs", time.monotonic() - started)
+    log.info("lock acquired (waited %.1fs)", time.monotonic() - started)
     try:
         yield
     finally:

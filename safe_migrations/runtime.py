@@ -22,7 +22,7 @@ from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from sqlalchemy import create_engine, pool, text
+from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -174,9 +174,26 @@ def _run_with_retries(environment: EnvironmentContext, connection: Connection, s
 def migration_engine(default_engine: Engine, settings: MigrationSettings) -> Engine:
     """The engine migrations run on: ``MIGRATION_DATABASE_URL`` if set (bypassing a
     transaction-pooling PgBouncer, which breaks session advisory locks), else the app's."""
-    if settings.migration_database_url:
-        return create_engine(normalise_database_url(settings.migration_database_url), poolclass=pool.NullPool)
-    return default_engine
+    url = settings.migration_database_url
+    if url is None and default_engine.dialect.name != "sqlite":
+        return default_engine
+    engine = create_engine(normalise_database_url(url) if url else default_engine.url, poolclass=pool.NullPool)
+    if engine.dialect.name == "sqlite":
+        _make_sqlite_ddl_transactional(engine)
+    return engine
+
+
+def _make_sqlite_ddl_transactional(engine: Engine) -> None:
+    # Python's sqlite3 module never emits BEGIN before DDL, so a failing
+    # revision would leave its first statements applied. SQLAlchemy's
+    # documented recipe: let SQLAlchemy emit BEGIN itself.
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def run_online(
@@ -193,6 +210,11 @@ def run_online(
             connection.execute(text("SELECT set_config('application_name', :n, false)"), {"n": application_name})
             for statement in timeout_statements(settings):
                 connection.execute(text(statement))
+            if connection.dialect.server_version_info >= (14,):
+                # A killed migration process is noticed within a second and its
+                # statement cancelled, instead of holding its table locks until
+                # the statement would have finished.
+                connection.execute(text("SET client_connection_check_interval = '1s'"))
             connection.commit()
         keeper = _Ledgerkeeper(environment.config.attributes.get("ledger_direction", "stamp"))
         configure(connection, on_version_apply=keeper)

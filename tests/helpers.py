@@ -75,3 +75,32 @@ def copy_repository(target: Path, *, without_revisions: list[str] = ()) -> Path:
         for path in (target / "migrations" / "versions").glob(f"*{revision}*.py"):
             path.unlink()
     return target
+
+
+HEAD = "43e96d39df75"
+
+
+def add_revision(
+    repo: Path,
+    revision: str,
+    upgrade: str,
+    downgrade: str = "pass",
+    *,
+    down_revision: str = HEAD,
+    header: str = "",
+    message: str = "Test revision",
+) -> Path:
+    """Write a revision file into a repository copy; bodies are indented Python source."""
+
+    def indent(body: str) -> str:
+        return "\n".join("    " + line for line in body.strip("\n").splitlines())
+
+    path = repo / "migrations" / "versions" / f"29990101_000000_{revision}_test.py"
+    path.write_text(
+        f'"""{message}"""\n'
+        "from alembic import op\nimport sqlalchemy as sa\n"
+        f"{header}\n"
+        f"revision = {revision!r}\ndown_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+        f"def upgrade():\n{indent(upgrade)}\n\n\ndef downgrade():\n{indent(downgrade)}\n"
+    )
+    return path

@@ -1,0 +1,100 @@
+"""squawk over every revision's offline PostgreSQL SQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.helpers import add_revision, copy_repository, flask
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return copy_repository(tmp_path / "repo")
+
+
+def lint(repo, sqlite_url, *args):
+    return flask(sqlite_url, "db", "lint", *args, cwd=repo)
+
+
+def test_shipped_revisions_pass(sqlite_url):
+    from tests.helpers import REPO
+
+    result = flask(sqlite_url, "db", "lint", cwd=REPO)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no findings" in result.stdout
+
+
+def test_index_without_concurrently_is_flagged(repo, sqlite_url):
+    add_revision(repo, "aaa000000001", "op.create_index('ix_alarm_title', 'market_alarm_log', ['title'])")
+    result = lint(repo, sqlite_url, "aaa000000001")
+    assert result.returncode == 1
+    assert "require-concurrent-index-creation" in result.stdout
+    assert "CREATE INDEX ix_alarm_title ON market_alarm_log (title)" in result.stdout
+    assert "safe alternative: create it with safe_migrations.operations.create_index_concurrently" in result.stdout
+
+
+def test_not_null_column_without_default_is_flagged(repo, sqlite_url):
+    add_revision(
+        repo,
+        "aaa000000002",
+        "op.add_column('market_alarm_log', sa.Column('priority', sa.Integer(), nullable=False))",
+    )
+    result = lint(repo, sqlite_url, "aaa000000002", "--json")
+    assert result.returncode == 1
+    rules = {f["rule"] for f in json.loads(result.stdout)}
+    assert "adding-required-field" in rules
+
+
+def test_concurrent_index_helper_passes(repo, sqlite_url):
+    add_revision(
+        repo,
+        "aaa000000003",
+        "create_index_concurrently('ix_alarm_title', 'market_alarm_log', ['title'])",
+        "drop_index_concurrently('ix_alarm_title', 'market_alarm_log')",
+        header="from safe_migrations.operations import create_index_concurrently, drop_index_concurrently",
+    )
+    result = lint(repo, sqlite_url, "aaa000000003")
+    assert result.returncode == 0, result.stdout
+
+
+def test_silencing_needs_a_reason(repo, sqlite_url):
+    body = "op.create_index('ix_alarm_title', 'market_alarm_log', ['title'])"
+    path = add_revision(repo, "aaa000000004", body, header="# squawk-ignore: require-concurrent-index-creation")
+    result = lint(repo, sqlite_url, "aaa000000004")
+    assert result.returncode == 1 and "silenced-without-reason" in result.stdout
+    assert ": require-concurrent-index-creation: " in result.stdout  # not silenced without a reason
+    path.write_text(
+        path.read_text().replace(
+            "require-concurrent-index-creation",
+            "require-concurrent-index-creation -- table is empty until the import job",
+        )
+    )
+    assert lint(repo, sqlite_url, "aaa000000004").returncode == 0
+
+
+def test_destructive_step_needs_marker(repo, sqlite_url):
+    path = add_revision(
+        repo,
+        "aaa000000005",
+        "op.drop_column('market_alarm_log', 'message')",
+        header="# squawk-ignore: ban-drop-column -- message moved to the push provider",
+    )
+    result = lint(repo, sqlite_url, "aaa000000005")
+    assert result.returncode == 1 and "destructive-operation" in result.stdout
+    path.write_text(path.read_text() + '\nreviewed_destructive = "backed up; column unused since v2"\n')
+    assert lint(repo, sqlite_url, "aaa000000005").returncode == 0
+
+
+def test_offline_sql_starts_with_the_timeouts(pg_url):
+    from tests.helpers import REPO
+
+    result = flask(pg_url, "db", "upgrade", "--sql", "e31e0b2e6de7:43e96d39df75", cwd=REPO)
+    assert result.returncode == 0
+    assert result.stdout.lstrip().startswith("SET lock_timeout = '5000ms';\n\nSET statement_timeout")
+
+
+def test_unknown_revision_is_a_usage_error(repo, sqlite_url):
+    result = lint(repo, sqlite_url, "nope")
+    assert result.returncode == 2 and "unknown revision 'nope'" in result.stderr
