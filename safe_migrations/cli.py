@@ -6,6 +6,7 @@ operation gets its explanation and exit 1.
 
 from __future__ import annotations
 
+import logging.config
 import sys
 from pathlib import Path
 
@@ -70,6 +71,9 @@ def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[st
     Also works on a database migrated by a newer image: the revisions this
     image does not ship are reverted from the source stored in the ledger.
     """
+    # Log like env.py does, already before Alembic starts: the rollback says
+    # which stored revisions it is about to use.
+    logging.config.fileConfig(alembic_config(current_app).config_file_name, disable_existing_loggers=False)
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
 
@@ -106,15 +110,26 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
+@click.option(
+    "--stale-after",
+    type=click.FloatRange(min=0),
+    default=doctors.STALE_AFTER_SECONDS,
+    show_default=True,
+    help="Seconds a lock holder may sit idle before it counts as stale.",
+)
 @with_appcontext
-def doctor(as_json: bool) -> None:
+def doctor(as_json: bool, stale_after: float) -> None:
     """Diagnose the database and the migrations; print each problem's cause and fix.
 
     Exit 0 only when all is well.
     """
     app = current_app._get_current_object()
     checks = doctors.diagnose(
-        alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata, _squawk_config(app)
+        alembic_config(app),
+        migration_url(app),
+        app.extensions["migrate"].db.metadata,
+        _squawk_config(app),
+        stale_after,
     )
     click.echo(doctors.render_json(checks) if as_json else doctors.render(checks))
     sys.exit(0 if all(c.ok for c in checks) else 1)
