@@ -73,7 +73,7 @@ def _status_check(state: schema.SchemaStatus) -> Check:
     )
 
 
-def _lock_check(connection: Connection) -> Check:
+def _lock_check(connection: Connection, stale_after: float) -> Check:
     key = lock_key(connection.execute(text("SELECT current_database()")).scalar_one())
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     row = connection.execute(
@@ -89,7 +89,7 @@ def _lock_check(connection: Connection) -> Check:
     if row is None:
         return Check("migration lock", True, "nobody holds the migration lock")
     holder = f"pid {row.pid} ({row.app or '-'}, {row.state or '-'} for {row.idle}s)"
-    if row.state == "idle" and row.idle >= STALE_AFTER_SECONDS:
+    if row.state == "idle" and row.idle >= stale_after:
         return Check(
             "migration lock",
             False,
@@ -119,7 +119,13 @@ def _invalid_indexes(connection: Connection) -> Check:
     )
 
 
-def diagnose(config: Config, url: str, metadata: MetaData, squawk_config: Path | None) -> list[Check]:
+def diagnose(
+    config: Config,
+    url: str,
+    metadata: MetaData,
+    squawk_config: Path | None,
+    stale_after: float = STALE_AFTER_SECONDS,
+) -> list[Check]:
     """Run every check against the database at ``url`` and the scripts of ``config``."""
     checks: list[Check] = []
     script = ScriptDirectory.from_config(config)
@@ -158,7 +164,7 @@ def diagnose(config: Config, url: str, metadata: MetaData, squawk_config: Path |
                 )
             )
             if is_postgresql(url):
-                checks.append(_lock_check(connection))
+                checks.append(_lock_check(connection, stale_after))
                 checks.append(_invalid_indexes(connection))
     except Exception as exc:
         if not checks:
