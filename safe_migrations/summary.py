@@ -11,15 +11,26 @@ from pathlib import Path
 DESTRUCTIVE = {"drop_table", "drop_column", "execute_truncate", "alter_column_type"}
 
 
-def _first_string(call: ast.Call) -> str | None:
+def _strings(call: ast.Call) -> list[str]:
+    """The leading string arguments, looking into op.f('name') and sa.Column('name', ...)."""
+    found = []
     for arg in call.args:
         if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-            return arg.value
-        if isinstance(arg, ast.Call):  # op.f('name') or sa.Column('name', ...)
-            inner = _first_string(arg)
-            if inner:
-                return inner
-    return None
+            found.append(arg.value)
+        elif isinstance(arg, ast.Call) and _strings(arg):
+            found.append(_strings(arg)[0])
+        else:
+            break
+    return found
+
+
+def _first_string(call: ast.Call) -> str | None:
+    strings = _strings(call)
+    return strings[0] if strings else None
+
+
+# Operations whose first two arguments are (table, column).
+_COLUMN_OPERATIONS = {"add_column", "drop_column", "alter_column"}
 
 
 def _operations(function: ast.FunctionDef) -> list[tuple[str, str]]:
@@ -35,7 +46,11 @@ def _operations(function: ast.FunctionDef) -> list[tuple[str, str]]:
             owner = node.func.value
             if isinstance(owner, ast.Name) and owner.id in {"op", "batch_op"} and node.func.attr != "f":
                 name = node.func.attr
-                target = _first_string(node) or ""
+                strings = _strings(node)
+                if name in _COLUMN_OPERATIONS and owner.id == "op" and len(strings) >= 2:
+                    target = f"{strings[0]}.{strings[1]}"
+                else:
+                    target = strings[0] if strings else ""
                 if owner.id == "batch_op" and table and name != "batch_alter_table":
                     target = f"{table}.{target}" if target else table
                 if name == "execute" and "TRUNCATE" in target.upper():
