@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy import create_engine, pool, text
 
+from models import MarketAlarmLog
 from safe_migrations.backfill import backfill
 from tests.helpers import HEAD, add_revision, copy_repository, flask, run, wait_for_http
 from tests.test_entrypoint import start, stop
@@ -114,17 +115,21 @@ def filled(database_url):
     engine = create_engine(database_url, poolclass=pool.NullPool)
     types = ("HEAT", "COLD", "RAIN", "WIND", "SNOW")
     rows = [
-        {"id": i + 1, "t": types[i % 5], "d": (date(2000, 1, 1) + timedelta(days=i // 5)).isoformat()}
+        {
+            "id": i + 1,
+            "market_id": 1,
+            "alarm_type": types[i % 5],
+            "target_date": date(2000, 1, 1) + timedelta(days=i // 5),
+            "title": "x",
+            "message": "m",
+            "created_at": datetime(2026, 1, 1, tzinfo=UTC),
+            "sent_to_devices": 0,
+        }
         for i in range(100_000)
     ]
     with engine.begin() as c:
-        c.execute(
-            text(
-                "INSERT INTO market_alarm_log (id, market_id, alarm_type, target_date, title, message, created_at,"
-                " sent_to_devices) VALUES (:id, 1, :t, :d, 'x', 'm', '2026-01-01', 0)"
-            ),
-            rows,
-        )
+        # A Core insert of many rows is sent as multi-row VALUES batches.
+        c.execute(MarketAlarmLog.__table__.insert(), rows)
     engine.dispose()
     return database_url
 
@@ -143,8 +148,9 @@ def test_backfill_updates_in_batches_and_resumes(filled):
     engine.dispose()
 
 
-def test_backfill_rejects_bad_identifiers(filled):
-    engine = create_engine(filled, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
+def test_backfill_rejects_bad_identifiers(sqlite_url):
+    assert flask(sqlite_url, "db", "upgrade").returncode == 0
+    engine = create_engine(sqlite_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as c, pytest.raises(ValueError, match="not a plain SQL identifier"):
         backfill(c, "market_alarm_log; DROP TABLE market", "x = 1", pending="true")
     engine.dispose()
