@@ -15,6 +15,8 @@ from flask import Flask
 from flask_migrate import Migrate
 
 import safe_migrations.flask_ext
+import weather.api
+import weather.push
 from models import db
 from weather.config import config_from_environment
 from weather.errors import register_error_handlers
@@ -38,6 +40,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     safe_migrations.flask_ext.init_app(app)
 
     app.register_blueprint(health_bp)
+    weather.api.init_app(app)  # /api/v1/... and /api/v1/openapi.json (flask-smorest)
+    weather.push.init_app(app)
+    # After the API: flask-smorest installs an error handler that this one replaces.
     register_error_handlers(app)
     return app
 
