@@ -143,10 +143,9 @@ def api_app(api_app_factory) -> Iterator[Flask]:
     application = api_app_factory()
     from models import db
 
-    with application.app_context():
-        with db.engine.begin() as connection:
-            for table in DATA_TABLES:
-                connection.execute(text(f"DELETE FROM {table}"))
+    with application.app_context(), db.engine.begin() as connection:
+        for table in DATA_TABLES:
+            connection.execute(text(f"DELETE FROM {table}"))
     yield application
     with application.app_context():
         db.session.remove()

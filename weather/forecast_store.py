@@ -90,7 +90,7 @@ def alarms_for(session: Session, rows: Sequence[dict[str, Any]], thresholds: Thr
     """The alarms of every (market, KST day) the batch touched, judged on all of that day's stored hours."""
     alarms: list[Alarm] = []
     market_ids = {r["market_id"] for r in rows}
-    names = dict(session.execute(select(Market.id, Market.name).where(Market.id.in_(market_ids))).tuples().all())
+    names = {i: name for i, name in session.execute(select(Market.id, Market.name).where(Market.id.in_(market_ids)))}
     for market_id, days in sorted(_market_days(rows).items()):
         start, _ = kst_day_bounds(min(days))
         _, end = kst_day_bounds(max(days))

@@ -10,8 +10,9 @@ from typing import Any
 from flask_smorest import Blueprint
 from sqlalchemy import DateTime, Integer, literal, select, tuple_
 
-from models import MarketAlarmLog, db
+from models import Market, MarketAlarmLog, db
 from weather.auth import BEARER_SECURITY, token_required
+from weather.errors import not_found
 from weather.pagination import cursor_datetime, cursor_int, keyset_page
 from weather.schemas import AlarmLogPageSchema, AlarmLogQuerySchema
 from weather.times import as_utc
@@ -34,6 +35,8 @@ def list_alarm_logs(args: dict[str, Any]) -> dict[str, Any]:
     log = MarketAlarmLog
     query = select(log).order_by(log.created_at, log.id)
     if "market_id" in args:
+        if db.session.get(Market, args["market_id"]) is None:
+            raise not_found("market", args["market_id"])
         query = query.where(log.market_id == args["market_id"])
     if "alarm_type" in args:
         query = query.where(log.alarm_type == args["alarm_type"])
