@@ -33,6 +33,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config_from_environment(app.instance_path))
     app.config.from_mapping(overrides or {})
     logging.getLogger("weather").setLevel(app.config["LOG_LEVEL"])
+    # Market names and alarm texts are Korean: send them readable, not as \uXXXX escapes.
+    app.json.ensure_ascii = False
     _ensure_sqlite_directory(app)
 
     db.init_app(app)
