@@ -137,20 +137,31 @@ def api_app_factory(api_database_url: str):
     return build
 
 
-@pytest.fixture
-def api_app(api_app_factory) -> Iterator[Flask]:
-    """The app on the shared API database, emptied of data (schema from the migrations)."""
+@pytest.fixture(scope="session")
+def shared_api_app(api_app_factory) -> Iterator[Flask]:
+    """One app per backend for all API tests: building an app per test would dominate their time."""
     application = api_app_factory()
+    yield application
     from models import db
 
-    with application.app_context(), db.engine.begin() as connection:
-        for table in DATA_TABLES:
-            connection.execute(text(f"DELETE FROM {table}"))
-    yield application
     with application.app_context():
-        db.session.remove()
         for engine in db.engines.values():
             engine.dispose()
+
+
+@pytest.fixture
+def api_app(shared_api_app: Flask) -> Iterator[Flask]:
+    """The shared API app, its database emptied of data and a fresh push sender."""
+    from models import db
+    from weather.push import EXTENSION, sender_from_config
+
+    with shared_api_app.app_context(), db.engine.begin() as connection:
+        for table in DATA_TABLES:
+            connection.execute(text(f"DELETE FROM {table}"))
+    shared_api_app.extensions[EXTENSION] = sender_from_config(shared_api_app.config)
+    yield shared_api_app
+    with shared_api_app.app_context():
+        db.session.remove()
 
 
 @pytest.fixture
