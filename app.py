@@ -15,6 +15,8 @@ from flask import Flask
 from flask_migrate import Migrate
 
 import safe_migrations.flask_ext
+import weather.api
+import weather.push
 from models import db
 from weather.config import config_from_environment
 from weather.errors import register_error_handlers
@@ -31,6 +33,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config_from_environment(app.instance_path))
     app.config.from_mapping(overrides or {})
     logging.getLogger("weather").setLevel(app.config["LOG_LEVEL"])
+    # Market names and alarm texts are Korean: send them readable, not as \uXXXX escapes.
+    app.json.ensure_ascii = False
     _ensure_sqlite_directory(app)
 
     db.init_app(app)
@@ -38,6 +42,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     safe_migrations.flask_ext.init_app(app)
 
     app.register_blueprint(health_bp)
+    weather.api.init_app(app)  # /api/v1/... and /api/v1/openapi.json (flask-smorest)
+    weather.push.init_app(app)
+    # After the API: flask-smorest installs an error handler that this one replaces.
     register_error_handlers(app)
     return app
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -58,6 +59,8 @@ class Market(db.Model):
     """A traditional market; its forecast grid cell is derived from its position."""
 
     __tablename__ = "market"
+    # A market is known by its name within its region; a second create is a 409, not a twin.
+    __table_args__ = (Index("uq_market_name_region", "name", "region", unique=True),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))
@@ -131,6 +134,8 @@ class MarketAlarmLog(db.Model):
     __table_args__ = (
         UniqueConstraint("market_id", "alarm_type", "target_date"),
         CheckConstraint(_in_list("alarm_type", ALARM_TYPES), name="alarm_type"),
+        # Keyset pagination of one market's log by (created_at, id) reads this index in order.
+        Index("ix_market_alarm_log_market_id_created_at_id", "market_id", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

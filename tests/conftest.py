@@ -90,3 +90,81 @@ def app(database_url: str) -> Flask:
 
         for engine in db.engines.values():
             engine.dispose()
+
+
+# --- the API: one migrated database per backend, emptied before each test ---------
+
+API_TOKEN = "test-token"
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+# Children before parents, so the deletes never trip a foreign key.
+DATA_TABLES = ("subscription", "market_alarm_log", "forecast", "device", "market")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def api_database_url(request, tmp_path_factory) -> Iterator[str]:
+    """A database per backend, migrated once for all API tests (a fresh one per test would
+    cost about a second each on PostgreSQL); ``client`` empties it before every test."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}"
+        yield url
+        return
+    admin = request.getfixturevalue("pg_admin")
+    name = f"wbtest_api_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    migrated = make_app(url)
+    with migrated.app_context():
+        flask_migrate.upgrade()
+        from models import db
+
+        db.engine.dispose()
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def api_app_factory(api_database_url: str):
+    """Build apps (with the API token set) on the shared, migrated API database."""
+    if api_database_url.startswith("sqlite"):
+        with make_app(api_database_url).app_context():
+            flask_migrate.upgrade()
+
+    def build(**overrides) -> Flask:
+        return make_app(api_database_url, **{"API_TOKEN": API_TOKEN, **overrides})
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def shared_api_app(api_app_factory) -> Iterator[Flask]:
+    """One app per backend for all API tests: building an app per test would dominate their time."""
+    application = api_app_factory()
+    yield application
+    from models import db
+
+    with application.app_context():
+        for engine in db.engines.values():
+            engine.dispose()
+
+
+@pytest.fixture
+def api_app(shared_api_app: Flask) -> Iterator[Flask]:
+    """The shared API app, its database emptied of data and a fresh push sender."""
+    from models import db
+    from weather.push import EXTENSION, sender_from_config
+
+    with shared_api_app.app_context(), db.engine.begin() as connection:
+        for table in DATA_TABLES:
+            connection.execute(text(f"DELETE FROM {table}"))
+    shared_api_app.extensions[EXTENSION] = sender_from_config(shared_api_app.config)
+    yield shared_api_app
+    with shared_api_app.app_context():
+        db.session.remove()
+
+
+@pytest.fixture
+def client(api_app: Flask):
+    """A Flask test client of ``api_app``."""
+    return api_app.test_client()

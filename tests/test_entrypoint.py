@@ -9,7 +9,7 @@ import time
 import requests
 
 from tests.helpers import REPO, child_env, copy_repository, free_port, run, wait_for_http
-from tests.test_migrations import SENT_TO_DEVICES
+from tests.test_migrations import HEAD
 
 
 def start(database_url: str, *, cwd=REPO, **env: str) -> tuple[subprocess.Popen, int]:
@@ -37,19 +37,19 @@ def test_migrates_serves_and_stops_cleanly(pg_url):
     try:
         ready = wait_for_http(f"http://127.0.0.1:{port}/readyz", process).json()
         assert ready["status"] == "ready"
-        assert ready["schema"]["current"] == ready["schema"]["head"] == SENT_TO_DEVICES
+        assert ready["schema"]["current"] == ready["schema"]["head"] == HEAD
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json() == {"status": "ok"}
     finally:
         code, output = stop(process)
     assert code == 0, output
     migration_lines = [line for line in output.splitlines() if "alembic" in line or "safe_migrations" in line]
     assert migration_lines and all("database migration" in line for line in migration_lines), output
-    assert "2 pending: e31e0b2e6de7 (Initial migration), 43e96d39df75" in output
+    assert "3 pending: e31e0b2e6de7 (Initial migration), 43e96d39df75" in output
     assert "Traceback" not in output
 
 
 def test_restart_at_head_applies_nothing(pg_url):
-    for expected in ("2 pending", "nothing to apply"):
+    for expected in ("3 pending", "nothing to apply"):
         process, port = start(pg_url)
         wait_for_http(f"http://127.0.0.1:{port}/readyz", process)
         code, output = stop(process)

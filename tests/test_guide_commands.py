@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tests.helpers import BIN, copy_repository, flask, run
-from tests.test_migrations import INITIAL, SENT_TO_DEVICES
+from tests.test_migrations import HEAD, INITIAL, SENT_TO_DEVICES
 
 
 def ok(result) -> str:
@@ -14,24 +14,24 @@ def ok(result) -> str:
 def test_guide_commands_in_order(database_url):
     url = database_url
     assert "Running upgrade  -> " + INITIAL in ok(flask(url, "db", "upgrade", "+1"))
-    assert SENT_TO_DEVICES in ok(flask(url, "db", "upgrade"))
-    assert f"{SENT_TO_DEVICES} (head)" in ok(flask(url, "db", "current"))
+    assert HEAD in ok(flask(url, "db", "upgrade"))
+    assert f"{HEAD} (head)" in ok(flask(url, "db", "current"))
     history = ok(flask(url, "db", "history"))
     assert "Initial migration" in history and "Add sent_to_devices field to MarketAlarmLog" in history
     assert "Add sent_to_devices field to MarketAlarmLog" in ok(flask(url, "db", "show", SENT_TO_DEVICES))
     assert "No new upgrade operations detected" in ok(flask(url, "db", "check"))
-    assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade"))
-    assert "Running downgrade " + INITIAL in ok(flask(url, "db", "downgrade", "-1"))
+    assert "Running downgrade " + HEAD in ok(flask(url, "db", "downgrade"))
+    assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade", "-1"))
     assert SENT_TO_DEVICES in ok(flask(url, "db", "upgrade", SENT_TO_DEVICES))
     assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade", INITIAL))
     ok(flask(url, "db", "stamp", "head"))
-    assert f"{SENT_TO_DEVICES} (head)" in ok(flask(url, "db", "current"))
+    assert f"{HEAD} (head)" in ok(flask(url, "db", "current"))
 
 
 def test_flask_app_discovery_with_and_without_flask_app(sqlite_url):
     ok(flask(sqlite_url, "db", "upgrade"))
-    assert SENT_TO_DEVICES in ok(flask(sqlite_url, "db", "current", FLASK_APP="app.py"))
-    assert SENT_TO_DEVICES in ok(flask(sqlite_url, "db", "current"))
+    assert HEAD in ok(flask(sqlite_url, "db", "current", FLASK_APP="app.py"))
+    assert HEAD in ok(flask(sqlite_url, "db", "current"))
 
 
 def test_flask_db_migrate_generates_and_empty_run_writes_nothing(tmp_path, database_url):
@@ -63,7 +63,7 @@ def test_bare_postgresql_url_uses_psycopg2(pg_url):
     assert bare.startswith("postgresql://")
     ok(flask(bare, "db", "upgrade"))
     heroku = bare.replace("postgresql://", "postgres://")
-    assert SENT_TO_DEVICES in ok(flask(heroku, "db", "current"))
+    assert HEAD in ok(flask(heroku, "db", "current"))
 
 
 def test_no_traceback_in_guide_help():

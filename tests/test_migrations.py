@@ -13,17 +13,27 @@ from tests.conftest import make_app
 
 INITIAL = "e31e0b2e6de7"
 SENT_TO_DEVICES = "43e96d39df75"
+KEYSET_INDEX = "eed4f6347fc7"
+HEAD = KEYSET_INDEX
+KEYSET_INDEX_NAME = "ix_market_alarm_log_market_id_created_at_id"
 
 
 def columns(connection, table: str) -> set[str]:
     return {c["name"] for c in inspect(connection).get_columns(table)}
 
 
+def indexes(connection, table: str) -> set[str]:
+    return {i["name"] for i in inspect(connection).get_indexes(table)}
+
+
 def test_single_head_and_linear_chain(database_url):
     script = script_directory(make_app(database_url))
-    assert script.get_heads() == [SENT_TO_DEVICES]
+    assert script.get_heads() == [HEAD]
     chain = [rev.revision for rev in script.walk_revisions()]
-    assert chain == [SENT_TO_DEVICES, INITIAL]
+    assert chain == [KEYSET_INDEX, SENT_TO_DEVICES, INITIAL]
+    assert script.get_revision(KEYSET_INDEX).doc == (
+        "Add keyset index on market alarm log and unique market name per region"
+    )
     assert script.get_revision(SENT_TO_DEVICES).doc == "Add sent_to_devices field to MarketAlarmLog"
     assert script.get_revision(INITIAL).doc == "Initial migration"
 
@@ -31,7 +41,7 @@ def test_single_head_and_linear_chain(database_url):
 def test_revision_files_sort_by_creation(database_url):
     script = script_directory(make_app(database_url))
     names = sorted(p.path.rsplit("/", 1)[-1] for p in script.walk_revisions())
-    assert [n.split("_")[2] for n in names] == [INITIAL, SENT_TO_DEVICES]
+    assert [n.split("_")[2] for n in names] == [INITIAL, SENT_TO_DEVICES, KEYSET_INDEX]
 
 
 def test_each_revision_up_and_down_one_step(database_url):
@@ -46,7 +56,18 @@ def test_each_revision_up_and_down_one_step(database_url):
         with engine.connect() as c:
             assert current_heads(c) == (SENT_TO_DEVICES,)
             assert "sent_to_devices" in columns(c, "market_alarm_log")
+            assert KEYSET_INDEX_NAME not in indexes(c, "market_alarm_log")
+        flask_migrate.upgrade(revision="+1")
+        with engine.connect() as c:
+            assert current_heads(c) == (KEYSET_INDEX,)
+            assert KEYSET_INDEX_NAME in indexes(c, "market_alarm_log")
+            assert "uq_market_name_region" in indexes(c, "market")
             assert model_drift(c, db.metadata) == []
+        flask_migrate.downgrade(revision="-1")
+        with engine.connect() as c:
+            assert current_heads(c) == (SENT_TO_DEVICES,)
+            assert KEYSET_INDEX_NAME not in indexes(c, "market_alarm_log")
+            assert "uq_market_name_region" not in indexes(c, "market")
         flask_migrate.downgrade(revision="-1")
         with engine.connect() as c:
             assert current_heads(c) == (INITIAL,)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
 
@@ -40,6 +42,42 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return value
 
 
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name}={raw!r} must be a finite number")
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _webhook_url(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("PUSH_WEBHOOK_URL") or "").strip()
+    if not raw:
+        return None
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ConfigError("PUSH_WEBHOOK_URL must be an http:// or https:// URL")
+    return raw
+
+
+def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
+    """Alarm thresholds; the defaults are KMA advisory levels (see weather/alarms.py)."""
+    return {
+        "ALARM_HEAT_MAX_TEMP_C": _float(env, "ALARM_HEAT_MAX_TEMP_C", 33.0),
+        "ALARM_COLD_MIN_TEMP_C": _float(env, "ALARM_COLD_MIN_TEMP_C", -12.0),
+        "ALARM_WIND_SPEED_MS": _float(env, "ALARM_WIND_SPEED_MS", 14.0, minimum=0),
+        "ALARM_RAIN_HOURLY_MM": _float(env, "ALARM_RAIN_HOURLY_MM", 30.0, minimum=0),
+        "ALARM_SNOW_DAILY_CM": _float(env, "ALARM_SNOW_DAILY_CM", 5.0, minimum=0),
+    }
+
+
 def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
     """Build the Flask config from ``env``; raise ConfigError naming a bad variable."""
     raw_url = env.get("DATABASE_URL") or default_database_url(instance_path)
@@ -56,6 +94,16 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "LOG_LEVEL": _log_level(env),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 4 * 1024 * 1024, minimum=1024),
         "JSON_SORT_KEYS": False,
+        **alarm_thresholds(env),
+        "PUSH_WEBHOOK_URL": _webhook_url(env),
+        "PUSH_TIMEOUT_SECONDS": _float(env, "PUSH_TIMEOUT_SECONDS", 3.0, minimum=0.01),
+        "PUSH_RETRIES": _int(env, "PUSH_RETRIES", 2),
+        # flask-smorest: the OpenAPI document is generated from the schemas that validate input.
+        "API_TITLE": "weather-backend",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api/v1",
+        "OPENAPI_JSON_PATH": "openapi.json",
     }
 
 

@@ -3,12 +3,46 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error the API reports on purpose: a status, a code word and a sentence.
+
+    ``fields`` maps a field (dotted path for nested input) to its problems.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        *,
+        fields: Mapping[str, object] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.fields = dict(fields or {})
+        self.headers = dict(headers or {})
+
+
+def invalid(field: str, problem: str) -> ApiError:
+    """A 422 naming one input field and its problem."""
+    return ApiError(422, "unprocessable_entity", f"{field}: {problem}", fields={field: [problem]})
+
+
+def not_found(what: str, ident: object) -> ApiError:
+    """A 404 for an id that does not exist."""
+    return ApiError(404, "not_found", f"{what} {ident} does not exist.")
 
 
 def error_body(status: int, error: str, message: str, **details: object) -> dict:
@@ -16,35 +50,99 @@ def error_body(status: int, error: str, message: str, **details: object) -> dict
     return {"error": error, "message": message, "status": status, **details}
 
 
+def _flatten(messages: object, prefix: str = "") -> dict[str, list[str]]:
+    """webargs/marshmallow messages as ``{"field.sub.0.name": ["problem", ...]}``."""
+    if isinstance(messages, Mapping):
+        flat: dict[str, list[str]] = {}
+        for key, value in messages.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            flat.update(_flatten(value, path))
+        return flat
+    problems = messages if isinstance(messages, list) else [messages]
+    if problems and all(isinstance(p, str) for p in problems):
+        return {prefix or "_schema": [str(p) for p in problems]}
+    flat = {}
+    for index, problem in enumerate(problems):
+        flat.update(_flatten(problem, f"{prefix}.{index}" if prefix else str(index)))
+    return flat
+
+
+def _field_messages(exc: HTTPException) -> dict[str, list[str]] | None:
+    data = getattr(exc, "data", None)
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if not messages:
+        return None
+    # webargs keys messages by location ("json", "query"); the field path is what clients need.
+    merged: dict[str, list[str]] = {}
+    for value in messages.values() if isinstance(messages, Mapping) else [messages]:
+        merged.update(_flatten(value))
+    return merged
+
+
+def _json(body: dict, status: int, headers: Mapping[str, str] | None = None):
+    response = jsonify(body)
+    response.status_code = status
+    for header, value in (headers or {}).items():
+        response.headers[header] = value
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
-    """Turn HTTP errors, database outages and unexpected exceptions into JSON."""
+    """Turn HTTP errors, database outages and unexpected exceptions into JSON.
+
+    Call it after flask-smorest's ``Api.init_app``: that registers its own
+    HTTPException handler, which this one replaces.
+    """
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError):
+        details = {"fields": exc.fields} if exc.fields else {}
+        return _json(error_body(exc.status, exc.error, exc.message, **details), exc.status, exc.headers)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
+        status = exc.code or 500
         name = (exc.name or "error").lower().replace(" ", "_")
-        body = error_body(exc.code or 500, name, exc.description or exc.name)
-        # flask-smorest/webargs attach the field errors of a failed validation.
-        messages = getattr(exc, "data", {}).get("messages") if isinstance(getattr(exc, "data", None), dict) else None
-        if messages:
-            body["fields"] = messages
-        response = jsonify(body)
-        response.status_code = exc.code or 500
-        for header, value in getattr(exc, "get_headers", lambda: [])():
-            if header.lower() != "content-type":
-                response.headers[header] = value
-        return response
+        message = exc.description or exc.name
+        fields = _field_messages(exc)
+        details: dict[str, object] = {}
+        if fields:
+            details["fields"] = fields
+            if status == 400:
+                message = "The request body is not valid JSON."
+            else:
+                message = "; ".join(f"{field}: {' '.join(problems)}" for field, problems in list(fields.items())[:5])
+        headers = {k: v for k, v in getattr(exc, "get_headers", lambda: [])() if k.lower() != "content-type"}
+        return _json(error_body(status, name, message, **details), status, headers)
+
+    @app.errorhandler(IntegrityError)
+    def conflict(exc: IntegrityError):
+        # Input is validated before writing, so what remains is a race with another
+        # request (e.g. two creates of the same market): report it, never a 500.
+        log.info("integrity error answered 409: %s", type(exc.orig).__name__)
+        _rollback()
+        return _json(error_body(409, "conflict", "The request conflicts with the current state of the resource."), 409)
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
     def database_unavailable(exc: Exception):
         # The message of a driver error can include the host; keep it out of the body.
         log.warning("database unavailable: %s", type(exc.orig if hasattr(exc, "orig") else exc).__name__)
-        response = jsonify(error_body(503, "database_unavailable", "The database is not reachable; try again shortly."))
-        response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        _rollback()
+        body = error_body(503, "database_unavailable", "The database is not reachable; try again shortly.")
+        return _json(body, 503, {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error")
+        _rollback()
         return http_error(InternalServerError())
+
+
+def _rollback() -> None:
+    from models import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the session may be unusable (connection lost); the response matters more
+        log.debug("rollback after error failed", exc_info=True)

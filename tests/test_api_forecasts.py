@@ -1,0 +1,249 @@
+"""/api/v1/forecasts: bulk ingest, the alarms it raises and pushes, and listing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from models import Forecast, MarketAlarmLog, db
+from tests.api_helpers import create_market, hour, ingest, register_device, subscribe
+from tests.conftest import AUTH
+from weather.config import ConfigError, load_config
+from weather.push import EXTENSION, Delivery
+
+
+def alarm_rows(app) -> list[tuple]:
+    with app.app_context():
+        return db.session.execute(
+            select(MarketAlarmLog.market_id, MarketAlarmLog.alarm_type, MarketAlarmLog.target_date).order_by(
+                MarketAlarmLog.id
+            )
+        ).all()
+
+
+def forecast_count(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(Forecast))
+
+
+def test_heat_wave_is_recorded_and_pushed_once(client, api_app):
+    market = create_market(client)
+    heat_fan = register_device(client, "heat-fan")
+    subscribe(client, heat_fan, "heat-fan", market["id"], "HEAT")
+    rain_fan = register_device(client, "rain-fan")
+    subscribe(client, rain_fan, "rain-fan", market["id"], "RAIN")
+    rows = [hour(market["id"], f"2026-08-01T{h:02d}:00:00+09:00", temperature=30 + h / 4) for h in range(6, 18)]
+
+    response = ingest(client, *rows)
+    assert response.status_code == 200, response.json
+    assert response.json["upserted"] == 12
+    [alarm] = response.json["alarms"]
+    assert alarm["alarm_type"] == "HEAT" and alarm["target_date"] == "2026-08-01"
+    assert alarm["sent_to_devices"] == 1 and market["name"] in alarm["title"] and "34.2" in alarm["message"]
+    deliveries = api_app.extensions[EXTENSION].deliveries
+    assert [(d.push_token, d.alarm["id"]) for d in deliveries] == [("heat-fan", alarm["id"])]
+
+    again = ingest(client, *rows)
+    assert again.status_code == 200 and again.json["alarms"] == []
+    assert len(alarm_rows(api_app)) == 1 and len(deliveries) == 1
+
+
+def test_reingest_updates_in_place(client, api_app):
+    market = create_market(client)["id"]
+    ingest(client, hour(market, "2026-08-01T12:00:00+09:00", temperature=20.0, sky_code=1))
+    ingest(client, hour(market, "2026-08-01T12:00:00+09:00", temperature=21.5, wind_speed=2.0))
+    [row] = client.get("/api/v1/forecasts", query_string={"market_id": market}).json["items"]
+    assert row["temperature"] == 21.5 and row["wind_speed"] == 2.0 and row["sky_code"] is None
+    assert row["forecast_time"] == "2026-08-01T03:00:00+00:00"
+    assert forecast_count(api_app) == 1
+
+
+def test_day_is_judged_on_all_its_stored_hours_in_korean_time(client, api_app):
+    market = create_market(client)["id"]
+    # 16:00 UTC on 1 August is 01:00 on 2 August in Korea.
+    assert ingest(client, hour(market, "2026-08-01T16:00:00Z", temperature=31.0)).json["alarms"] == []
+    alarms = ingest(client, hour(market, "2026-08-02T05:00:00Z", temperature=33.0)).json["alarms"]
+    assert [(a["alarm_type"], a["target_date"]) for a in alarms] == [("HEAT", "2026-08-02")]
+
+
+@pytest.mark.parametrize(
+    ("measures", "alarm_type"),
+    [
+        ([{"temperature": -12.0}], "COLD"),
+        ([{"wind_speed": 14.0}], "WIND"),
+        ([{"precipitation_mm": 30.0}], "RAIN"),
+        ([{"snowfall_cm": 2.5}, {"snowfall_cm": 2.5}], "SNOW"),
+    ],
+)
+def test_each_rule_at_its_threshold(client, measures, alarm_type):
+    market = create_market(client)["id"]
+    rows = [hour(market, f"2026-01-10T{9 + i:02d}:00:00+09:00", **m) for i, m in enumerate(measures)]
+    assert [a["alarm_type"] for a in ingest(client, *rows).json["alarms"]] == [alarm_type]
+
+
+def test_below_thresholds_raise_nothing(client):
+    market = create_market(client)["id"]
+    calm = {"temperature": 32.9, "wind_speed": 13.9, "precipitation_mm": 29.9, "snowfall_cm": 4.9}
+    assert ingest(client, hour(market, "2026-01-10T09:00:00+09:00", **calm)).json["alarms"] == []
+
+
+def test_thresholds_are_configurable(api_app_factory):
+    client = api_app_factory(ALARM_HEAT_MAX_TEMP_C=30.0).test_client()
+    market = create_market(client, name="설정 시장")["id"]
+    alarms = ingest(client, hour(market, "2026-06-01T12:00:00+09:00", temperature=30.5)).json["alarms"]
+    assert [a["alarm_type"] for a in alarms] == ["HEAT"]
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"ALARM_HEAT_MAX_TEMP_C": "hot"}, "ALARM_HEAT_MAX_TEMP_C"),
+        ({"ALARM_WIND_SPEED_MS": "-1"}, "ALARM_WIND_SPEED_MS"),
+        ({"ALARM_SNOW_DAILY_CM": "nan"}, "ALARM_SNOW_DAILY_CM"),
+        ({"PUSH_WEBHOOK_URL": "ftp://example"}, "PUSH_WEBHOOK_URL"),
+        ({"PUSH_TIMEOUT_SECONDS": "0"}, "PUSH_TIMEOUT_SECONDS"),
+        ({"PUSH_RETRIES": "-2"}, "PUSH_RETRIES"),
+    ],
+)
+def test_invalid_configuration_names_the_variable(env, variable, tmp_path):
+    with pytest.raises(ConfigError, match=variable):
+        load_config(env, str(tmp_path))
+
+
+def test_failing_push_keeps_the_alarm_and_the_request(client, api_app):
+    class Broken:
+        def send(self, delivery: Delivery) -> bool:
+            raise RuntimeError("provider down")
+
+    api_app.extensions[EXTENSION] = Broken()
+    market = create_market(client)["id"]
+    subscribe(client, register_device(client, "t1"), "t1", market, "HEAT")
+    response = ingest(client, hour(market, "2026-08-01T12:00:00+09:00", temperature=35.0))
+    assert response.status_code == 200
+    assert [a["sent_to_devices"] for a in response.json["alarms"]] == [0]
+    assert len(alarm_rows(api_app)) == 1
+
+
+def test_ten_thousand_rows_in_one_request(client, api_app):
+    markets = [create_market(client)["id"] for _ in range(4)]
+    start = datetime(2026, 7, 1, tzinfo=UTC)
+    rows = [
+        hour(m, (start + timedelta(hours=h)).isoformat(), temperature=25.0, wind_speed=3.0, precipitation_mm=0.0)
+        for m in markets
+        for h in range(2500)
+    ]
+    response = ingest(client, *rows)
+    assert response.status_code == 200, response.json
+    assert response.json == {"upserted": 10_000, "alarms": []}
+    assert forecast_count(api_app) == 10_000
+
+
+def test_ingest_needs_the_token(client, api_app_factory):
+    market = create_market(client)["id"]
+    row = hour(market, "2026-08-01T12:00:00+09:00", temperature=35.0)
+    assert ingest(client, row, headers={}).status_code == 401
+    assert ingest(client, row, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert ingest(api_app_factory(API_TOKEN=None).test_client(), row).status_code == 503
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "forecasts"),
+        ({"forecasts": []}, "forecasts"),
+        ({"forecasts": {"market_id": 1}}, "forecasts"),
+        ({"forecasts": [{"forecast_time": "2026-08-01T12:00:00+09:00"}]}, "forecasts.0.market_id"),
+        ({"forecasts": [{"market_id": "MID", "forecast_time": "2026-08-01T12:00:00+09:00"}]}, "forecasts.0.market_id"),
+        ({"forecasts": [{"market_id": "{m}"}]}, "forecasts.0.forecast_time"),
+        ({"forecasts": [{"market_id": "{m}", "forecast_time": "2026-08-01T12:00:00"}]}, "forecasts.0.forecast_time"),
+        ({"forecasts": [{"market_id": "{m}", "forecast_time": "yesterday"}]}, "forecasts.0.forecast_time"),
+        (
+            {"forecasts": [{"market_id": "{m}", "forecast_time": "2026-08-01T12:00:00Z", "temperature": 99}]},
+            "forecasts.0.temperature",
+        ),
+        (
+            {
+                "forecasts": [
+                    {"market_id": "{m}", "forecast_time": "2026-08-01T12:00:00Z", "precipitation_probability": 101}
+                ]
+            },
+            "forecasts.0.precipitation_probability",
+        ),
+        (
+            {"forecasts": [{"market_id": "{m}", "forecast_time": "2026-08-01T12:00:00Z", "sky_code": 2.5}]},
+            "forecasts.0.sky_code",
+        ),
+        (
+            {"forecasts": [{"market_id": "{m}", "forecast_time": "2026-08-01T12:00:00Z", "humidity": 50}]},
+            "forecasts.0.humidity",
+        ),
+    ],
+)
+def test_ingest_validation_names_the_field_and_writes_nothing(client, api_app, body, field):
+    market = create_market(client)["id"]
+    for row in body.get("forecasts", []) if isinstance(body.get("forecasts"), list) else []:
+        if row.get("market_id") == "{m}":
+            row["market_id"] = market
+    good = {"market_id": market, "forecast_time": "2026-08-01T01:00:00Z", "temperature": 40.0}
+    if isinstance(body.get("forecasts"), list) and body["forecasts"]:
+        body = {"forecasts": [*body["forecasts"], good]}
+    response = client.post("/api/v1/forecasts", json=body, headers=AUTH)
+    assert response.status_code == 422 and field in response.json["fields"], response.json
+    assert forecast_count(api_app) == 0 and alarm_rows(api_app) == []
+
+
+def test_unknown_market_in_batch_is_422_and_nothing_is_written(client, api_app):
+    market = create_market(client)["id"]
+    rows = [hour(market, "2026-08-01T12:00:00+09:00", temperature=35.0), hour(987654, "2026-08-01T12:00:00+09:00")]
+    response = ingest(client, *rows)
+    assert response.status_code == 422
+    assert response.json["fields"] == {"forecasts.1.market_id": ["market 987654 does not exist"]}
+    assert "987654" in response.json["message"]
+    assert forecast_count(api_app) == 0 and alarm_rows(api_app) == []
+
+
+def test_duplicate_hour_in_batch_is_422(client, api_app):
+    market = create_market(client)["id"]
+    rows = [hour(market, "2026-08-01T12:00:00+09:00"), hour(market, "2026-08-01T03:00:00Z")]
+    response = ingest(client, *rows)
+    assert response.status_code == 422 and "forecasts.1" in response.json["fields"]
+    assert forecast_count(api_app) == 0
+
+
+def test_list_by_market_and_time_range_with_cursor(client):
+    market = create_market(client)["id"]
+    other = create_market(client)["id"]
+    ingest(client, *[hour(market, f"2026-08-01T{h:02d}:00:00Z", temperature=float(h)) for h in range(10)])
+    ingest(client, hour(other, "2026-08-01T05:00:00Z", temperature=1.0))
+    query = {"market_id": market, "start": "2026-08-01T11:00:00+09:00", "end": "2026-08-01T08:00:00Z", "limit": 2}
+    temperatures: list[float] = []
+    while True:
+        page = client.get("/api/v1/forecasts", query_string=query).json
+        temperatures += [row["temperature"] for row in page["items"]]
+        if page["next_cursor"] is None:
+            break
+        query["cursor"] = page["next_cursor"]
+    assert temperatures == [2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [
+        ({}, 422, "market_id"),
+        ({"market_id": "x"}, 422, "market_id"),
+        ({"market_id": "{m}", "start": "2026-08-02T00:00:00Z", "end": "2026-08-01T00:00:00Z"}, 422, "end"),
+        ({"market_id": "{m}", "start": "2026-08-02T00:00:00"}, 422, "start"),
+        ({"market_id": "{m}", "cursor": "bogus"}, 422, "cursor"),
+        ({"market_id": "{m}", "cursor": "WzFd"}, 422, "cursor"),
+        ({"market_id": 31337}, 404, None),
+    ],
+)
+def test_list_errors(client, query, status, field):
+    market = create_market(client)["id"]
+    query = {k: (market if v == "{m}" else v) for k, v in query.items()}
+    response = client.get("/api/v1/forecasts", query_string=query)
+    assert response.status_code == status, response.json
+    if field:
+        assert field in response.json["fields"]

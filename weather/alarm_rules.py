@@ -1,0 +1,94 @@
+"""Alarm rules: which weather on one day in one market raises which alarm.
+
+Pure functions over a day's forecast hours; the thresholds default to the
+Korea Meteorological Administration's advisory (주의보) levels and can be
+overridden through the environment (see weather/config.py):
+
+- HEAT  폭염: the day's maximum temperature >= 33 °C (ALARM_HEAT_MAX_TEMP_C)
+- COLD  한파: the day's minimum temperature <= -12 °C (ALARM_COLD_MIN_TEMP_C)
+- WIND  강풍: any hour's wind speed >= 14 m/s (ALARM_WIND_SPEED_MS)
+- RAIN  호우: any hour's precipitation >= 30 mm (ALARM_RAIN_HOURLY_MM). KMA's
+  heavy-rain advisory counts 3 h / 12 h totals, which an hourly village forecast
+  does not carry; 30 mm/h is KMA's "매우 강한 비" (very heavy rain) intensity,
+  the level at which a market should cover its stalls.
+- SNOW  대설: the day's total new snow >= 5 cm (ALARM_SNOW_DAILY_CM), the 24 h advisory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The levels at which each alarm type fires."""
+
+    heat_max_temp_c: float = 33.0
+    cold_min_temp_c: float = -12.0
+    wind_speed_ms: float = 14.0
+    rain_hourly_mm: float = 30.0
+    snow_daily_cm: float = 5.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Thresholds:
+        """The thresholds from the Flask config (ALARM_* keys)."""
+        return cls(
+            heat_max_temp_c=config["ALARM_HEAT_MAX_TEMP_C"],
+            cold_min_temp_c=config["ALARM_COLD_MIN_TEMP_C"],
+            wind_speed_ms=config["ALARM_WIND_SPEED_MS"],
+            rain_hourly_mm=config["ALARM_RAIN_HOURLY_MM"],
+            snow_daily_cm=config["ALARM_SNOW_DAILY_CM"],
+        )
+
+
+@dataclass(frozen=True)
+class Hour:
+    """The measurements of one forecast hour that the rules look at (None = not forecast)."""
+
+    temperature: float | None = None
+    precipitation_mm: float | None = None
+    snowfall_cm: float | None = None
+    wind_speed: float | None = None
+
+
+@dataclass(frozen=True)
+class Alarm:
+    """An alarm to record: one per (market, type, target date)."""
+
+    market_id: int
+    alarm_type: str
+    target_date: date
+    title: str
+    message: str
+
+
+def _values(hours: Iterable[Hour], name: str) -> list[float]:
+    return [v for v in (getattr(h, name) for h in hours) if v is not None]
+
+
+def evaluate_day(market_id: int, market_name: str, day: date, hours: list[Hour], thresholds: Thresholds) -> list[Alarm]:
+    """The alarms the forecast ``hours`` of ``day`` (a KST date) raise for one market."""
+    alarms: list[Alarm] = []
+    when = f"{day.month}월 {day.day}일"
+
+    def raise_(alarm_type: str, label: str, detail: str) -> None:
+        alarms.append(Alarm(market_id, alarm_type, day, f"[{market_name}] {label}", f"{when} {detail}"))
+
+    temperatures = _values(hours, "temperature")
+    if temperatures and max(temperatures) >= thresholds.heat_max_temp_c:
+        raise_("HEAT", "폭염 주의", f"최고기온 {max(temperatures):.1f}°C 예보 (기준 {thresholds.heat_max_temp_c:g}°C)")
+    if temperatures and min(temperatures) <= thresholds.cold_min_temp_c:
+        raise_("COLD", "한파 주의", f"최저기온 {min(temperatures):.1f}°C 예보 (기준 {thresholds.cold_min_temp_c:g}°C)")
+    winds = _values(hours, "wind_speed")
+    if winds and max(winds) >= thresholds.wind_speed_ms:
+        raise_("WIND", "강풍 주의", f"최대풍속 {max(winds):.1f}m/s 예보 (기준 {thresholds.wind_speed_ms:g}m/s)")
+    rain = _values(hours, "precipitation_mm")
+    if rain and max(rain) >= thresholds.rain_hourly_mm:
+        raise_("RAIN", "호우 주의", f"시간당 강수량 {max(rain):.1f}mm 예보 (기준 {thresholds.rain_hourly_mm:g}mm)")
+    snow = _values(hours, "snowfall_cm")
+    if snow and sum(snow) >= thresholds.snow_daily_cm:
+        raise_("SNOW", "대설 주의", f"신적설 {sum(snow):.1f}cm 예보 (기준 {thresholds.snow_daily_cm:g}cm)")
+    return alarms

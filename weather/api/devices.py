@@ -1,0 +1,104 @@
+"""/api/v1/devices: devices register themselves, choose their subscriptions, and leave.
+
+See weather/device_auth.py for why these endpoints take the device's push
+token rather than the operator's API token.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from flask import Response
+from flask_smorest import Blueprint
+from sqlalchemy import delete, select
+
+from models import ALARM_TYPES, Device, Market, Subscription, db, utcnow
+from weather.device_auth import DEVICE_SECURITY, check_device_token
+from weather.errors import ApiError, not_found
+from weather.schemas import PG_INT_MAX, DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema
+from weather.upsert import insert_for
+
+blp = Blueprint("devices", __name__, url_prefix="/api/v1/devices", description="Devices that receive push alarms")
+
+
+def _get(device_id: int) -> Device:
+    device = db.session.get(Device, device_id) if device_id <= PG_INT_MAX else None
+    if device is None:
+        raise not_found("device", device_id)
+    return device
+
+
+def device_view(device: Device) -> dict[str, Any]:
+    """A device with its subscriptions grouped per market."""
+    by_market: dict[int, list[str]] = defaultdict(list)
+    for sub in sorted(device.subscriptions, key=lambda s: (s.market_id, ALARM_TYPES.index(s.alarm_type))):
+        by_market[sub.market_id].append(sub.alarm_type)
+    return {
+        "id": device.id,
+        "platform": device.platform,
+        "created_at": device.created_at,
+        "last_seen_at": device.last_seen_at,
+        "subscriptions": [{"market_id": m, "alarm_types": types} for m, types in by_market.items()],
+    }
+
+
+@blp.post("")
+@blp.arguments(DeviceRegisterSchema)
+@blp.response(200, DeviceSchema, description="Known push token: the registration was refreshed")
+@blp.alt_response(201, schema=DeviceSchema, description="New push token: the device was registered")
+def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
+    """Register a device by its push token, or refresh it (idempotent: same token, same device)."""
+    now = utcnow()
+    # One statement, so two registrations of the same token racing end in one row.
+    stmt = insert_for(db.session, Device).values(
+        push_token=data["push_token"], platform=data["platform"], created_at=now, last_seen_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["push_token"], set_={"platform": stmt.excluded.platform, "last_seen_at": now}
+    ).returning(Device.id)
+    device_id = db.session.scalar(stmt)
+    db.session.commit()
+    device = _get(device_id)
+    created = device.created_at == device.last_seen_at
+    return device_view(device), 201 if created else 200
+
+
+@blp.put("/<int:device_id>/subscriptions")
+@blp.arguments(SubscriptionsReplaceSchema)
+@blp.response(200, DeviceSchema)
+@blp.doc(security=DEVICE_SECURITY)
+def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any]:
+    """Replace all of a device's subscriptions (markets x alarm types); an empty list unsubscribes."""
+    device = _get(device_id)
+    check_device_token(device)
+    wanted = sorted({(s["market_id"], t) for s in data["subscriptions"] for t in s["alarm_types"]})
+    market_ids = {m for m, _ in wanted}
+    known = set(db.session.scalars(select(Market.id).where(Market.id.in_(market_ids))))
+    for index, sub in enumerate(data["subscriptions"]):
+        if sub["market_id"] not in known:
+            field = f"subscriptions.{index}.market_id"
+            raise ApiError(
+                422,
+                "unprocessable_entity",
+                f"{field}: market {sub['market_id']} does not exist",
+                fields={field: [f"market {sub['market_id']} does not exist"]},
+            )
+    db.session.execute(delete(Subscription).where(Subscription.device_id == device.id))
+    db.session.add_all(Subscription(device_id=device.id, market_id=m, alarm_type=t) for m, t in wanted)
+    device.last_seen_at = utcnow()
+    db.session.commit()
+    db.session.refresh(device)
+    return device_view(device)
+
+
+@blp.delete("/<int:device_id>")
+@blp.response(204)
+@blp.doc(security=DEVICE_SECURITY)
+def unregister_device(device_id: int) -> Response:
+    """Forget a device and its subscriptions."""
+    device = _get(device_id)
+    check_device_token(device)
+    db.session.delete(device)
+    db.session.commit()
+    return Response(status=204)

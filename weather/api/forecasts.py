@@ -1,0 +1,67 @@
+"""/api/v1/forecasts: bulk ingest (raises and pushes alarms) and listing by market and time."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import current_app
+from flask_smorest import Blueprint
+from sqlalchemy import select
+
+from models import Forecast, Market, db
+from weather.alarm_rules import Thresholds
+from weather.auth import BEARER_SECURITY, token_required
+from weather.errors import not_found
+from weather.forecast_store import alarms_for, check_batch, record_alarms, upsert_forecasts
+from weather.pagination import cursor_datetime, keyset_page
+from weather.push import current_sender, push_alarm
+from weather.schemas import ForecastBatchSchema, ForecastPageSchema, ForecastQuerySchema, IngestResultSchema
+from weather.times import as_utc
+
+log = logging.getLogger(__name__)
+
+blp = Blueprint("forecasts", __name__, url_prefix="/api/v1/forecasts", description="Hourly forecasts per market")
+
+
+@blp.post("")
+@token_required
+@blp.arguments(ForecastBatchSchema)
+@blp.response(200, IngestResultSchema)
+@blp.doc(security=BEARER_SECURITY)
+def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
+    """Upsert many markets' forecast hours, then raise and push the alarms they call for.
+
+    The batch is written whole or not at all. Alarm logs are committed before
+    any push, so a failing push provider never loses an alarm nor fails this request.
+    """
+    rows = data["forecasts"]
+    check_batch(db.session, rows)
+    upserted = upsert_forecasts(db.session, rows)
+    new_alarms = record_alarms(db.session, alarms_for(db.session, rows, Thresholds.from_config(current_app.config)))
+    db.session.commit()
+    sender = current_sender()
+    for alarm in new_alarms:
+        try:
+            push_alarm(db.session, sender, alarm)
+        except Exception:  # e.g. the database went away between commit and count: the alarm stays recorded
+            log.exception("pushing alarm %s failed", alarm.id)
+            db.session.rollback()
+    return {"upserted": upserted, "alarms": new_alarms}
+
+
+@blp.get("")
+@blp.arguments(ForecastQuerySchema, location="query")
+@blp.response(200, ForecastPageSchema)
+def list_forecasts(args: dict[str, Any]) -> dict[str, Any]:
+    """A market's forecast hours in a time range, by forecast time; follow ``next_cursor`` for more."""
+    if db.session.get(Market, args["market_id"]) is None:
+        raise not_found("market", args["market_id"])
+    query = select(Forecast).where(Forecast.market_id == args["market_id"]).order_by(Forecast.forecast_time)
+    if "start" in args:
+        query = query.where(Forecast.forecast_time >= args["start"])
+    if "end" in args:
+        query = query.where(Forecast.forecast_time < args["end"])
+    if "cursor" in args:
+        query = query.where(Forecast.forecast_time > cursor_datetime(args["cursor"][0]))
+    return keyset_page(db.session, query, args["limit"], lambda f: (as_utc(f.forecast_time).isoformat(),))

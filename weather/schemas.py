@@ -1,0 +1,232 @@
+"""Marshmallow schemas: they validate every input and generate the OpenAPI document.
+
+Input schemas raise on unknown fields (marshmallow's default), so a typo in a
+field name is reported instead of silently ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from models import ALARM_TYPES, PLATFORMS
+from weather.cursor import InvalidCursor, decode_cursor
+from weather.times import as_utc
+
+PG_INT_MAX = 2**31 - 1  # ids are PostgreSQL integers; larger values must be a 422, not a driver error
+MAX_PAGE_SIZE = 500
+MAX_FORECASTS_PER_REQUEST = 20_000
+
+
+def _no_nul(value: str) -> None:
+    # PostgreSQL text cannot hold NUL; reject it here rather than fail in the driver.
+    if "\x00" in value:
+        raise ValidationError("Must not contain NUL characters.")
+
+
+def Text(max_length: int, **kwargs: Any) -> fields.String:
+    """A string of 1..max_length characters without NUL."""
+    return fields.String(validate=[validate.Length(min=1, max=max_length), _no_nul], **kwargs)
+
+
+def Id(**kwargs: Any) -> fields.Integer:
+    """A positive database id."""
+    return fields.Integer(validate=validate.Range(min=1, max=PG_INT_MAX), **kwargs)
+
+
+class UTCDateTime(fields.AwareDateTime):
+    """ISO 8601 with an offset on input (naive times are ambiguous: refused); UTC on output."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
+        parsed = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return as_utc(parsed)
+        except OverflowError:
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+
+    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        # SQLite hands back naive datetimes; they are UTC by construction.
+        return super()._serialize(None if value is None else as_utc(value), attr, obj, **kwargs)
+
+
+class Cursor(fields.String):
+    """An opaque keyset cursor, decoded to its sort key of ``parts`` values."""
+
+    def __init__(self, parts: int, **kwargs: Any) -> None:
+        super().__init__(metadata={"description": "next_cursor of the previous page"}, **kwargs)
+        self.parts = parts
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        token = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return decode_cursor(token, self.parts)
+        except InvalidCursor as exc:
+            raise ValidationError(str(exc)) from None
+
+
+def _limit() -> fields.Integer:
+    return fields.Integer(load_default=50, validate=validate.Range(min=1, max=MAX_PAGE_SIZE))
+
+
+class TimeRangeMixin(Schema):
+    start = UTCDateTime(metadata={"description": "inclusive lower bound"})
+    end = UTCDateTime(metadata={"description": "exclusive upper bound"})
+
+    @validates_schema
+    def _start_before_end(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("start") and data.get("end") and data["start"] >= data["end"]:
+            raise ValidationError("Must be later than start.", "end")
+
+
+# --- markets -----------------------------------------------------------------
+
+
+class MarketCreateSchema(Schema):
+    name = Text(100, required=True)
+    region = Text(50, required=True, metadata={"example": "서울"})
+    address = Text(255, allow_none=True, load_default=None)
+    latitude = fields.Float(required=True, validate=validate.Range(min=-90, max=90, min_inclusive=False))
+    longitude = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
+
+
+class MarketUpdateSchema(Schema):
+    name = Text(100)
+    region = Text(50)
+    address = Text(255, allow_none=True)
+    latitude = fields.Float(validate=validate.Range(min=-90, max=90, min_inclusive=False))
+    longitude = fields.Float(validate=validate.Range(min=-180, max=180))
+
+
+class MarketSchema(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    region = fields.String()
+    address = fields.String(allow_none=True)
+    latitude = fields.Float()
+    longitude = fields.Float()
+    grid_nx = fields.Integer(metadata={"description": "KMA forecast grid x, from latitude/longitude"})
+    grid_ny = fields.Integer(metadata={"description": "KMA forecast grid y, from latitude/longitude"})
+    created_at = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class MarketQuerySchema(Schema):
+    region = fields.String()
+    limit = _limit()
+    cursor = Cursor(1)
+
+
+class MarketPageSchema(Schema):
+    items = fields.List(fields.Nested(MarketSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+# --- devices and subscriptions ------------------------------------------------
+
+
+class DeviceRegisterSchema(Schema):
+    push_token = Text(255, required=True)
+    platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+
+
+class SubscriptionSchema(Schema):
+    market_id = Id(required=True, strict=True)
+    alarm_types = fields.List(
+        fields.String(validate=validate.OneOf(ALARM_TYPES)), required=True, validate=validate.Length(min=1)
+    )
+
+
+class SubscriptionsReplaceSchema(Schema):
+    subscriptions = fields.List(fields.Nested(SubscriptionSchema), required=True, validate=validate.Length(max=1000))
+
+
+class DeviceSchema(Schema):
+    # The push token is not echoed: the client has it, and responses end up in logs.
+    id = fields.Integer()
+    platform = fields.String()
+    created_at = UTCDateTime()
+    last_seen_at = UTCDateTime()
+    subscriptions = fields.List(fields.Nested(SubscriptionSchema))
+
+
+# --- forecasts ------------------------------------------------------------------
+
+
+def _measure(low: float, high: float, description: str, *, integer: bool = False) -> fields.Field:
+    kind: Any = fields.Integer if integer else fields.Float
+    extra = {"strict": True} if integer else {}
+    return kind(
+        validate=validate.Range(min=low, max=high),
+        allow_none=True,
+        load_default=None,
+        metadata={"description": description},
+        **extra,
+    )
+
+
+class ForecastInSchema(Schema):
+    market_id = Id(required=True, strict=True)
+    forecast_time = UTCDateTime(required=True)
+    temperature = _measure(-90, 70, "°C")
+    precipitation_probability = _measure(0, 100, "%", integer=True)
+    precipitation_mm = _measure(0, 1000, "mm in the hour")
+    snowfall_cm = _measure(0, 1000, "cm in the hour")
+    wind_speed = _measure(0, 150, "m/s")
+    sky_code = _measure(1, 4, "KMA SKY code: 1 clear, 3 mostly cloudy, 4 overcast", integer=True)
+
+
+class ForecastBatchSchema(Schema):
+    forecasts = fields.List(
+        fields.Nested(ForecastInSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_FORECASTS_PER_REQUEST),
+    )
+
+
+class ForecastSchema(ForecastInSchema):
+    forecast_time = UTCDateTime()
+    updated_at = UTCDateTime()
+
+
+class ForecastQuerySchema(TimeRangeMixin):
+    market_id = Id(required=True)
+    limit = _limit()
+    cursor = Cursor(1)
+
+
+class ForecastPageSchema(Schema):
+    items = fields.List(fields.Nested(ForecastSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+# --- alarm logs -------------------------------------------------------------------
+
+
+class AlarmLogSchema(Schema):
+    id = fields.Integer()
+    market_id = fields.Integer()
+    alarm_type = fields.String()
+    target_date = fields.Date(metadata={"description": "the day (in Korea) the alarm is about"})
+    title = fields.String()
+    message = fields.String()
+    created_at = UTCDateTime()
+    sent_to_devices = fields.Integer()
+
+
+class IngestResultSchema(Schema):
+    upserted = fields.Integer(metadata={"description": "forecast rows inserted or updated"})
+    alarms = fields.List(fields.Nested(AlarmLogSchema), metadata={"description": "alarms raised by this ingest"})
+
+
+class AlarmLogQuerySchema(TimeRangeMixin):
+    market_id = Id()
+    alarm_type = fields.String(validate=validate.OneOf(ALARM_TYPES))
+    limit = _limit()
+    cursor = Cursor(2)
+
+
+class AlarmLogPageSchema(Schema):
+    items = fields.List(fields.Nested(AlarmLogSchema))
+    next_cursor = fields.String(allow_none=True)

@@ -1,0 +1,26 @@
+"""Time conventions: stored in UTC, shown ISO 8601 with offset, grouped by the KST day."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta, timezone
+
+# Korea has no daylight saving time, so a fixed offset is exact (and needs no tzdata).
+KST = timezone(timedelta(hours=9), "KST")
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` in UTC; a naive value (SQLite returns those) is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def kst_date(value: datetime) -> date:
+    """The calendar date in Korea at instant ``value``: the day an alarm is about."""
+    return as_utc(value).astimezone(KST).date()
+
+
+def kst_day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The UTC instants [start, end) of the Korean calendar day ``day``."""
+    start = datetime.combine(day, time(0), tzinfo=KST).astimezone(UTC)
+    return start, start + timedelta(days=1)
