@@ -77,7 +77,9 @@ def copy_repository(target: Path, *, without_revisions: list[str] = ()) -> Path:
     return target
 
 
-HEAD = "43e96d39df75"
+# Shipped revisions, oldest first (file names sort by creation).
+REVISIONS = [path.name.split("_")[2] for path in REVISION_FILES]
+HEAD = REVISIONS[-1]
 
 
 def add_revision(

@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import create_engine, pool, text
 
 from safe_migrations.lock import migration_lock
-from tests.helpers import HEAD, add_revision, copy_repository, flask, free_port
+from tests.helpers import HEAD, REVISIONS, add_revision, copy_repository, flask, free_port
 
-INITIAL = "e31e0b2e6de7"
+INITIAL = REVISIONS[0]
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def test_pending_migrations(repo, database_url):
     assert flask(database_url, "db", "upgrade", "+1", cwd=repo).returncode == 0
     result = doctor(database_url, repo)
     assert result.returncode == 1
-    assert "Target database is not up to date: 1 pending" in result.stdout
+    assert f"Target database is not up to date: {len(REVISIONS) - 1} pending" in result.stdout
     assert "fix:   flask db upgrade" in result.stdout
 
 
@@ -57,8 +57,8 @@ def test_database_ahead(repo, pg_url):
     assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 0
     next((repo / "migrations/versions").glob(f"*{HEAD}*")).unlink()
     found = problems(doctor(pg_url, repo, "--json"))["revision"]
-    assert f"database is ahead of this code (at {HEAD}, code head {INITIAL})" in found["summary"]
-    assert f"flask db downgrade {INITIAL}" in found["fix"]
+    assert f"database is ahead of this code (at {HEAD}, code head {REVISIONS[-2]})" in found["summary"]
+    assert f"flask db downgrade {REVISIONS[-2]}" in found["fix"]
 
 
 def test_unknown_revision(repo, pg_url):

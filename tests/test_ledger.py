@@ -8,10 +8,11 @@ import socket
 import pytest
 from sqlalchemy import create_engine, inspect, pool, text
 
-from tests.helpers import HEAD, REPO, copy_repository, flask, run, wait_for_http
+from tests.helpers import HEAD, REPO, REVISIONS, add_revision, copy_repository, flask, run, wait_for_http
 from tests.test_entrypoint import start, stop
 
-INITIAL = "e31e0b2e6de7"
+INITIAL = REVISIONS[0]
+NEWER = "fff000000001"
 
 
 def query(url: str, sql: str) -> list[tuple]:
@@ -41,12 +42,16 @@ def seed_alarm(url: str) -> None:
 
 
 @pytest.fixture
-def old_image(tmp_path):
-    """The previous image: the repository without its newest revision and the model field it added."""
-    repo = copy_repository(tmp_path / "old", without_revisions=[HEAD])
-    models = repo / "models.py"
-    lines = models.read_text().splitlines(keepends=True)
-    models.write_text("".join(line for line in lines if "sent_to_devices: Mapped[int]" not in line))
+def newer_image(tmp_path):
+    """The next image: this repository plus one revision that adds a column."""
+    repo = copy_repository(tmp_path / "newer")
+    add_revision(
+        repo,
+        NEWER,
+        "op.add_column('market_alarm_log', sa.Column('priority', sa.Integer(), nullable=True))",
+        "op.drop_column('market_alarm_log', 'priority')",
+        message="Add priority to MarketAlarmLog",
+    )
     return repo
 
 
@@ -59,13 +64,13 @@ def test_each_step_is_recorded_with_checksum_source_and_origin(database_url):
         "SELECT revision, down_revisions, direction, filename, checksum, source, duration_ms, app_version, hostname"
         " FROM migration_history ORDER BY id",
     )
+    parents = ["", *REVISIONS[:-1]]
     assert [(r[0], r[1], r[2]) for r in rows] == [
-        (INITIAL, "", "up"),
-        (HEAD, INITIAL, "up"),
-        (HEAD, INITIAL, "down"),
-        (HEAD, INITIAL, "stamp"),
+        *[(rev, parent, "up") for rev, parent in zip(REVISIONS, parents, strict=True)],
+        (HEAD, REVISIONS[-2], "down"),
+        (HEAD, REVISIONS[-2], "stamp"),
     ]
-    for revision, _, _, filename, checksum, source, duration, version, host in rows[:3]:
+    for revision, _, _, filename, checksum, source, duration, version, host in rows[:-1]:
         path = next((REPO / "migrations/versions").glob(f"*{revision}*.py"))
         assert filename == path.name and source == path.read_text()
         assert checksum == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -89,46 +94,45 @@ def test_edited_applied_migration_is_refused_at_start(tmp_path, pg_url):
     assert code == 0 and "edited after they ran" in output
 
 
-def test_older_image_starts_on_a_database_ahead_and_reports_it(old_image, pg_url):
-    assert flask(pg_url, "db", "upgrade").returncode == 0
-    process, port = start(pg_url, cwd=old_image)
+def test_older_image_starts_on_a_database_ahead_and_reports_it(newer_image, pg_url):
+    assert flask(pg_url, "db", "upgrade", cwd=newer_image).returncode == 0
+    process, port = start(pg_url)  # this repository is the older image now
     ready = wait_for_http(f"http://127.0.0.1:{port}/readyz", process).json()
     code, output = stop(process)
     assert code == 0
-    assert f"database migration: database is ahead of this image (at {HEAD}, image head {INITIAL})" in output
-    assert ready["schema"]["state"] == "ahead" and ready["schema"]["foreign"] == [HEAD]
+    assert f"database migration: database is ahead of this image (at {NEWER}, image head {HEAD})" in output
+    assert ready["schema"]["state"] == "ahead" and ready["schema"]["foreign"] == [NEWER]
 
-    refused = run(["./entrypoint.sh"], cwd=old_image, database_url=pg_url, MIGRATION_ON_AHEAD="fail")
+    refused = run(["./entrypoint.sh"], database_url=pg_url, MIGRATION_ON_AHEAD="fail")
     assert refused.returncode == 1
     assert "refusing to start (MIGRATION_ON_AHEAD=fail)" in refused.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("target", [INITIAL, "-1"])
-def test_older_image_downgrades_through_revisions_it_never_shipped(old_image, database_url, target):
-    assert flask(database_url, "db", "upgrade").returncode == 0
+@pytest.mark.parametrize("target", [HEAD, "-1"])
+def test_older_image_downgrades_through_revisions_it_never_shipped(newer_image, database_url, target):
+    assert flask(database_url, "db", "upgrade", cwd=newer_image).returncode == 0
     seed_alarm(database_url)
-    plain = flask(database_url, "db", "history", cwd=old_image)
-    assert HEAD not in plain.stdout  # the old image really lacks the revision
+    assert NEWER not in flask(database_url, "db", "history").stdout  # the old image really lacks it
 
-    result = flask(database_url, "db", "downgrade", target, cwd=old_image)
+    result = flask(database_url, "db", "downgrade", target)
     assert result.returncode == 0, result.stderr
-    assert f"using the ledger's stored source of {HEAD}" in result.stderr
-    assert f"Running downgrade {HEAD} -> {INITIAL}" in result.stderr
+    assert f"using the ledger's stored source of {NEWER}" in result.stderr
+    assert f"Running downgrade {NEWER} -> {HEAD}" in result.stderr
 
-    check = flask(database_url, "db", "check", cwd=old_image)
+    check = flask(database_url, "db", "check")
     assert check.returncode == 0, check.stdout + check.stderr
-    assert query(database_url, "SELECT version_num FROM alembic_version") == [(INITIAL,)]
+    assert query(database_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
     engine = create_engine(database_url, poolclass=pool.NullPool)
     with engine.connect() as c:
-        assert "sent_to_devices" not in {col["name"] for col in inspect(c).get_columns("market_alarm_log")}
+        assert "priority" not in {col["name"] for col in inspect(c).get_columns("market_alarm_log")}
     engine.dispose()
-    assert query(database_url, "SELECT market_id, alarm_type, title, message FROM market_alarm_log") == [
-        (7, "COLD", "한파", "한파 경보")
-    ]
+    assert query(
+        database_url, "SELECT market_id, alarm_type, title, message, sent_to_devices FROM market_alarm_log"
+    ) == [(7, "COLD", "한파", "한파 경보", 3)]
     assert query(database_url, "SELECT name FROM market") == [("남대문시장",)]
     assert query(database_url, "SELECT direction FROM migration_history ORDER BY id DESC LIMIT 1") == [("down",)]
     # and the newer image can go forward again
-    assert flask(database_url, "db", "upgrade").returncode == 0
+    assert flask(database_url, "db", "upgrade", cwd=newer_image).returncode == 0
 
 
 def test_unknown_revision_is_named_not_a_traceback(pg_url):

@@ -9,14 +9,15 @@ created (and dropped) CONCURRENTLY: a plain CREATE INDEX holds a lock that
 blocks every insert into the table for as long as the build takes, which on
 market_alarm_log would stall forecast ingests. CONCURRENTLY cannot run inside
 a transaction, so these steps run in an autocommit block, outside the
-revision's transaction. IF [NOT] EXISTS makes a retry after an interrupted
-run safe. On SQLite the same statements run as plain CREATE/DROP INDEX.
+revision's transaction; safe_migrations.operations does that, and drops an
+invalid index left by an interrupted build before retrying. On SQLite the same
+steps run as plain CREATE/DROP INDEX.
 
 The unique index fails if two markets already share a name in one region;
 merge or rename those before upgrading.
 """
 
-from alembic import op
+from safe_migrations.operations import create_index_concurrently, drop_index_concurrently
 
 
 # revision identifiers, used by Alembic.
@@ -27,36 +28,12 @@ depends_on = None
 
 
 def upgrade():
-    with op.get_context().autocommit_block():
-        op.create_index(
-            "uq_market_name_region",
-            "market",
-            ["name", "region"],
-            unique=True,
-            postgresql_concurrently=True,
-            if_not_exists=True,
-        )
-        op.create_index(
-            "ix_market_alarm_log_market_id_created_at_id",
-            "market_alarm_log",
-            ["market_id", "created_at", "id"],
-            unique=False,
-            postgresql_concurrently=True,
-            if_not_exists=True,
-        )
+    create_index_concurrently("uq_market_name_region", "market", ["name", "region"], unique=True)
+    create_index_concurrently(
+        "ix_market_alarm_log_market_id_created_at_id", "market_alarm_log", ["market_id", "created_at", "id"]
+    )
 
 
 def downgrade():
-    with op.get_context().autocommit_block():
-        op.drop_index(
-            "ix_market_alarm_log_market_id_created_at_id",
-            table_name="market_alarm_log",
-            postgresql_concurrently=True,
-            if_exists=True,
-        )
-        op.drop_index(
-            "uq_market_name_region",
-            table_name="market",
-            postgresql_concurrently=True,
-            if_exists=True,
-        )
+    drop_index_concurrently("ix_market_alarm_log_market_id_created_at_id", "market_alarm_log")
+    drop_index_concurrently("uq_market_name_region", "market")
