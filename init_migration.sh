@@ -95,6 +95,13 @@ generate() {
     echo "Operations in upgrade():"
     python -m safe_migrations.summary "$new"
     echo
+    local revision
+    revision=$(basename "$new" | cut -d_ -f3)
+    echo "Lint of its PostgreSQL SQL (squawk):"
+    if ! flask db lint "$revision" 2>&1 | sed 's/^/  /'; then
+        echo "  Fix the findings above (each names its rule and the safe alternative) before committing."
+    fi
+    echo
     echo "Review it now: autogenerate misses renames and some type changes."
     echo "Then: flask db upgrade && flask db downgrade && flask db upgrade"
 }

@@ -1,13 +1,12 @@
 """Batched backfills for data migrations: short transactions, progress, resumable.
 
-Use inside a revision, outside its transaction so each batch commits on its own::
+In a revision, use ``safe_migrations.operations.batched_update``, which runs
+this outside the revision's transaction so each batch commits on its own::
 
-    from safe_migrations.backfill import backfill
+    from safe_migrations.operations import batched_update
 
     def upgrade():
-        with op.get_context().autocommit_block():
-            backfill(op.get_bind(), "market_alarm_log", "sent_to_devices = 0",
-                     pending="sent_to_devices IS NULL")
+        batched_update("market_alarm_log", "sent_to_devices = 0", pending="sent_to_devices IS NULL")
 
 Each batch updates one primary-key range (``batch_size`` keys), so it holds
 row locks only on that range and only for one short statement. ``pending``

@@ -78,6 +78,16 @@ def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[st
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
 
 
+@click.command("current")
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
+@with_appcontext
+def current(directory: str | None, verbose: bool) -> None:
+    """Display the current revision, also when the database is ahead of this code."""
+    with rollback.stored_revisions_available(current_app, migration_url(current_app)):
+        flask_migrate.current(directory, verbose)
+
+
 @click.command("lint")
 @click.argument("revisions", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
@@ -182,6 +192,7 @@ def baseline_command() -> None:
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(downgrade)
+    db_group.add_command(current)
     db_group.add_command(lint)
     db_group.add_command(doctor)
     db_group.add_command(backup)

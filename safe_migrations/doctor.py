@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, pool, text
+from sqlalchemy import MetaData, create_engine, inspect, pool, text
 from sqlalchemy.engine import Connection
 
 from safe_migrations import lint as linter
@@ -34,9 +34,17 @@ class Check:
     details: list[str] = field(default_factory=list)
 
 
-def _status_check(state: schema.SchemaStatus) -> Check:
+def _status_check(state: schema.SchemaStatus, existing_tables: bool) -> Check:
     if state.state == schema.AT_HEAD:
         return Check("revision", True, f"database is at head {state.head_label}")
+    if state.state == schema.PENDING and not state.current and existing_tables:
+        return Check(
+            "revision",
+            False,
+            "the database has tables but no migration history",
+            cause="it was created before migrations were adopted (db.create_all() or by hand)",
+            fix="flask db baseline (stamps head only if the schema matches; `flask db upgrade` would fail)",
+        )
     if state.state == schema.PENDING:
         return Check(
             "revision",
@@ -61,8 +69,9 @@ def _status_check(state: schema.SchemaStatus) -> Check:
             False,
             f"Can't locate revision {', '.join(state.foreign)}: neither the code nor the ledger knows it",
             cause="the database was migrated from another branch or a deleted revision file",
-            fix="git pull / check out the branch that has the revision; on a throwaway development database, "
-            "recreate it, or `flask db stamp head` once `flask db baseline` shows the schema matches",
+            fix="git pull / check out the branch that has the revision; or, to adopt the database as it is: "
+            "flask db backup, then DELETE FROM alembic_version, then flask db baseline (it stamps only a "
+            "matching schema)",
         )
     return Check(
         "revision",
@@ -135,7 +144,8 @@ def diagnose(
             connection.execute(text("SELECT 1"))
             checks.append(Check("database", True, f"reachable at {mask_password(url)}"))
             state = schema.read_status(connection, script)
-            checks.append(_status_check(state))
+            tables = set(inspect(connection).get_table_names()) & set(metadata.tables)
+            checks.append(_status_check(state, bool(tables)))
             drift = model_drift(connection, metadata) if state.state == schema.AT_HEAD else None
             if drift is not None:
                 checks.append(

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from alembic import op
 from sqlalchemy import text
 
+from safe_migrations.backfill import backfill
 from safe_migrations.log import log
 
 
@@ -54,3 +55,21 @@ def drop_index_concurrently(name: str, table: str) -> None:
         return
     with context.autocommit_block():
         op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
+
+
+def batched_update(
+    table: str, assignments: str, *, pending: str, key: str = "id", batch_size: int = 10_000, pause: float = 0.0
+) -> int:
+    """A data migration step: ``UPDATE table SET assignments WHERE pending`` in committed batches.
+
+    Runs outside the revision's transaction (see ``safe_migrations.backfill``);
+    in offline mode (``--sql``, ``flask db lint``) there is no data to touch, so
+    it emits only a comment. Put it in a revision of its own, after the one that
+    changes the schema: a failed backfill is then simply run again.
+    """
+    context = op.get_context()
+    if context.as_sql:
+        context.impl.static_output(f"-- batched update of {table} (runs online only): SET {assignments}")
+        return 0
+    with context.autocommit_block():
+        return backfill(op.get_bind(), table, assignments, pending=pending, key=key, batch_size=batch_size, pause=pause)

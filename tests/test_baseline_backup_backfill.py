@@ -154,3 +154,22 @@ def test_backfill_rejects_bad_identifiers(sqlite_url):
     with engine.connect() as c, pytest.raises(ValueError, match="not a plain SQL identifier"):
         backfill(c, "market_alarm_log; DROP TABLE market", "x = 1", pending="true")
     engine.dispose()
+
+
+def test_documented_batched_update_revision_on_100000_rows(filled, tmp_path):
+    repo = copy_repository(tmp_path / "repo")
+    add_revision(
+        repo,
+        "eee000000001",
+        "batched_update('market_alarm_log', 'sent_to_devices = 1', pending='sent_to_devices = 0', batch_size=7000)",
+        header="from safe_migrations.operations import batched_update",
+        message="Mark old alarms as delivered",
+    )
+    execute(filled, "UPDATE market_alarm_log SET sent_to_devices = 1 WHERE id <= 30000")  # an earlier, cut-off run
+    result = flask(filled, "db", "upgrade", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "backfill market_alarm_log: 70000 rows" in result.stderr
+    assert scalar(filled, "SELECT count(*) FROM market_alarm_log WHERE sent_to_devices = 1") == 100_000
+    assert scalar(filled, "SELECT version_num FROM alembic_version") == "eee000000001"
+    lint = flask(filled, "db", "lint", "eee000000001", cwd=repo)
+    assert lint.returncode == 0, lint.stdout

@@ -129,3 +129,14 @@ def test_stale_lock_holder(repo, pg_url):
 def test_bad_option_is_a_usage_error(repo, sqlite_url):
     result = doctor(sqlite_url, repo, "--stale-after", "soon")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_tables_without_history_point_to_baseline(repo, pg_url):
+    assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 0
+    engine = create_engine(pg_url, poolclass=pool.NullPool)
+    with engine.begin() as c:
+        c.execute(text("DROP TABLE alembic_version"))
+    engine.dispose()
+    found = problems(doctor(pg_url, repo, "--json"))["revision"]
+    assert "tables but no migration history" in found["summary"]
+    assert found["fix"].startswith("flask db baseline")

@@ -40,6 +40,7 @@ def test_model_change_yields_one_reviewed_revision(repo, database_url):
     (name,) = new
     assert f"Generated migrations/versions/{name}" in result.stdout
     assert "- add_column forecast.humidity" in result.stdout
+    assert "Lint of its PostgreSQL SQL (squawk):" in result.stdout and "no findings" in result.stdout
     for command in (["upgrade"], ["check"], ["downgrade"], ["upgrade"]):
         step = flask(database_url, "db", *command, cwd=repo)
         assert step.returncode == 0, step.stderr
