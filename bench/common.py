@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import http.client
+import itertools
 import os
 import random
 import shutil
@@ -381,6 +382,8 @@ class Request:
 
 
 Operation = Callable[["object", random.Random, int], None]
+# A number no request of any load in this process has had (unique keys for inserts).
+_unique = itertools.count(1)
 
 
 class Load:
@@ -414,16 +417,15 @@ class Load:
 
         connection = psycopg2.connect(self.url, application_name=f"bench load {kind}")
         connection.autocommit = True
-        rng, counter, mine = random.Random(index), 0, []
+        rng, mine = random.Random(index), []
         try:
             with connection.cursor() as cursor:
                 ready.wait(30)
                 while not self._stop.is_set():
-                    counter += 1
                     start = time.perf_counter()
                     error = None
                     try:
-                        operation(cursor, rng, counter * 64 + index)
+                        operation(cursor, rng, next(_unique))
                     except psycopg2.Error as exc:
                         error = type(exc).__name__
                     mine.append(Request(kind, start, time.perf_counter() - start, error))
@@ -458,9 +460,11 @@ class Stall:
         )
 
 
-def measure_under_load(url: str, workers: dict[str, Operation], action: Callable[[], object]) -> tuple[Stall, object]:
+def measure_under_load(
+    url: str, workers: dict[str, Operation], action: Callable[[], object], pause: float = 0.005
+) -> tuple[Stall, object]:
     """Run ``action`` while the load runs; the stall of the requests in flight during it."""
-    with Load(url, workers) as load:
+    with Load(url, workers, pause) as load:
         start = time.perf_counter()
         result = action()
         end = time.perf_counter()
@@ -484,3 +488,68 @@ def _on_signal(signum: int, _frame: object) -> None:
 
 
 atexit.register(_cleanup)
+
+
+# --------------------------------------------------------------------------- the alarm log and its load
+
+MARKETS = 1000
+
+
+def seed_alarm_log(url: str, rows: int) -> float:
+    """``rows`` rows in market_alarm_log (and the markets they need), set-based; returns seconds.
+
+    Each row is one (market, alarm type, target date): row g is market 1 + g % 1000, type
+    (g / 1000) % 5 and date 2000-01-01 + g / 5000, so the unique key never collides.
+    """
+    started = time.perf_counter()
+    query(
+        url,
+        "INSERT INTO market (name, region, latitude, longitude, grid_nx, grid_ny, created_at, updated_at) "
+        "SELECT 'market ' || g, 'region ' || (g %% 17), 37.5665, 126.9780, 60, 127, now(), now() "
+        "FROM generate_series(1, %s) AS g",
+        (MARKETS,),
+    )
+    query(
+        url,
+        "INSERT INTO market_alarm_log (market_id, alarm_type, target_date, title, message, created_at) "
+        "SELECT 1 + g %% 1000, (ARRAY['RAIN', 'HEAT', 'COLD', 'WIND', 'SNOW'])[1 + (g / 1000) %% 5], "
+        "date '2000-01-01' + g / 5000, 'Heavy rain warning ' || g, "
+        "'Rain of 30 mm or more is expected tomorrow; cover the stalls. #' || g, "
+        "now() - g * interval '1 second' FROM generate_series(0, %s - 1) AS g",
+        (rows,),
+    )
+    query(url, "VACUUM ANALYZE market_alarm_log")
+    query(url, "VACUUM ANALYZE market")
+    return time.perf_counter() - started
+
+
+def alarm_log_load(rows: int) -> dict[str, Operation]:
+    """The service's traffic on the alarm log: two kinds of reads, inserts, single-row updates.
+
+    Inserts name only the columns of the initial schema, so they work before and after any
+    step (new columns must have a default: that is the expand/contract rule).
+    """
+
+    def read_one(cursor, rng: random.Random, _: int) -> None:
+        cursor.execute("SELECT id, title, target_date FROM market_alarm_log WHERE id = %s", (rng.randint(1, rows),))
+        cursor.fetchall()
+
+    def read_market(cursor, rng: random.Random, _: int) -> None:
+        cursor.execute(
+            "SELECT id, alarm_type, target_date FROM market_alarm_log WHERE market_id = %s "
+            "AND alarm_type = 'RAIN' ORDER BY target_date DESC LIMIT 20",
+            (rng.randint(1, MARKETS),),
+        )
+        cursor.fetchall()
+
+    def insert(cursor, rng: random.Random, unique: int) -> None:
+        cursor.execute(
+            "INSERT INTO market_alarm_log (market_id, alarm_type, target_date, title, message, created_at) "
+            "VALUES (%s, 'WIND', date '3000-01-01' + %s, 'Strong wind', 'Tie down the awnings.', now())",
+            (rng.randint(1, MARKETS), unique),
+        )
+
+    def update(cursor, rng: random.Random, _: int) -> None:
+        cursor.execute("UPDATE market_alarm_log SET title = title WHERE id = %s", (rng.randint(1, rows),))
+
+    return {"read by id": read_one, "read by market": read_market, "insert": insert, "update": update}
