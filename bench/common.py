@@ -462,14 +462,15 @@ class Stall:
 
 def measure_under_load(
     url: str, workers: dict[str, Operation], action: Callable[[], object], pause: float = 0.005
-) -> tuple[Stall, object]:
-    """Run ``action`` while the load runs; the stall of the requests in flight during it."""
+) -> tuple[Stall, object, float]:
+    """Run ``action`` while the load runs: the stall of the requests in flight during it,
+    what it returned and how many seconds it took."""
     with Load(url, workers, pause) as load:
         start = time.perf_counter()
         result = action()
         end = time.perf_counter()
         time.sleep(0.05)
-    return Stall.of(load.window(start, end)), result
+    return Stall.of(load.window(start, end)), result, end - start
 
 
 # --------------------------------------------------------------------------- clean-up, always

@@ -146,7 +146,7 @@ def main() -> int:
     stalls: dict[str, list[Stall]] = {}
 
     def measure(name: str, action) -> None:
-        stall, _ = common.measure_under_load(url, workers, action)
+        stall, _, _ = common.measure_under_load(url, workers, action)
         stalls.setdefault(name, []).append(stall)
 
     with common.temp_database() as url:
@@ -178,7 +178,7 @@ def main() -> int:
                 outputs.append(output)
                 holder.join()
 
-            stall, _ = common.measure_under_load(url, workers, migrate)
+            stall, _, _ = common.measure_under_load(url, workers, migrate)
             common.flask(repo, url, "db", "downgrade", INITIAL)
             lock_rows.append(
                 [
