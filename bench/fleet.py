@@ -158,11 +158,11 @@ def main() -> int:
             return 1
         if n >= 16 and scenario == "empty":
             # The goal is about ours; the peer's crashes show after a few rounds.
-            return common.size(20, 3) if name == OURS else common.size(4, 2)
+            return common.size(20, 3) if name == OURS else common.size(3, 1)
         if n >= 16:
-            return common.size(2, 1)
+            return 1
         if n >= 8:
-            return common.size(4, 2)
+            return common.size(3, 2)
         return common.size(2, 1)
 
     peer_repo = common.stock_peer_repository()
