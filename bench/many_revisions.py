@@ -81,7 +81,7 @@ def timed(repo: Path, url: str, *args: str) -> float:
 def main() -> int:
     common.begin("bench/many_revisions.py", __doc__)
     count = int(os.environ.get("BENCH_REVISIONS") or common.size(300, 300, 5))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(8, 3, 1))
+    runs = int(os.environ.get("BENCH_RUNS") or common.size(6, 3, 1))
     long_repo = common.copy_repository()
     new_head = add_trivial_revisions(long_repo, count)
     flask, python = str(BIN / "flask"), str(BIN / "python")

@@ -138,7 +138,7 @@ def hold_table(url: str, seconds: float, holding: threading.Event) -> None:
 def main() -> int:
     common.begin("bench/zero_downtime.py", __doc__)
     rows = int(os.environ.get("BENCH_ROWS") or common.size(1_000_000, 50_000, 2_000))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(3, 2, 1))
+    runs = int(os.environ.get("BENCH_RUNS") or common.size(2, 2, 1))
     hold = float(common.size(4, 3, 2))
     repo = common.copy_repository()
     (repo / "migrations" / "versions" / f"29990101_000000_{INDEX_REVISION}_bench.py").write_text(INDEX_REVISION_SOURCE)
