@@ -25,6 +25,12 @@ run: $(VENV)/.runtime
 test: $(VENV)/.dev lint
 	$(BIN)/pytest
 
+## Benchmarks on the real PostgreSQL (BENCH_DATABASE_URL); not part of `make test`.
+## BENCH_QUICK=1 make bench: a quick pass. Figures: bench/README.md.
+BENCHMARKS := startup fleet many_revisions zero_downtime backfill
+bench: $(VENV)/.dev
+	@for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,255 @@
+"""A fleet starting at once: N entrypoints released at the same instant, ours against a lock-free peer.
+
+For N in 1, 4, 8, 16 pods (processes) released through one gate at the same
+instant, on (a) an empty database and (b) a database at head:
+
+- failures: processes that exit or never answer ``/readyz`` 200 (timeout);
+- time from the gate opening until every pod serves ``/readyz`` 200;
+- lock waits: log lines "waiting for lock" (the advisory lock's waiters);
+- each revision applied once: ``migration_history`` has exactly one 'up' row
+  per shipped revision and ``alembic_version`` is at head.
+
+Ours is ``./entrypoint.sh``. The peer is the seed-style start
+``bench/peers/seed_entrypoint.sh`` (``flask db upgrade && exec gunicorn``) run
+in a copy of the repository whose ``migrations/env.py`` is Flask-Migrate's own
+template: no lock, no ledger -- the team's original set-up, which crashes with
+UniqueViolation (alembic_version / pg_type) when several pods start on an
+empty database. Ours and the peer alternate round by round. Goals: 0 failures
+in 20 rounds of 16 on an empty database; time for 8 at head <= 0.7x the peer's.
+
+Run::
+
+    .venv/bin/python bench/fleet.py             # full (about 6 minutes on 2 cores)
+    BENCH_QUICK=1 .venv/bin/python bench/fleet.py
+
+``BENCH_DATABASE_URL`` names the PostgreSQL server; ``BENCH_FLEET_SIZES``
+(e.g. "1,4") and ``BENCH_ROUNDS`` override the sizes and the rounds per size.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.common import HEAD, REPO, SHIPPED_REVISIONS, Series
+
+READY_TIMEOUT = 120.0
+OURS, PEER = "ours", "peer (stock env.py, no lock)"
+# The gate: every pod's shell waits for one file, then execs the entrypoint.
+GATE = 'while [ ! -e "$BENCH_GATE" ]; do sleep 0.005; done; exec "$@"'
+
+
+@dataclass
+class Round:
+    failures: int
+    all_ready: float | None  # seconds from the gate until the last pod served; None if any failed
+    lock_waits: int
+    causes: Counter
+    applied_once: bool
+
+
+@dataclass
+class Tally:
+    rounds: list[Round] = field(default_factory=list)
+
+    def add(self, result: Round) -> None:
+        self.rounds.append(result)
+
+    @property
+    def failures(self) -> int:
+        return sum(r.failures for r in self.rounds)
+
+    @property
+    def failed_rounds(self) -> int:
+        return sum(1 for r in self.rounds if r.failures)
+
+    @property
+    def times(self) -> Series:
+        return Series("all ready", [r.all_ready for r in self.rounds if r.all_ready is not None])
+
+
+def start_fleet(n: int, command: str, cwd: Path, database_url: str) -> Round:
+    """Release ``n`` copies of ``command`` at once; wait until all serve or fail; kill them all."""
+    folder = common.temp_dir("bench-fleet-")
+    gate = folder / "gate"
+    pods = []
+    try:
+        for index in range(n):
+            port = common.free_port()
+            env = common.child_env(
+                database_url, PORT=str(port), WEB_CONCURRENCY="1", HOST="127.0.0.1", BENCH_GATE=str(gate)
+            )
+            output = folder / f"pod{index}.log"
+            process = common.launch(["sh", "-c", GATE, "gate", command], cwd=cwd, env=env, output=output)
+            pods.append((process, port, output))
+            # free_port() is racy with many pods; the ports are reserved by the time they bind
+        time.sleep(0.3)  # every shell is waiting at the gate
+        gate.touch()
+        opened = time.perf_counter()
+        pending = {index: pod for index, pod in enumerate(pods)}
+        ready_at: dict[int, float] = {}
+        failed: set[int] = set()
+        while pending and time.perf_counter() - opened < READY_TIMEOUT:
+            for index, (process, port, _) in list(pending.items()):
+                if process.poll() is not None:
+                    failed.add(index)
+                    del pending[index]
+                elif common.http_status(port, timeout=1.0) == 200:
+                    ready_at[index] = time.perf_counter() - opened
+                    del pending[index]
+            time.sleep(0.02)
+        failed.update(pending)  # never ready within the timeout
+    finally:
+        for process, _, _ in pods:
+            common.kill(process)
+    logs = [output.read_text(errors="replace") for _, _, output in pods]
+    return Round(
+        failures=len(failed),
+        all_ready=max(ready_at.values()) if not failed else None,
+        lock_waits=sum(log.count("waiting for lock") for log in logs),
+        causes=Counter(failure_cause(logs[index]) for index in failed),
+        applied_once=False,
+    )
+
+
+def failure_cause(log: str) -> str:
+    """What a failed pod died of: the driver's error class and the object it names, if any."""
+    errors = re.findall(r"psycopg2\.errors\.(\w+)\)?[: ]+([^\n]*)", log)
+    if not errors:
+        return "never ready" if "Traceback" not in log else "traceback"
+    name, message = errors[-1]
+    target = re.search(r'"(pg_type\w*|alembic_version\w*|\w+_pkey)"', message)
+    return f"{name} ({target.group(1)})" if target else name
+
+
+def applied_once(database_url: str, ledger: bool) -> bool:
+    """alembic_version at head and (with the ledger) exactly one 'up' row per shipped revision."""
+    version = common.query(database_url, "SELECT version_num FROM alembic_version")
+    if [row[0] for row in version] != [HEAD]:
+        return False
+    if not ledger:
+        return True
+    rows = common.query(
+        database_url, "SELECT revision, count(*) FROM migration_history WHERE direction = 'up' GROUP BY revision"
+    )
+    return dict(rows) == dict.fromkeys(SHIPPED_REVISIONS, 1)
+
+
+def main() -> int:
+    common.begin("bench/fleet.py", __doc__)
+    sizes = [int(s) for s in (os.environ.get("BENCH_FLEET_SIZES") or "").split(",") if s.strip()]
+    if not sizes:
+        sizes = [2] if common.SMOKE else [1, 4, 8, 16]
+    forced_rounds = int(os.environ.get("BENCH_ROUNDS") or 0)
+
+    def rounds(scenario: str, n: int, name: str) -> int:
+        if forced_rounds:
+            return forced_rounds
+        if common.SMOKE:
+            return 1
+        if n >= 16 and scenario == "empty":
+            # The goal is about ours; the peer's crashes show after a few rounds.
+            return common.size(20, 3) if name == OURS else common.size(3, 1)
+        if n >= 16:
+            return 1
+        if n >= 8:
+            return common.size(3, 2)
+        return common.size(2, 1)
+
+    peer_repo = common.stock_peer_repository()
+    seed = "bench/peers/seed_entrypoint.sh"
+    who = {
+        OURS: ("./entrypoint.sh", REPO, True),
+        PEER: (seed, peer_repo, False),
+    }
+    results: dict[tuple[str, int, str], Tally] = {}
+    head_db = common.create_database()
+    common.flask(REPO, head_db, "db", "upgrade")
+    started = time.perf_counter()
+    for scenario in ("empty", "head"):
+        for n in sizes:
+            for index in range(max(rounds(scenario, n, name) for name in who)):
+                order = list(who) if index % 2 == 0 else list(reversed(who))
+                for name in [name for name in order if index < rounds(scenario, n, name)]:
+                    command, cwd, ledger = who[name]
+                    url = common.create_database() if scenario == "empty" else head_db
+                    result = start_fleet(n, command, cwd, url)
+                    result.applied_once = applied_once(url, ledger)
+                    results.setdefault((scenario, n, name), Tally()).add(result)
+                    if scenario == "empty":
+                        common.drop_database(url)
+            print(f"  ... {scenario} x{n} done ({time.perf_counter() - started:.0f}s)", flush=True)
+    common.drop_database(head_db)
+
+    rows = []
+    for (scenario, n, name), tally in results.items():
+        times = tally.times
+        peer_tally = results[(scenario, n, PEER)]
+        ratio = times.median / peer_tally.times.median if peer_tally.times.values and times.values else "-"
+        rows.append(
+            [
+                scenario,
+                n,
+                name,
+                len(tally.rounds),
+                f"{tally.failures}/{n * len(tally.rounds)}",
+                tally.failed_rounds,
+                times.median if times.values else "-",
+                times.min if times.values else "-",
+                times.max if times.values else "-",
+                ratio if name == OURS else 1.0,
+                sum(r.lock_waits for r in tally.rounds),
+                ", ".join(
+                    f"{cause} x{count}" for cause, count in sum((r.causes for r in tally.rounds), Counter()).items()
+                )
+                or "-",
+                "yes" if all(r.applied_once for r in tally.rounds) else "NO",
+            ]
+        )
+    common.print_table(
+        "Fleet start: N pods released at once (ours and the lock-free peer alternating)",
+        [
+            "database",
+            "N",
+            "who",
+            "rounds",
+            "failed pods",
+            "rounds w/ failure",
+            "all ready median s",
+            "min s",
+            "max s",
+            "ratio vs peer",
+            "'waiting for lock' lines",
+            "failed pods died of",
+            "at head, each revision once",
+        ],
+        rows,
+    )
+    print(
+        "\n'all ready' counts only rounds in which every pod served. The peer has no ledger: for it "
+        "only alembic_version is checked. Rounds alternate ours/peer while both have rounds left."
+    )
+    print()
+    biggest = max(sizes)
+    ours_big = results[("empty", biggest, OURS)]
+    common.goal(
+        f"ours: failed pods in {len(ours_big.rounds)} rounds of {biggest} on an empty database", ours_big.failures, 0
+    )
+    eight = 8 if 8 in sizes else biggest
+    ours8, peer8 = results[("head", eight, OURS)].times, results[("head", eight, PEER)].times
+    if ours8.values and peer8.values:
+        common.goal(f"time for {eight} at head, ours / peer (median)", ours8.median / peer8.median, 0.7)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Start-up cost of a long history: 300 trivial revisions against the shipped few, at head.
+
+In a temporary copy of the repository, 300 trivial revisions are chained after
+the shipped head (each runs ``op.execute("SELECT 1")``: no schema change, no
+lint finding). Two databases are brought to head: one with the 300-revision
+copy, one with the shipped repository. Then, alternating, in fresh processes:
+
+- a no-op ``flask db upgrade`` at head;
+- the entrypoint's pre-start work at head (``safe_migrations.startup.prepare()``:
+  wait, report, ledger check of applied files, fast path, drift check).
+
+Reported: median/min/max of each and the ratio long history / shipped
+(goal <= 1.2x for both). Also shown once: applying the whole long history.
+
+Run::
+
+    .venv/bin/python bench/many_revisions.py
+    BENCH_QUICK=1 .venv/bin/python bench/many_revisions.py
+
+``BENCH_DATABASE_URL`` names the PostgreSQL server; ``BENCH_REVISIONS`` and
+``BENCH_RUNS`` override the number of generated revisions and of runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.common import BIN, HEAD, REPO
+
+PREPARE = (
+    "from pathlib import Path\n"
+    "from safe_migrations.settings import MigrationSettings\n"
+    "from safe_migrations.startup import _configure_logging, load_app, prepare\n"
+    "_configure_logging(Path('migrations'))\n"
+    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
+)
+
+REVISION = '''"""Bench revision {index}: no schema change"""
+from alembic import op
+
+
+revision = "{revision}"
+down_revision = "{down_revision}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("SELECT 1")
+
+
+def downgrade():
+    op.execute("SELECT 1")
+'''
+
+
+def add_trivial_revisions(repo: Path, count: int) -> str:
+    """Chain ``count`` trivial revisions after the shipped head; return the new head."""
+    down = HEAD
+    for index in range(1, count + 1):
+        revision = f"bench{index:07d}"
+        path = repo / "migrations" / "versions" / f"29990101_{index:06d}_{revision}_bench.py"
+        path.write_text(REVISION.format(index=index, revision=revision, down_revision=down))
+        down = revision
+    return down
+
+
+def timed(repo: Path, url: str, *args: str) -> float:
+    code, output, elapsed = common.run(list(args), cwd=repo, env=common.child_env(url))
+    if code != 0:
+        raise RuntimeError(f"{args} failed in {repo.name} ({code}):\n{output[-3000:]}")
+    return elapsed
+
+
+def main() -> int:
+    common.begin("bench/many_revisions.py", __doc__)
+    count = int(os.environ.get("BENCH_REVISIONS") or common.size(300, 300, 5))
+    runs = int(os.environ.get("BENCH_RUNS") or common.size(6, 3, 1))
+    long_repo = common.copy_repository()
+    new_head = add_trivial_revisions(long_repo, count)
+    flask, python = str(BIN / "flask"), str(BIN / "python")
+    with common.temp_database() as long_db, common.temp_database() as short_db:
+        _, _, apply_long = common.flask(long_repo, long_db, "db", "upgrade")
+        _, _, apply_short = common.flask(REPO, short_db, "db", "upgrade")
+        assert common.query(long_db, "SELECT version_num FROM alembic_version") == [(new_head,)]
+        common.print_table(
+            "Applying the whole history once (empty database to head, one `flask db upgrade`)",
+            ["history", "revisions", "seconds"],
+            [[f"{count} generated + shipped", count + 2, apply_long], ["shipped", 2, apply_short]],
+        )
+        long_upgrade, short_upgrade = f"flask db upgrade, {count + 2} revisions", "flask db upgrade, shipped 2"
+        long_prepare, short_prepare = f"prepare(), {count + 2} revisions", "prepare(), shipped 2"
+        series = common.alternate(
+            runs,
+            {
+                long_upgrade: lambda: timed(long_repo, long_db, flask, "db", "upgrade"),
+                short_upgrade: lambda: timed(REPO, short_db, flask, "db", "upgrade"),
+                long_prepare: lambda: timed(long_repo, long_db, python, "-c", PREPARE),
+                short_prepare: lambda: timed(REPO, short_db, python, "-c", PREPARE),
+            },
+        )
+    common.series_table(
+        f"No-op `flask db upgrade` at head ({runs} alternating runs); peer: the shipped history",
+        [series[long_upgrade], series[short_upgrade]],
+        series[short_upgrade],
+    )
+    common.series_table(
+        f"Entrypoint pre-start work prepare() at head ({runs} alternating runs); peer: the shipped history",
+        [series[long_prepare], series[short_prepare]],
+        series[short_prepare],
+    )
+    print()
+    common.goal(
+        f"no-op flask db upgrade, {count + 2} / 2 revisions (median)",
+        series[long_upgrade].median / series[short_upgrade].median,
+        1.2,
+    )
+    common.goal(
+        f"prepare() at head, {count + 2} / 2 revisions (median)",
+        series[long_prepare].median / series[short_prepare].median,
+        1.2,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Pod start at head: entrypoint.sh against the seed-style peer, launch to first /readyz 200.
+
+What it measures, on a database already at head, with one gunicorn worker
+(WEB_CONCURRENCY=1), the two alternating run after run:
+
+1. launch to the first ``/readyz`` 200 of ``./entrypoint.sh`` (one Python
+   process: wait, report, fast path at head, drift check, gunicorn in-process)
+   against ``bench/peers/seed_entrypoint.sh`` (``flask db upgrade && exec
+   gunicorn -c gunicorn.conf.py "app:create_app()"``: two imports of the app);
+   goal: ratio <= 0.65;
+2. the pre-start work alone, each in a fresh process: what the entrypoint does
+   before serving (``safe_migrations.startup.prepare()``) and the peer's no-op
+   ``flask db upgrade``, both against ``python -c "import app"``;
+3. ``prepare()`` called again in this (warm) process: its database work alone.
+
+Run::
+
+    .venv/bin/python bench/startup.py            # full: 10 runs each
+    BENCH_QUICK=1 .venv/bin/python bench/startup.py
+
+``BENCH_DATABASE_URL`` names the PostgreSQL server (default
+postgresql://postgres@127.0.0.1:5432/test); ``BENCH_RUNS`` overrides the run count.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.common import BIN, REPO, Series
+
+PREPARE = (
+    "from pathlib import Path\n"
+    "from safe_migrations.settings import MigrationSettings\n"
+    "from safe_migrations.startup import _configure_logging, load_app, prepare\n"
+    "_configure_logging(Path('migrations'))\n"
+    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
+)
+SEED = REPO / "bench" / "peers" / "seed_entrypoint.sh"
+
+
+def launch_to_ready(command: list[str], database_url: str, cwd: Path = REPO) -> float:
+    """Seconds from launching ``command`` to its first /readyz 200; the process is killed after."""
+    port = common.free_port()
+    env = common.child_env(database_url, PORT=str(port), WEB_CONCURRENCY="1", HOST="127.0.0.1")
+    output = common.temp_dir("bench-start-") / "output.log"
+    started = time.perf_counter()
+    process = common.launch(command, cwd=cwd, env=env, output=output)
+    try:
+        ready = common.wait_ready(port, process, timeout=60)
+    finally:
+        common.kill(process)
+    if ready is None:
+        raise RuntimeError(f"{command[0]} never became ready:\n{output.read_text(errors='replace')[-3000:]}")
+    return ready - started
+
+
+def process_seconds(args: list[str], database_url: str) -> float:
+    code, output, elapsed = common.run(args, cwd=REPO, env=common.child_env(database_url))
+    if code != 0:
+        raise RuntimeError(f"{args} failed ({code}):\n{output[-3000:]}")
+    return elapsed
+
+
+def warm_prepare(database_url: str, runs: int) -> Series:
+    """prepare() again and again in this process: imports paid, only its database work left."""
+    from app import create_app
+    from safe_migrations.settings import MigrationSettings
+    from safe_migrations.startup import prepare
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url})
+    settings = MigrationSettings.from_env({})
+    prepare(app, settings)  # first call loads the scripts and the metadata
+    series = Series("prepare() in a warm process")
+    for _ in range(runs):
+        started = time.perf_counter()
+        prepare(app, settings)
+        series.values.append(time.perf_counter() - started)
+    return series
+
+
+def main() -> int:
+    common.begin("bench/startup.py", __doc__)
+    runs = int(os.environ.get("BENCH_RUNS") or common.size(10, 4, 1))
+    python = str(BIN / "python")
+    with common.temp_database() as url:
+        common.flask(REPO, url, "db", "upgrade")
+        ours, peer = "entrypoint.sh (ours)", "seed_entrypoint.sh (peer)"
+        launch = common.alternate(
+            runs,
+            {
+                ours: lambda: launch_to_ready(["./entrypoint.sh"], url),
+                peer: lambda: launch_to_ready([str(SEED)], url),
+            },
+        )
+        common.series_table(
+            f"Launch to first /readyz 200 at head, WEB_CONCURRENCY=1 ({runs} alternating runs)",
+            [launch[ours], launch[peer]],
+            launch[peer],
+        )
+        ratio = launch[ours].median / launch[peer].median
+
+        import_app, prestart, seed_upgrade = "python -c 'import app'", "prepare() (ours)", "flask db upgrade (peer)"
+        pre = common.alternate(
+            runs,
+            {
+                import_app: lambda: process_seconds([python, "-c", "import app"], url),
+                prestart: lambda: process_seconds([python, "-c", PREPARE], url),
+                seed_upgrade: lambda: process_seconds([str(BIN / "flask"), "db", "upgrade"], url),
+            },
+        )
+        warm = warm_prepare(url, max(runs * 3, 3))
+        common.series_table(
+            f"Pre-start work alone, each in a fresh process ({runs} alternating runs); peer: import app",
+            [pre[prestart], pre[seed_upgrade], pre[import_app], warm],
+            pre[import_app],
+        )
+        print(
+            f"\nprepare() costs {pre[prestart].median - pre[import_app].median:+.3f} s over a bare import "
+            f"(warm: {warm.median * 1000:.1f} ms of database work)."
+        )
+    print()
+    common.goal("launch-to-ready ratio entrypoint.sh / seed peer (median)", ratio, 0.65)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,249 @@
+"""Migrations under traffic: the longest stall each step causes to a concurrent load.
+
+Set-up: a database at the initial revision with ``market_alarm_log`` seeded with
+1,000,000 rows (BENCH_QUICK: 50,000) by one set-based INSERT ... SELECT
+generate_series. A load of four threads on their own connections (read by id,
+read by market, insert, single-row update; every request's latency recorded)
+runs during each measured step. Per step: the longest request latency (the
+stall) and p99 among the requests in flight during the step.
+
+Steps, each repeated and alternated with its baseline (the same load with no
+DDL: ``flask db current`` for the steps run by ``flask``, a sleep for the ones
+run in this process):
+
+- shipped, through ``flask db`` (advisory lock, lock_timeout, ledger):
+  upgrade 43e96d39df75 (ADD COLUMN sent_to_devices NOT NULL DEFAULT 0), a
+  revision using ``safe_migrations.operations.create_index_concurrently``,
+  its downgrade (``drop_index_concurrently``) and the downgrade of 43e96d39df75;
+- naive counterparts of the same changes, plain SQL in one transaction: CREATE
+  INDEX without CONCURRENTLY; ADD COLUMN NOT NULL with a volatile default
+  ``(random()*10)::int`` (a table rewrite); a FOREIGN KEY without NOT VALID --
+  and the safe FK pattern beside it (ADD ... NOT VALID, then VALIDATE);
+- lock queue: another session holds a lock on the table (an open transaction
+  that read it) while ``flask db upgrade 43e96d39df75`` starts: with
+  MIGRATION_LOCK_TIMEOUT=0.5 the stall is bounded by it (the step gives up,
+  retries later); with a lock_timeout of an hour the load queues behind the
+  migration for as long as the other session holds its lock.
+
+Goal: every shipped step keeps the longest stall under 100 ms above the baseline.
+
+Run::
+
+    .venv/bin/python bench/zero_downtime.py
+    BENCH_QUICK=1 .venv/bin/python bench/zero_downtime.py
+
+``BENCH_DATABASE_URL`` names the PostgreSQL server; ``BENCH_ROWS`` and
+``BENCH_RUNS`` override the row count and the repetitions.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import common
+from bench.common import HEAD, INITIAL, Series, Stall
+
+INDEX_REVISION = "bench0index1"
+INDEX_REVISION_SOURCE = f'''"""Bench: index market_alarm_log.target_date without blocking writes"""
+from alembic import op
+
+from safe_migrations.operations import create_index_concurrently, drop_index_concurrently
+
+
+revision = "{INDEX_REVISION}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    create_index_concurrently("ix_market_alarm_log_target_date", "market_alarm_log", ["target_date"])
+
+
+def downgrade():
+    drop_index_concurrently("ix_market_alarm_log_target_date", "market_alarm_log")
+'''
+
+NAIVE = {
+    "naive: CREATE INDEX (no CONCURRENTLY)": (
+        ["CREATE INDEX ix_bench_naive ON market_alarm_log (target_date)"],
+        ["DROP INDEX ix_bench_naive"],
+    ),
+    "naive: ADD COLUMN NOT NULL DEFAULT (random()*10)::int": (
+        ["ALTER TABLE market_alarm_log ADD COLUMN bench_naive integer NOT NULL DEFAULT (random() * 10)::int"],
+        ["ALTER TABLE market_alarm_log DROP COLUMN bench_naive"],
+    ),
+    "naive: ADD FOREIGN KEY (validating, no NOT VALID)": (
+        ["ALTER TABLE market_alarm_log ADD CONSTRAINT fk_bench_naive FOREIGN KEY (market_id) REFERENCES market (id)"],
+        ["ALTER TABLE market_alarm_log DROP CONSTRAINT fk_bench_naive"],
+    ),
+    "safe pattern: ADD FOREIGN KEY NOT VALID, then VALIDATE": (
+        [
+            "ALTER TABLE market_alarm_log ADD CONSTRAINT fk_bench_safe "
+            "FOREIGN KEY (market_id) REFERENCES market (id) NOT VALID",
+            "COMMIT",
+            "ALTER TABLE market_alarm_log VALIDATE CONSTRAINT fk_bench_safe",
+        ],
+        ["ALTER TABLE market_alarm_log DROP CONSTRAINT fk_bench_safe"],
+    ),
+}
+SHIPPED = [
+    ("shipped: upgrade 43e96d39df75 (ADD COLUMN ... DEFAULT 0)", "upgrade", HEAD),
+    ("shipped helper: create_index_concurrently", "upgrade", INDEX_REVISION),
+    ("shipped helper: drop_index_concurrently (downgrade)", "downgrade", HEAD),
+    ("shipped: downgrade 43e96d39df75 (DROP COLUMN)", "downgrade", INITIAL),
+]
+BASE_FLASK, BASE_SLEEP = "baseline: load + `flask db current`", "baseline: load alone"
+
+
+def run_sql(url: str, statements: list[str]) -> None:
+    """Statements in one transaction (a literal "COMMIT" ends it and starts the next), no timeouts."""
+    import psycopg2
+
+    connection = psycopg2.connect(common.libpq(url))
+    try:
+        with connection.cursor() as cursor:
+            for statement in statements:
+                if statement == "COMMIT":
+                    connection.commit()
+                else:
+                    cursor.execute(statement)
+        connection.commit()
+    finally:
+        connection.close()
+
+
+def hold_table(url: str, seconds: float, holding: threading.Event) -> None:
+    """Another session: an open transaction that read the table (ACCESS SHARE) for ``seconds``."""
+    import psycopg2
+
+    connection = psycopg2.connect(common.libpq(url), application_name="bench long reader")
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM market_alarm_log WHERE id < 10")
+            holding.set()
+            time.sleep(seconds)
+        connection.rollback()
+    finally:
+        connection.close()
+
+
+def main() -> int:
+    common.begin("bench/zero_downtime.py", __doc__)
+    rows = int(os.environ.get("BENCH_ROWS") or common.size(1_000_000, 50_000, 2_000))
+    runs = int(os.environ.get("BENCH_RUNS") or common.size(2, 2, 1))
+    hold = float(common.size(4, 3, 2))
+    repo = common.copy_repository()
+    (repo / "migrations" / "versions" / f"29990101_000000_{INDEX_REVISION}_bench.py").write_text(INDEX_REVISION_SOURCE)
+    workers = common.alarm_log_load(rows)
+    stalls: dict[str, list[Stall]] = {}
+
+    def measure(name: str, action) -> None:
+        stall, _, _ = common.measure_under_load(url, workers, action)
+        stalls.setdefault(name, []).append(stall)
+
+    with common.temp_database() as url:
+        common.flask(repo, url, "db", "upgrade", INITIAL)
+        seeded = common.seed_alarm_log(url, rows)
+        print(f"\nseeded {rows:,} rows in {seeded:.1f}s")
+        for index in range(runs):
+            naive = list(NAIVE.items()) if index % 2 == 0 else list(reversed(NAIVE.items()))
+            for step, (name, command, target) in enumerate(SHIPPED):
+                if step == 0 or not common.SMOKE:
+                    measure(BASE_FLASK, lambda: common.flask(repo, url, "db", "current"))
+                measure(name, lambda command=command, target=target: common.flask(repo, url, "db", command, target))
+                naive_name, (apply, undo) = naive[step % len(naive)]
+                if step == 0 or not common.SMOKE:
+                    measure(BASE_SLEEP, lambda: time.sleep(1.0))
+                measure(naive_name, lambda apply=apply: run_sql(url, apply))
+                run_sql(url, undo)
+            print(f"  ... round {index + 1}/{runs} done", flush=True)
+
+        # Lock queue: another session holds the table while the shipped step starts.
+        lock_rows = []
+        for label, timeout in (("MIGRATION_LOCK_TIMEOUT=0.5", "0.5"), ("MIGRATION_LOCK_TIMEOUT=3600 (none)", "3600")):
+            holding = threading.Event()
+            holder = threading.Thread(target=hold_table, args=(url, hold, holding))
+            outputs: list[str] = []
+
+            def migrate(timeout=timeout, holder=holder, holding=holding, outputs=outputs) -> None:
+                holder.start()
+                holding.wait(10)
+                _, output, _ = common.flask(repo, url, "db", "upgrade", HEAD, MIGRATION_LOCK_TIMEOUT=timeout)
+                outputs.append(output)
+                holder.join()
+
+            stall, _, _ = common.measure_under_load(url, workers, migrate)
+            common.flask(repo, url, "db", "downgrade", INITIAL)
+            lock_rows.append(
+                [
+                    label,
+                    f"{hold:g}",
+                    stall.longest * 1000,
+                    stall.p99 * 1000,
+                    stall.requests,
+                    outputs[0].count("hit lock_timeout"),
+                ]
+            )
+
+    def summary(name: str) -> list[float]:
+        values = stalls[name]
+        longest = Series(name, [s.longest for s in values])
+        return [
+            len(values),
+            longest.median * 1000,
+            longest.max * 1000,
+            Series(name, [s.p99 for s in values]).median * 1000,
+            sum(s.requests for s in values) // len(values),
+            sum(s.errors for s in values),
+        ]
+
+    base = {BASE_FLASK: summary(BASE_FLASK), BASE_SLEEP: summary(BASE_SLEEP)}
+    rows_out, shipped_excess = [], []
+    for name in [BASE_FLASK, BASE_SLEEP, *(s[0] for s in SHIPPED), *NAIVE]:
+        values = summary(name)
+        baseline = BASE_FLASK if name.startswith("shipped") else BASE_SLEEP
+        excess = values[2] - base[baseline][2] if not name.startswith("baseline") else 0.0
+        if name.startswith("shipped"):
+            shipped_excess.append((name, excess))
+        rows_out.append([name, *values, excess if not name.startswith("baseline") else "-"])
+    common.print_table(
+        f"Longest stall and p99 of the concurrent load during each step, {rows:,} rows ({runs} runs, alternated "
+        "with the baseline)",
+        [
+            "step",
+            "runs",
+            "longest median ms",
+            "longest max ms",
+            "p99 median ms",
+            "requests/run",
+            "errors",
+            "longest max - baseline ms",
+        ],
+        rows_out,
+    )
+    print(
+        "\nBaseline for shipped steps: the load while `flask db current` runs (the same process start, no DDL); "
+        "for the in-process naive steps: the load alone for 1 s."
+    )
+    common.print_table(
+        "Lock queue: the table held by another session while the shipped ADD COLUMN starts",
+        ["migration", "held for s", "longest stall ms", "p99 ms", "requests", "lock_timeout retries"],
+        lock_rows,
+    )
+    print()
+    for name, excess in shipped_excess:
+        common.goal(f"{name}: longest stall above baseline, ms", excess, 100)
+    common.goal("lock queue, MIGRATION_LOCK_TIMEOUT=0.5: longest stall ms", lock_rows[0][2], 500 + 100)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
