@@ -8,10 +8,12 @@ this outside the revision's transaction so each batch commits on its own::
     def upgrade():
         batched_update("market_alarm_log", "sent_to_devices = 0", pending="sent_to_devices IS NULL")
 
-Each batch updates one primary-key range (``batch_size`` keys), so it holds
-row locks only on that range and only for one short statement. ``pending``
-must describe rows that still need the update: an interrupted backfill,
-run again, starts at the first pending key and skips what is done.
+Each batch updates one primary-key range, so it holds row locks only on that
+range and only for one short statement. The range adapts to a time budget
+(``target_batch_seconds``): a writer that needs a row of the batch waits at
+most about that long, whatever the row width or the machine. ``pending`` must
+describe rows that still need the update: an interrupted backfill, run again,
+starts at the first pending key and skips what is done.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ def backfill(
     *,
     pending: str,
     key: str = "id",
-    batch_size: int = 10_000,
+    batch_size: int = 1_000,
+    target_batch_seconds: float | None = 0.05,
     pause: float = 0.0,
     progress: bool | None = None,
 ) -> int:
@@ -47,8 +50,10 @@ def backfill(
 
     ``connection`` must be in autocommit mode (an Alembic ``autocommit_block``
     or a connection with ``isolation_level="AUTOCOMMIT"``), so that every batch
-    is committed as soon as it is done. ``pause`` seconds between batches give
-    replicas and vacuum room to breathe.
+    is committed as soon as it is done. ``batch_size`` is the first range's
+    width; with ``target_batch_seconds`` set, each next range is resized so a
+    batch takes about that long (``None`` keeps it fixed). ``pause`` seconds
+    between batches give replicas and vacuum room to breathe.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -59,14 +64,20 @@ def backfill(
         return 0
     low, high = bounds
     update = text(f"UPDATE {table} SET {assignments} WHERE {key} >= :low AND {key} < :high AND ({pending})")
-    total, started = 0, time.monotonic()
+    total, started, start, width = 0, time.monotonic(), low, batch_size
     show = sys.stderr.isatty() if progress is None else progress
-    batches = range(low, high + 1, batch_size)
     with click.progressbar(
-        batches, label=f"database migration: backfill {table}", file=sys.stderr if show else _Discard()
+        length=high - low + 1, label=f"database migration: backfill {table}", file=sys.stderr if show else _Discard()
     ) as bar:
-        for start in bar:
-            total += connection.execute(update, {"low": start, "high": start + batch_size}).rowcount
+        while start <= high:
+            batch_started = time.monotonic()
+            total += connection.execute(update, {"low": start, "high": start + width}).rowcount
+            elapsed = time.monotonic() - batch_started
+            bar.update(min(width, high + 1 - start))
+            start += width
+            if target_batch_seconds:
+                # Grow or shrink the next range toward the time budget, at most 2x per step.
+                width = int(min(max(width * target_batch_seconds / max(elapsed, 1e-4), width / 2), width * 2)) or 1
             rate = total / max(time.monotonic() - started, 1e-6)
             bar.label = f"database migration: backfill {table} ({total} rows, {rate:,.0f} rows/s)"
             if pause:

@@ -58,7 +58,7 @@ def drop_index_concurrently(name: str, table: str) -> None:
 
 
 def batched_update(
-    table: str, assignments: str, *, pending: str, key: str = "id", batch_size: int = 10_000, pause: float = 0.0
+    table: str, assignments: str, *, pending: str, key: str = "id", batch_size: int = 1_000, pause: float = 0.0
 ) -> int:
     """A data migration step: ``UPDATE table SET assignments WHERE pending`` in committed batches.
 
