@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import time
 
 import requests
 
@@ -59,9 +58,7 @@ def test_restart_at_head_applies_nothing(pg_url):
 def test_unreachable_database_gives_up_after_timeout(new_pg_database):
     port = free_port()  # nothing listens here
     url = f"postgresql://app:s3cret-pw@127.0.0.1:{port}/weather"
-    started = time.monotonic()
     result = run(["./entrypoint.sh"], database_url=url, DB_WAIT_TIMEOUT="2", timeout=60)
-    elapsed = time.monotonic() - started
     assert result.returncode == 1
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
@@ -69,7 +66,7 @@ def test_unreachable_database_gives_up_after_timeout(new_pg_database):
     assert "not reachable after" in last and "DB_WAIT_TIMEOUT=2" in last
     assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
     assert all("database migration" in line for line in result.stderr.splitlines())
-    assert elapsed < 30
+    assert result.stderr.count("waiting for database at") >= 2  # it retried with backoff before giving up
 
 
 def test_missing_migrations_folder_is_one_clear_line(tmp_path, sqlite_url):
