@@ -80,6 +80,23 @@ class TimeRangeMixin(Schema):
             raise ValidationError("Must be later than start.", "end")
 
 
+# --- errors ---------------------------------------------------------------------
+
+
+class ErrorSchema(Schema):
+    """The one JSON error body (weather/errors.py), documented for every operation."""
+
+    error = fields.String(required=True, metadata={"description": "code word, e.g. unprocessable_entity"})
+    message = fields.String(required=True, metadata={"description": "one sentence for a person"})
+    status = fields.Integer(required=True, metadata={"description": "the HTTP status again"})
+    fields_ = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "problems per input field (dotted path for nested input)"},
+    )
+
+
 # --- markets -----------------------------------------------------------------
 
 

@@ -6,11 +6,11 @@ import logging
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from models import Forecast, Market, db
 from weather.alarm_rules import Thresholds
+from weather.api.blueprint import Blueprint
 from weather.auth import BEARER_SECURITY, token_required
 from weather.errors import not_found
 from weather.forecast_store import alarms_for, check_batch, record_alarms, upsert_forecasts
