@@ -67,6 +67,16 @@ def _webhook_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """CORS_ORIGINS: comma-separated exact origins (scheme://host[:port]); empty = CORS off."""
+    origins = tuple(part.strip() for part in (env.get("CORS_ORIGINS") or "").split(",") if part.strip())
+    for origin in origins:
+        parsed = urlsplit(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path or parsed.query:
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://app.example.org")
+    return origins
+
+
 def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
     """Alarm thresholds; the defaults are KMA advisory levels (see weather/alarms.py)."""
     return {
@@ -94,6 +104,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "LOG_LEVEL": _log_level(env),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 4 * 1024 * 1024, minimum=1024),
         "JSON_SORT_KEYS": False,
+        "CORS_ORIGINS": _cors_origins(env),
         **alarm_thresholds(env),
         "PUSH_WEBHOOK_URL": _webhook_url(env),
         "PUSH_TIMEOUT_SECONDS": _float(env, "PUSH_TIMEOUT_SECONDS", 3.0, minimum=0.01),
