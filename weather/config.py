@@ -10,11 +10,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
+
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
 
 
-class ConfigError(ValueError):
-    """An environment variable with a value the service cannot use."""
+class ConfigError(click.ClickException, ValueError):
+    """An environment variable with a value the service cannot use.
+
+    A ClickException, so when the ``flask`` CLI loads the app (``flask db upgrade``
+    with a bad DATABASE_URL) it ends as one line and exit 2, never a traceback.
+    """
+
+    exit_code = 2
 
 
 def default_database_url(instance_path: str) -> str:
