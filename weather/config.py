@@ -117,6 +117,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "PUSH_WEBHOOK_URL": _webhook_url(env),
         "PUSH_TIMEOUT_SECONDS": _float(env, "PUSH_TIMEOUT_SECONDS", 3.0, minimum=0.01),
         "PUSH_RETRIES": _int(env, "PUSH_RETRIES", 2),
+        # All pushes of one ingest together; well under gunicorn's worker timeout (30 s).
+        "PUSH_BUDGET_SECONDS": _float(env, "PUSH_BUDGET_SECONDS", 10.0, minimum=0),
         # flask-smorest: the OpenAPI document is generated from the schemas that validate input.
         "API_TITLE": "weather-backend",
         "API_VERSION": "v1",
