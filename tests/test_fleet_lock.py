@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 import time
 
 from sqlalchemy import create_engine, pool, text
 
 from safe_migrations.lock import lock_key, migration_lock
-from tests.helpers import HEAD, REPO, REVISIONS, child_env, flask, free_port, wait_for_http
+from tests.helpers import BIN, HEAD, REPO, REVISIONS, child_env, flask, free_port, wait_for_http
 from tests.test_entrypoint import stop
 
 
@@ -88,22 +87,32 @@ def test_waiter_names_the_holder_and_gives_up(pg_url):
 
 def test_waiter_proceeds_when_the_holder_releases(pg_url):
     engine = create_engine(pg_url, poolclass=pool.NullPool)
-    released = threading.Event()
-
-    def hold():
-        with engine.connect() as holder, migration_lock(holder, wait_seconds=1):
-            time.sleep(1.5)
-        released.set()
-
-    thread = threading.Thread(target=hold)
-    thread.start()
-    time.sleep(0.3)
-    result = flask(pg_url, "db", "upgrade")
-    thread.join()
+    holder = engine.connect()
+    lock = migration_lock(holder, wait_seconds=1)
+    lock.__enter__()
+    process = subprocess.Popen(
+        [str(BIN / "flask"), "db", "upgrade"],
+        cwd=REPO,
+        env=child_env(pg_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines, released = [], False
+    for line in process.stderr:
+        lines.append(line)
+        if not released and "waiting for lock held by pid" in line:
+            lock.__exit__(None, None, None)  # the holder finishes while the runner waits
+            released = True
+    process.wait(timeout=60)
+    if not released:
+        lock.__exit__(None, None, None)
+    holder.close()
     engine.dispose()
-    assert released.is_set()
-    assert result.returncode == 0, result.stderr
-    assert "waiting for lock held by pid" in result.stderr and "lock acquired" in result.stderr
+    output = "".join(lines)
+    assert released, output
+    assert process.returncode == 0, output
+    assert "lock acquired" in output
 
 
 def test_lock_key_differs_per_database(new_pg_database):
