@@ -31,6 +31,11 @@ BENCHMARKS := startup fleet many_revisions zero_downtime backfill
 bench: $(VENV)/.dev
 	@for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done
 
+## Longer hostile runs: schemathesis with ~10,000 cases and the full fleet (10 rounds of 16 entrypoints).
+fuzz: $(VENV)/.dev
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-300} FLEET_ROUNDS=$${FLEET_ROUNDS:-10} $(BIN)/pytest -n 2 -s \
+		tests/test_fuzz_api.py tests/test_fleet_storm.py
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

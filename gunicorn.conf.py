@@ -8,17 +8,17 @@ import os
 import sys
 
 
-def _int_env(name: str, default: int, minimum: int = 1) -> int:
+def _int_env(name: str, default: int, minimum: int = 1, maximum: int = 1_000_000) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or int(raw) < minimum:
-        print(f"gunicorn.conf.py: {name}={raw!r} must be a whole number >= {minimum}", file=sys.stderr)
+    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
+        print(f"gunicorn.conf.py: {name}={raw!r} must be a whole number from {minimum} to {maximum}", file=sys.stderr)
         sys.exit(2)
     return int(raw)
 
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int_env('PORT', 8000)}"
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int_env('PORT', 8000, maximum=65535)}"
 workers = _int_env("WEB_CONCURRENCY", 2)
 threads = _int_env("GUNICORN_THREADS", 1)
 timeout = _int_env("GUNICORN_TIMEOUT", 30)

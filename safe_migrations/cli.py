@@ -7,11 +7,13 @@ operation gets its explanation and exit 1.
 from __future__ import annotations
 
 import logging.config
+import re
 import sys
 from pathlib import Path
 
 import click
 import flask_migrate
+from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate.cli import db as db_group
@@ -22,16 +24,65 @@ from safe_migrations import lint as linter
 from safe_migrations import rollback
 from safe_migrations.baseline import BaselineRefused, baseline
 from safe_migrations.scripts import alembic_config, script_directory
-from safe_migrations.settings import MigrationSettings, SettingsError
+from safe_migrations.settings import MigrationSettings
 from safe_migrations.status import current_heads
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
 
 
-def _settings() -> MigrationSettings:
+class UsageLine(click.ClickException):
+    """A usage error shown as one line (``Error: flask db lint: ...``), exit 2."""
+
+    exit_code = 2
+
+
+class OneLineUsage(click.Command):
+    """A command whose usage errors (bad option, argument or value) are one line and exit 2.
+
+    click's own usage errors print the usage, a hint and a blank line; the
+    toolset's commands answer in one line, like the rest of its errors.
+    """
+
+    def _one_line(self, ctx: click.Context, exc: click.UsageError) -> UsageLine:
+        return UsageLine(f"{ctx.command_path}: {exc.format_message()} (see --help)")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            raise self._one_line(ctx, exc) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise self._one_line(ctx, exc) from None
+
+
+_RELATIVE = re.compile(r"^(?P<base>[^+\-]*)(?P<step>[+-]\d+)?$")
+
+
+def check_downgrade_target(app: Flask, revision: str) -> None:
+    """Refuse (usage error) a downgrade target that is neither ``-N``, ``base``, nor a locatable revision.
+
+    Call it where the ledger's stored revisions are available, so a revision
+    only a newer image shipped still counts as locatable.
+    """
+    if revision == "base" or re.fullmatch(r"-\d+", revision):
+        return
+    match = _RELATIVE.match(revision)
+    if revision.startswith("+") or not match or not match["base"] or (match["step"] or "-").startswith("+"):
+        raise click.BadParameter(f"{revision!r}: a downgrade goes to -N, base, or a revision id (optionally id-N)")
     try:
-        return MigrationSettings.from_env()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from None
+        found = ScriptDirectory.from_config(alembic_config(app)).get_revision(match["base"])
+    except Exception:
+        found = None
+    if found is None:
+        raise click.BadParameter(f"unknown revision {match['base']!r} (see flask db history)", param_hint="REVISION")
+
+
+def _settings() -> MigrationSettings:
+    # A bad knob raises SettingsError: a ClickException, so one line and exit 2.
+    return MigrationSettings.from_env()
 
 
 def migration_url(app: Flask) -> str:
@@ -58,7 +109,7 @@ def _fail(message: str) -> None:
 # Same options as Flask-Migrate's own ``downgrade``; ``ignore_unknown_options``
 # lets the guide's ``flask db downgrade -1`` through (click would take ``-1``
 # for an option and refuse it).
-@click.command("downgrade", context_settings={"ignore_unknown_options": True})
+@click.command("downgrade", cls=OneLineUsage, context_settings={"ignore_unknown_options": True})
 @click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
 @click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
 @click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
@@ -75,6 +126,8 @@ def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[st
     # which stored revisions it is about to use.
     logging.config.fileConfig(alembic_config(current_app).config_file_name, disable_existing_loggers=False)
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
+        if not sql:  # offline SQL takes Alembic's from:to ranges as well
+            check_downgrade_target(current_app, revision)
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
 
 
@@ -88,7 +141,7 @@ def current(directory: str | None, verbose: bool) -> None:
         flask_migrate.current(directory, verbose)
 
 
-@click.command("lint")
+@click.command("lint", cls=OneLineUsage)
 @click.argument("revisions", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @with_appcontext
@@ -118,7 +171,7 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     sys.exit(1 if findings else 0)
 
 
-@click.command("doctor")
+@click.command("doctor", cls=OneLineUsage)
 @click.option("--json", "as_json", is_flag=True, help="Print the diagnosis as JSON.")
 @click.option(
     "--stale-after",
@@ -145,7 +198,7 @@ def doctor(as_json: bool, stale_after: float) -> None:
     sys.exit(0 if all(c.ok for c in checks) else 1)
 
 
-@click.command("backup")
+@click.command("backup", cls=OneLineUsage)
 @with_appcontext
 def backup() -> None:
     """Write a pg_dump (custom format) to BACKUP_DIR, named after database, revision and UTC time."""
@@ -172,7 +225,7 @@ def backup() -> None:
     click.echo(f"backup written: {target} ({size:,} bytes); restore with: pg_restore --clean -d DBNAME {target}")
 
 
-@click.command("baseline")
+@click.command("baseline", cls=OneLineUsage)
 @with_appcontext
 def baseline_command() -> None:
     """Adopt an existing database: stamp head only if its schema matches the migrations."""

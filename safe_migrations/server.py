@@ -12,24 +12,35 @@ import runpy
 from pathlib import Path
 from typing import Any
 
-from gunicorn.app.base import BaseApplication
+
+def read_settings(config_file: str | Path = "gunicorn.conf.py") -> dict[str, Any]:
+    """The settings a plain ``gunicorn -c gunicorn.conf.py`` would read (none if the file is absent).
+
+    The file validates PORT, WEB_CONCURRENCY, ... and exits with one line on a
+    bad value. The entrypoint calls this first, before importing gunicorn (whose
+    own WEB_CONCURRENCY default would crash on a bad value) and before migrating.
+    """
+    if not Path(config_file).exists():
+        return {}
+    return {key: value for key, value in runpy.run_path(str(config_file)).items() if not key.startswith("_")}
 
 
-class PreloadedApplication(BaseApplication):
-    """A gunicorn application whose WSGI callable is already loaded."""
+def serve(wsgi_app: Any, settings: dict[str, Any]) -> None:
+    """Become gunicorn's master for ``wsgi_app`` in this process.
 
-    def __init__(self, wsgi_app: Any, config_file: str | Path | None = "gunicorn.conf.py") -> None:
-        self.wsgi_app = wsgi_app
-        self.config_file = Path(config_file) if config_file else None
-        super().__init__()
+    gunicorn is imported only here, after ``read_settings`` validated its environment.
+    """
+    from gunicorn.app.base import BaseApplication
 
-    def load_config(self) -> None:
-        # The same settings file a plain ``gunicorn -c gunicorn.conf.py`` would read.
-        if self.config_file is None or not self.config_file.exists():
-            return
-        for key, value in runpy.run_path(str(self.config_file)).items():
-            if key in self.cfg.settings and value is not None:
-                self.cfg.set(key.lower(), value)
+    class PreloadedApplication(BaseApplication):
+        """A gunicorn application whose WSGI callable is already loaded."""
 
-    def load(self) -> Any:
-        return self.wsgi_app
+        def load_config(self) -> None:
+            for key, value in settings.items():
+                if key in self.cfg.settings and value is not None:
+                    self.cfg.set(key.lower(), value)
+
+        def load(self) -> Any:
+            return wsgi_app
+
+    PreloadedApplication().run()

@@ -6,9 +6,17 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import click
 
-class SettingsError(ValueError):
-    """An environment variable with a value the toolset cannot use."""
+
+class SettingsError(click.ClickException, ValueError):
+    """An environment variable with a value the toolset cannot use.
+
+    A ClickException, so wherever ``flask db ...`` meets it (loading the app,
+    ``migrations/env.py``, a command) it ends as one line and exit 2, never a traceback.
+    """
+
+    exit_code = 2
 
 
 def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
@@ -22,6 +30,15 @@ def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float
     if not value >= minimum or value == float("inf"):
         raise SettingsError(f"{name}={raw!r} must be a finite number >= {minimum:g}")
     return value
+
+
+def _whole(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    if not raw.strip().isdigit():
+        raise SettingsError(f"{name}={raw!r} is not a whole number >= 0")
+    return int(raw)
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -61,7 +78,7 @@ class MigrationSettings:
             lock_wait=_number(env, "MIGRATION_LOCK_WAIT", cls.lock_wait),
             lock_timeout=_number(env, "MIGRATION_LOCK_TIMEOUT", cls.lock_timeout, minimum=0.001),
             statement_timeout=_number(env, "MIGRATION_STATEMENT_TIMEOUT", cls.statement_timeout, minimum=0.001),
-            lock_retries=int(_number(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries)),
+            lock_retries=_whole(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries),
             on_ahead=_choice(env, "MIGRATION_ON_AHEAD", cls.on_ahead, ("warn", "fail")),
             allow_changed=_flag(env, "MIGRATION_ALLOW_CHANGED"),
             migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,

@@ -28,6 +28,8 @@ from safe_migrations.drift import model_drift
 from safe_migrations.history import changed_revisions
 from safe_migrations.log import log
 from safe_migrations.scripts import alembic_config
+from safe_migrations.server import read_settings as read_server_settings
+from safe_migrations.server import serve as run_gunicorn
 from safe_migrations.settings import MigrationSettings, SettingsError
 from safe_migrations.summary import destructive_marker, destructive_operations
 from safe_migrations.urls import DatabaseURLError, mask_password, normalise_database_url
@@ -199,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     spec = argv[0] if argv else "app:create_app()"
     _configure_logging(Path("migrations"))
+    # Server settings first: a bad PORT or WEB_CONCURRENCY stops start-up (one
+    # line, exit 2) before the database is touched.
+    server_settings = read_server_settings("gunicorn.conf.py")
     try:
         settings = MigrationSettings.from_env()
         try:
@@ -212,18 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         print(str(exc), file=sys.stderr)
         return exc.exit_code
-    serve(app)
+    serve(app, server_settings)
     return 0
 
 
-def serve(app: Flask) -> None:
+def serve(app: Flask, server_settings: dict[str, Any]) -> None:
     """Become gunicorn's master for ``app``; pooled connections are dropped before workers fork."""
-    from safe_migrations.server import PreloadedApplication
-
     with app.app_context():
         for engine in app.extensions["migrate"].db.engines.values():
             engine.dispose()
-    PreloadedApplication(app, "gunicorn.conf.py").run()
+    run_gunicorn(app, server_settings)
 
 
 def _main() -> Any:

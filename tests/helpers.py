@@ -59,7 +59,7 @@ def wait_for_http(url: str, process: subprocess.Popen, timeout: float = 30, stat
             if response.status_code == status:
                 return response
             last = response.status_code
-        except requests.ConnectionError as exc:
+        except (requests.ConnectionError, requests.Timeout) as exc:  # busy machine: keep polling
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last})")

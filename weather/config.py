@@ -10,11 +10,19 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
+
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
 
 
-class ConfigError(ValueError):
-    """An environment variable with a value the service cannot use."""
+class ConfigError(click.ClickException, ValueError):
+    """An environment variable with a value the service cannot use.
+
+    A ClickException, so when the ``flask`` CLI loads the app (``flask db upgrade``
+    with a bad DATABASE_URL) it ends as one line and exit 2, never a traceback.
+    """
+
+    exit_code = 2
 
 
 def default_database_url(instance_path: str) -> str:
@@ -67,6 +75,16 @@ def _webhook_url(env: Mapping[str, str]) -> str | None:
     return raw
 
 
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    """CORS_ORIGINS: comma-separated exact origins (scheme://host[:port]); empty = CORS off."""
+    origins = tuple(part.strip() for part in (env.get("CORS_ORIGINS") or "").split(",") if part.strip())
+    for origin in origins:
+        parsed = urlsplit(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path or parsed.query:
+            raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://app.example.org")
+    return origins
+
+
 def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
     """Alarm thresholds; the defaults are KMA advisory levels (see weather/alarms.py)."""
     return {
@@ -94,10 +112,13 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "LOG_LEVEL": _log_level(env),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 4 * 1024 * 1024, minimum=1024),
         "JSON_SORT_KEYS": False,
+        "CORS_ORIGINS": _cors_origins(env),
         **alarm_thresholds(env),
         "PUSH_WEBHOOK_URL": _webhook_url(env),
         "PUSH_TIMEOUT_SECONDS": _float(env, "PUSH_TIMEOUT_SECONDS", 3.0, minimum=0.01),
         "PUSH_RETRIES": _int(env, "PUSH_RETRIES", 2),
+        # All pushes of one ingest together; well under gunicorn's worker timeout (30 s).
+        "PUSH_BUDGET_SECONDS": _float(env, "PUSH_BUDGET_SECONDS", 10.0, minimum=0),
         # flask-smorest: the OpenAPI document is generated from the schemas that validate input.
         "API_TITLE": "weather-backend",
         "API_VERSION": "v1",

@@ -79,8 +79,19 @@ def _field_messages(exc: HTTPException) -> dict[str, list[str]] | None:
     return merged
 
 
+def _utf8_safe(value: object) -> object:
+    """``value`` with unpaired surrogates (echoed from hostile input, e.g. a field name) escaped."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {_utf8_safe(k): _utf8_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_utf8_safe(item) for item in value]
+    return value
+
+
 def _json(body: dict, status: int, headers: Mapping[str, str] | None = None):
-    response = jsonify(body)
+    response = jsonify(_utf8_safe(body))
     response.status_code = status
     for header, value in (headers or {}).items():
         response.headers[header] = value

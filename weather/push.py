@@ -135,11 +135,13 @@ def alarm_payload(alarm: MarketAlarmLog) -> dict[str, Any]:
     }
 
 
-def push_alarm(session: Session, sender: PushSender, alarm: MarketAlarmLog) -> int:
+def push_alarm(session: Session, sender: PushSender, alarm: MarketAlarmLog, deadline: float | None = None) -> int:
     """Push ``alarm`` to every subscribed device, store and return how many accepted it.
 
     Never raises for a delivery failure: the alarm is already recorded, and the
-    ingest that raised it must still succeed.
+    ingest that raised it must still succeed. Past ``deadline`` (``time.monotonic()``)
+    the remaining devices are skipped: a hanging push provider costs
+    notifications, never the ingest's answer (nor a worker killed by gunicorn's timeout).
     """
     devices = session.execute(
         select(Device.push_token, Device.platform)
@@ -149,7 +151,16 @@ def push_alarm(session: Session, sender: PushSender, alarm: MarketAlarmLog) -> i
     ).all()
     payload = alarm_payload(alarm)
     sent = 0
-    for push_token, platform in devices:
+    for index, (push_token, platform) in enumerate(devices):
+        if deadline is not None and time.monotonic() >= deadline:
+            log.warning(
+                "push budget spent: alarm %s %s not pushed to %d of %d devices (PUSH_BUDGET_SECONDS)",
+                alarm.id,
+                alarm.alarm_type,
+                len(devices) - index,
+                len(devices),
+            )
+            break
         try:
             sent += bool(sender.send(Delivery(push_token, platform, payload)))
         except Exception:  # a broken sender must not cost the other devices their push

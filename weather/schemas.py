@@ -20,15 +20,20 @@ MAX_PAGE_SIZE = 500
 MAX_FORECASTS_PER_REQUEST = 20_000
 
 
-def _no_nul(value: str) -> None:
-    # PostgreSQL text cannot hold NUL; reject it here rather than fail in the driver.
+def _storable(value: str) -> None:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate (JSON "\ud800") is not
+    # UTF-8 at all: reject both here rather than fail in the driver.
     if "\x00" in value:
         raise ValidationError("Must not contain NUL characters.")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("Must be valid Unicode (no unpaired surrogates).") from None
 
 
 def Text(max_length: int, **kwargs: Any) -> fields.String:
-    """A string of 1..max_length characters without NUL."""
-    return fields.String(validate=[validate.Length(min=1, max=max_length), _no_nul], **kwargs)
+    """A string of 1..max_length characters that PostgreSQL can store (no NUL, valid Unicode)."""
+    return fields.String(validate=[validate.Length(min=1, max=max_length), _storable], **kwargs)
 
 
 def Id(**kwargs: Any) -> fields.Integer:
@@ -80,6 +85,23 @@ class TimeRangeMixin(Schema):
             raise ValidationError("Must be later than start.", "end")
 
 
+# --- errors ---------------------------------------------------------------------
+
+
+class ErrorSchema(Schema):
+    """The one JSON error body (weather/errors.py), documented for every operation."""
+
+    error = fields.String(required=True, metadata={"description": "code word, e.g. unprocessable_entity"})
+    message = fields.String(required=True, metadata={"description": "one sentence for a person"})
+    status = fields.Integer(required=True, metadata={"description": "the HTTP status again"})
+    fields_ = fields.Dict(
+        data_key="fields",
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "problems per input field (dotted path for nested input)"},
+    )
+
+
 # --- markets -----------------------------------------------------------------
 
 
@@ -113,7 +135,7 @@ class MarketSchema(Schema):
 
 
 class MarketQuerySchema(Schema):
-    region = fields.String()
+    region = Text(50)
     limit = _limit()
     cursor = Cursor(1)
 

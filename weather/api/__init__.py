@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import flask_smorest
 from flask import Flask
-from flask_smorest import Api
 
 from weather.api import alarm_logs, devices, forecasts, markets
 from weather.auth import BEARER_SCHEME
 from weather.device_auth import DEVICE_SCHEME, DEVICE_TOKEN_HEADER
+from weather.schemas import ErrorSchema
+
+
+class Api(flask_smorest.Api):
+    """flask-smorest's Api documenting our real error body (weather/errors.py) for every error response."""
+
+    ERROR_SCHEMA = ErrorSchema
 
 
 def init_app(app: Flask) -> Api:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from sqlalchemy import DateTime, Integer, literal, select, tuple_
 
 from models import Market, MarketAlarmLog, db
+from weather.api.blueprint import Blueprint
 from weather.auth import BEARER_SECURITY, token_required
 from weather.errors import not_found
 from weather.pagination import cursor_datetime, cursor_int, keyset_page

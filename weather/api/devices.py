@@ -10,10 +10,10 @@ from collections import defaultdict
 from typing import Any
 
 from flask import Response
-from flask_smorest import Blueprint
 from sqlalchemy import delete, select
 
 from models import ALARM_TYPES, Device, Market, Subscription, db, utcnow
+from weather.api.blueprint import Blueprint
 from weather.device_auth import DEVICE_SECURITY, check_device_token
 from weather.errors import ApiError, not_found
 from weather.schemas import PG_INT_MAX, DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import current_app
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from models import Forecast, Market, db
 from weather.alarm_rules import Thresholds
+from weather.api.blueprint import Blueprint
 from weather.auth import BEARER_SECURITY, token_required
 from weather.errors import not_found
 from weather.forecast_store import alarms_for, check_batch, record_alarms, upsert_forecasts
@@ -33,7 +34,8 @@ def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
     """Upsert many markets' forecast hours, then raise and push the alarms they call for.
 
     The batch is written whole or not at all. Alarm logs are committed before
-    any push, so a failing push provider never loses an alarm nor fails this request.
+    any push, so a failing push provider never loses an alarm nor fails this request;
+    pushing stops after PUSH_BUDGET_SECONDS, so a hanging one never stalls it.
     """
     rows = data["forecasts"]
     check_batch(db.session, rows)
@@ -41,9 +43,10 @@ def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
     new_alarms = record_alarms(db.session, alarms_for(db.session, rows, Thresholds.from_config(current_app.config)))
     db.session.commit()
     sender = current_sender()
+    deadline = time.monotonic() + current_app.config["PUSH_BUDGET_SECONDS"]
     for alarm in new_alarms:
         try:
-            push_alarm(db.session, sender, alarm)
+            push_alarm(db.session, sender, alarm, deadline)
         except Exception:  # e.g. the database went away between commit and count: the alarm stays recorded
             log.exception("pushing alarm %s failed", alarm.id)
             db.session.rollback()

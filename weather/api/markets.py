@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from models import Market, db
+from weather.api.blueprint import Blueprint
 from weather.auth import BEARER_SECURITY, token_required
 from weather.errors import ApiError, invalid, not_found
 from weather.grid import in_grid, to_grid
