@@ -306,7 +306,7 @@ def sql_upsert_only(url: str, rows: list[dict]) -> float:
 def main() -> int:
     common.begin("bench/api.py", __doc__)
     rows = int(os.environ.get("BENCH_ROWS") or common.size(1_000_000, 50_000, 2_000))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(5, 3, 1))
+    runs = int(os.environ.get("BENCH_RUNS") or common.size(3, 2, 1))
     ingest_rows = int(os.environ.get("BENCH_INGEST_ROWS") or common.size(10_000, 10_000, 200))
     seconds = float(os.environ.get("BENCH_SECONDS") or {"full": 3.0, "quick": 1.5, "smoke": 0.3}[common.MODE])
     repeats = common.size(30, 15, 3)

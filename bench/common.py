@@ -262,6 +262,21 @@ def kill(process: subprocess.Popen, grace: float = 10.0) -> int | None:
     return process.returncode
 
 
+def kill_many(processes: Sequence[subprocess.Popen], grace: float = 10.0) -> None:
+    """``kill`` for many at once: SIGTERM every group first, then wait for them together
+    (a fleet of gunicorns shuts down in parallel, not one grace period after another)."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.perf_counter() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(max(0.0, deadline - time.perf_counter()))
+    for process in processes:
+        kill(process, grace=0.0)
+
+
 def kill_all() -> None:
     for process in list(_processes):
         with contextlib.suppress(Exception):
