@@ -27,9 +27,13 @@ test: $(VENV)/.dev lint
 
 ## Benchmarks on the real PostgreSQL (BENCH_DATABASE_URL); not part of `make test`.
 ## BENCH_QUICK=1 make bench: a quick pass. Figures: bench/README.md.
-BENCHMARKS := startup fleet many_revisions zero_downtime backfill
+## Each script's wall time is printed after its output (goal: all of them under 15 minutes).
+BENCHMARKS := startup fleet many_revisions zero_downtime backfill api
 bench: $(VENV)/.dev
-	@for name in $(BENCHMARKS); do $(BIN)/python bench/$$name.py || exit 1; done
+	@all=$$(date +%s); for name in $(BENCHMARKS); do \
+		start=$$(date +%s); $(BIN)/python bench/$$name.py || exit 1; \
+		echo "\nbench/$$name.py took $$(( $$(date +%s) - start )) s"; \
+	done; echo "make bench took $$(( $$(date +%s) - all )) s"
 
 ## Longer hostile runs: schemathesis with ~10,000 cases and the full fleet (10 rounds of 16 entrypoints).
 fuzz: $(VENV)/.dev

@@ -32,9 +32,45 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-HEAD = "43e96d39df75"
-INITIAL = "e31e0b2e6de7"
-SHIPPED_REVISIONS = (INITIAL, HEAD)
+VERSIONS = REPO / "migrations" / "versions"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One shipped migration file: its revision id and the first line of its docstring."""
+
+    revision: str
+    title: str
+    path: Path
+
+
+def shipped_revisions(versions: Path = VERSIONS) -> tuple[Revision, ...]:
+    """The shipped revisions, oldest first, read from the migration file names.
+
+    Files are named ``YYYYMMDD_HHMMSS_<rev>_<slug>.py`` (init_migration.sh's
+    file_template), so their names sort by creation and the revision id is the
+    third ``_``-separated field. Each file is checked to declare that revision
+    and to follow the previous one (one linear chain, no second head).
+    """
+    found, previous = [], None
+    for path in sorted(versions.glob("[0-9]*_*_*_*.py")):
+        revision = path.name.split("_")[2]
+        source = path.read_text()
+        if f'revision = "{revision}"' not in source:
+            raise RuntimeError(f"{path.name}: the file name says revision {revision}, the file does not")
+        if f"down_revision = {previous!r}".replace("'", '"') not in source:
+            raise RuntimeError(f"{path.name}: down_revision is not {previous} (the previous file)")
+        title = source.split('"""')[1].strip().splitlines()[0] if source.startswith('"""') else revision
+        found.append(Revision(revision, title, path))
+        previous = revision
+    if not found:
+        raise RuntimeError(f"no migration files in {versions}")
+    return tuple(found)
+
+
+SHIPPED = shipped_revisions()
+SHIPPED_REVISIONS = tuple(r.revision for r in SHIPPED)
+INITIAL, HEAD = SHIPPED_REVISIONS[0], SHIPPED_REVISIONS[-1]
 
 SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")
 QUICK = SMOKE or os.environ.get("BENCH_QUICK", "") not in ("", "0")
@@ -224,6 +260,21 @@ def kill(process: subprocess.Popen, grace: float = 10.0) -> int | None:
     if process in _processes:
         _processes.remove(process)
     return process.returncode
+
+
+def kill_many(processes: Sequence[subprocess.Popen], grace: float = 10.0) -> None:
+    """``kill`` for many at once: SIGTERM every group first, then wait for them together
+    (a fleet of gunicorns shuts down in parallel, not one grace period after another)."""
+    for process in processes:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.perf_counter() + grace
+    for process in processes:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(max(0.0, deadline - time.perf_counter()))
+    for process in processes:
+        kill(process, grace=0.0)
 
 
 def kill_all() -> None:

@@ -31,7 +31,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
-from bench.common import BIN, HEAD, REPO
+from bench.common import BIN, HEAD, REPO, SHIPPED_REVISIONS
 
 PREPARE = (
     "from pathlib import Path\n"
@@ -61,7 +61,8 @@ def downgrade():
 
 
 def add_trivial_revisions(repo: Path, count: int) -> str:
-    """Chain ``count`` trivial revisions after the shipped head; return the new head."""
+    """Chain ``count`` trivial revisions after the shipped head (read from the migration files);
+    return the new head."""
     down = HEAD
     for index in range(1, count + 1):
         revision = f"bench{index:07d}"
@@ -84,6 +85,7 @@ def main() -> int:
     runs = int(os.environ.get("BENCH_RUNS") or common.size(6, 3, 1))
     long_repo = common.copy_repository()
     new_head = add_trivial_revisions(long_repo, count)
+    shipped = len(SHIPPED_REVISIONS)
     flask, python = str(BIN / "flask"), str(BIN / "python")
     with common.temp_database() as long_db, common.temp_database() as short_db:
         _, _, apply_long = common.flask(long_repo, long_db, "db", "upgrade")
@@ -92,10 +94,11 @@ def main() -> int:
         common.print_table(
             "Applying the whole history once (empty database to head, one `flask db upgrade`)",
             ["history", "revisions", "seconds"],
-            [[f"{count} generated + shipped", count + 2, apply_long], ["shipped", 2, apply_short]],
+            [[f"{count} generated + shipped", count + shipped, apply_long], ["shipped", shipped, apply_short]],
         )
-        long_upgrade, short_upgrade = f"flask db upgrade, {count + 2} revisions", "flask db upgrade, shipped 2"
-        long_prepare, short_prepare = f"prepare(), {count + 2} revisions", "prepare(), shipped 2"
+        long_upgrade = f"flask db upgrade, {count + shipped} revisions"
+        short_upgrade = f"flask db upgrade, shipped {shipped}"
+        long_prepare, short_prepare = f"prepare(), {count + shipped} revisions", f"prepare(), shipped {shipped}"
         series = common.alternate(
             runs,
             {
@@ -117,12 +120,12 @@ def main() -> int:
     )
     print()
     common.goal(
-        f"no-op flask db upgrade, {count + 2} / 2 revisions (median)",
+        f"no-op flask db upgrade, {count + shipped} / {shipped} revisions (median)",
         series[long_upgrade].median / series[short_upgrade].median,
         1.2,
     )
     common.goal(
-        f"prepare() at head, {count + 2} / 2 revisions (median)",
+        f"prepare() at head, {count + shipped} / {shipped} revisions (median)",
         series[long_prepare].median / series[short_prepare].median,
         1.2,
     )

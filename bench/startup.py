@@ -15,7 +15,7 @@ What it measures, on a database already at head, with one gunicorn worker
 
 Run::
 
-    .venv/bin/python bench/startup.py            # full: 10 runs each
+    .venv/bin/python bench/startup.py            # full: 6 runs each
     BENCH_QUICK=1 .venv/bin/python bench/startup.py
 
 ``BENCH_DATABASE_URL`` names the PostgreSQL server (default
@@ -87,7 +87,7 @@ def warm_prepare(database_url: str, runs: int) -> Series:
 
 def main() -> int:
     common.begin("bench/startup.py", __doc__)
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(10, 4, 1))
+    runs = int(os.environ.get("BENCH_RUNS") or common.size(6, 4, 1))
     python = str(BIN / "python")
     with common.temp_database() as url:
         common.flask(REPO, url, "db", "upgrade")

@@ -11,16 +11,19 @@ Steps, each repeated and alternated with its baseline (the same load with no
 DDL: ``flask db current`` for the steps run by ``flask``, a sleep for the ones
 run in this process):
 
-- shipped, through ``flask db`` (advisory lock, lock_timeout, ledger):
-  upgrade 43e96d39df75 (ADD COLUMN sent_to_devices NOT NULL DEFAULT 0), a
-  revision using ``safe_migrations.operations.create_index_concurrently``,
-  its downgrade (``drop_index_concurrently``) and the downgrade of 43e96d39df75;
+- shipped, through ``flask db`` (advisory lock, lock_timeout, ledger): every
+  shipped step after the initial revision, read from ``migrations/versions``:
+  each upgrade in order, then each downgrade back to the initial revision --
+  today upgrade 43e96d39df75 (ADD COLUMN sent_to_devices NOT NULL DEFAULT 0),
+  upgrade eed4f6347fc7 (two indexes built with
+  ``safe_migrations.operations.create_index_concurrently``), downgrade
+  eed4f6347fc7 (``drop_index_concurrently``), downgrade 43e96d39df75 (DROP COLUMN);
 - naive counterparts of the same changes, plain SQL in one transaction: CREATE
   INDEX without CONCURRENTLY; ADD COLUMN NOT NULL with a volatile default
   ``(random()*10)::int`` (a table rewrite); a FOREIGN KEY without NOT VALID --
   and the safe FK pattern beside it (ADD ... NOT VALID, then VALIDATE);
 - lock queue: another session holds a lock on the table (an open transaction
-  that read it) while ``flask db upgrade 43e96d39df75`` starts: with
+  that read it) while the first shipped step (``flask db upgrade 43e96d39df75``) starts: with
   MIGRATION_LOCK_TIMEOUT=0.5 the stall is bounded by it (the step gives up,
   retries later); with a lock_timeout of an hour the load queues behind the
   migration for as long as the other session holds its lock.
@@ -48,28 +51,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import common
-from bench.common import HEAD, INITIAL, Series, Stall
-
-INDEX_REVISION = "bench0index1"
-INDEX_REVISION_SOURCE = f'''"""Bench: index market_alarm_log.target_date without blocking writes"""
-from alembic import op
-
-from safe_migrations.operations import create_index_concurrently, drop_index_concurrently
-
-
-revision = "{INDEX_REVISION}"
-down_revision = "{HEAD}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    create_index_concurrently("ix_market_alarm_log_target_date", "market_alarm_log", ["target_date"])
-
-
-def downgrade():
-    drop_index_concurrently("ix_market_alarm_log_target_date", "market_alarm_log")
-'''
+from bench.common import INITIAL, SHIPPED, Series, Stall
 
 NAIVE = {
     "naive: CREATE INDEX (no CONCURRENTLY)": (
@@ -94,12 +76,22 @@ NAIVE = {
         ["ALTER TABLE market_alarm_log DROP CONSTRAINT fk_bench_safe"],
     ),
 }
-SHIPPED = [
-    ("shipped: upgrade 43e96d39df75 (ADD COLUMN ... DEFAULT 0)", "upgrade", HEAD),
-    ("shipped helper: create_index_concurrently", "upgrade", INDEX_REVISION),
-    ("shipped helper: drop_index_concurrently (downgrade)", "downgrade", HEAD),
-    ("shipped: downgrade 43e96d39df75 (DROP COLUMN)", "downgrade", INITIAL),
-]
+
+
+def shipped_steps() -> list[tuple[str, str, str]]:
+    """Every shipped migration step after the initial one, as (label, command, target):
+    each upgrade in order, then each downgrade back to the initial revision."""
+    after = SHIPPED[1:]
+    ups = [(f"shipped: upgrade {r.revision} ({r.title})", "upgrade", r.revision) for r in after]
+    downs = [
+        (f"shipped: downgrade {r.revision} ({r.title})", "downgrade", previous.revision)
+        for previous, r in reversed(list(zip(SHIPPED, after, strict=False)))
+    ]
+    return ups + downs
+
+
+STEPS = shipped_steps()
+
 BASE_FLASK, BASE_SLEEP = "baseline: load + `flask db current`", "baseline: load alone"
 
 
@@ -140,8 +132,7 @@ def main() -> int:
     rows = int(os.environ.get("BENCH_ROWS") or common.size(1_000_000, 50_000, 2_000))
     runs = int(os.environ.get("BENCH_RUNS") or common.size(2, 2, 1))
     hold = float(common.size(4, 3, 2))
-    repo = common.copy_repository()
-    (repo / "migrations" / "versions" / f"29990101_000000_{INDEX_REVISION}_bench.py").write_text(INDEX_REVISION_SOURCE)
+    repo = common.REPO
     workers = common.alarm_log_load(rows)
     stalls: dict[str, list[Stall]] = {}
 
@@ -155,7 +146,7 @@ def main() -> int:
         print(f"\nseeded {rows:,} rows in {seeded:.1f}s")
         for index in range(runs):
             naive = list(NAIVE.items()) if index % 2 == 0 else list(reversed(NAIVE.items()))
-            for step, (name, command, target) in enumerate(SHIPPED):
+            for step, (name, command, target) in enumerate(STEPS):
                 if step == 0 or not common.SMOKE:
                     measure(BASE_FLASK, lambda: common.flask(repo, url, "db", "current"))
                 measure(name, lambda command=command, target=target: common.flask(repo, url, "db", command, target))
@@ -167,7 +158,7 @@ def main() -> int:
             print(f"  ... round {index + 1}/{runs} done", flush=True)
 
         # Lock queue: another session holds the table while the shipped step starts.
-        lock_rows = []
+        lock_rows, first = [], SHIPPED[1].revision
         for label, timeout in (("MIGRATION_LOCK_TIMEOUT=0.5", "0.5"), ("MIGRATION_LOCK_TIMEOUT=3600 (none)", "3600")):
             holding = threading.Event()
             holder = threading.Thread(target=hold_table, args=(url, hold, holding))
@@ -176,7 +167,7 @@ def main() -> int:
             def migrate(timeout=timeout, holder=holder, holding=holding, outputs=outputs) -> None:
                 holder.start()
                 holding.wait(10)
-                _, output, _ = common.flask(repo, url, "db", "upgrade", HEAD, MIGRATION_LOCK_TIMEOUT=timeout)
+                _, output, _ = common.flask(repo, url, "db", "upgrade", first, MIGRATION_LOCK_TIMEOUT=timeout)
                 outputs.append(output)
                 holder.join()
 
@@ -207,7 +198,7 @@ def main() -> int:
 
     base = {BASE_FLASK: summary(BASE_FLASK), BASE_SLEEP: summary(BASE_SLEEP)}
     rows_out, shipped_excess = [], []
-    for name in [BASE_FLASK, BASE_SLEEP, *(s[0] for s in SHIPPED), *NAIVE]:
+    for name in [BASE_FLASK, BASE_SLEEP, *(s[0] for s in STEPS), *NAIVE]:
         values = summary(name)
         baseline = BASE_FLASK if name.startswith("shipped") else BASE_SLEEP
         excess = values[2] - base[baseline][2] if not name.startswith("baseline") else 0.0
@@ -234,7 +225,7 @@ def main() -> int:
         "for the in-process naive steps: the load alone for 1 s."
     )
     common.print_table(
-        "Lock queue: the table held by another session while the shipped ADD COLUMN starts",
+        f"Lock queue: the table held by another session while `flask db upgrade {first}` starts",
         ["migration", "held for s", "longest stall ms", "p99 ms", "requests", "lock_timeout retries"],
         lock_rows,
     )
