@@ -92,7 +92,9 @@ def test_waiter_proceeds_when_the_holder_releases(pg_url):
 
     def hold():
         with engine.connect() as holder, migration_lock(holder, wait_seconds=1):
-            time.sleep(1.5)
+            # Long enough for `flask db upgrade` to start and reach the lock on a busy
+            # machine (the suite runs beside the benchmark smoke test); 1.5 s was not.
+            time.sleep(4)
         released.set()
 
     thread = threading.Thread(target=hold)
