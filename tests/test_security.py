@@ -109,10 +109,10 @@ def test_cors_allows_only_the_configured_origins(api_app_factory):
 
 
 def test_cors_origins_are_validated():
-    assert load_config({"CORS_ORIGINS": "https://a.example, http://b.example:8080"}, "/tmp")["CORS_ORIGINS"] == (
+    assert load_config({"CORS_ORIGINS": "https://a.example, http://b.example:8080"}, "instance")["CORS_ORIGINS"] == (
         "https://a.example",
         "http://b.example:8080",
     )
     for bad in ("*", "a.example", "https://a.example/path", "javascript:alert(1)"):
         with pytest.raises(ConfigError, match="CORS_ORIGINS"):
-            load_config({"CORS_ORIGINS": bad}, "/tmp")
+            load_config({"CORS_ORIGINS": bad}, "instance")
