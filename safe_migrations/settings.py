@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,26 +20,28 @@ class SettingsError(click.ClickException, ValueError):
     exit_code = 2
 
 
-def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+def read_number(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    *,
+    minimum: float | None = None,
+    whole: bool = False,
+    error: type[Exception] = SettingsError,
+) -> float:
+    """The number in ``env[name]`` (``default`` when unset or blank); raise ``error`` naming a bad value."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw)
+        value = int(raw.strip()) if whole else float(raw)
     except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
-    if not value >= minimum or value == float("inf"):
-        raise SettingsError(f"{name}={raw!r} must be a finite number >= {minimum:g}")
+        raise error(f"{name}={raw!r} is not a {'whole number' if whole else 'number'}") from None
+    if not math.isfinite(value):
+        raise error(f"{name}={raw!r} must be a finite number")
+    if minimum is not None and value < minimum:
+        raise error(f"{name}={raw!r} must be at least {minimum:g}")
     return value
-
-
-def _whole(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    if not raw.strip().isdigit():
-        raise SettingsError(f"{name}={raw!r} is not a whole number >= 0")
-    return int(raw)
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
@@ -74,11 +77,11 @@ class MigrationSettings:
         """Read and validate every knob; raise SettingsError naming the first bad one."""
         env = os.environ if env is None else env
         return cls(
-            db_wait_timeout=_number(env, "DB_WAIT_TIMEOUT", cls.db_wait_timeout),
-            lock_wait=_number(env, "MIGRATION_LOCK_WAIT", cls.lock_wait),
-            lock_timeout=_number(env, "MIGRATION_LOCK_TIMEOUT", cls.lock_timeout, minimum=0.001),
-            statement_timeout=_number(env, "MIGRATION_STATEMENT_TIMEOUT", cls.statement_timeout, minimum=0.001),
-            lock_retries=_whole(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries),
+            db_wait_timeout=read_number(env, "DB_WAIT_TIMEOUT", cls.db_wait_timeout, minimum=0),
+            lock_wait=read_number(env, "MIGRATION_LOCK_WAIT", cls.lock_wait, minimum=0),
+            lock_timeout=read_number(env, "MIGRATION_LOCK_TIMEOUT", cls.lock_timeout, minimum=0.001),
+            statement_timeout=read_number(env, "MIGRATION_STATEMENT_TIMEOUT", cls.statement_timeout, minimum=0.001),
+            lock_retries=read_number(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries, minimum=0, whole=True),
             on_ahead=_choice(env, "MIGRATION_ON_AHEAD", cls.on_ahead, ("warn", "fail")),
             allow_changed=_flag(env, "MIGRATION_ALLOW_CHANGED"),
             migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,

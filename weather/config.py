@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +11,7 @@ from urllib.parse import urlsplit
 
 import click
 
+from safe_migrations.settings import read_number
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
 
 
@@ -38,31 +38,11 @@ def _log_level(env: Mapping[str, str]) -> str:
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
-    if value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum}")
-    return value
+    return read_number(env, name, default, minimum=minimum, whole=True, error=ConfigError)
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
-    raw = env.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ConfigError(f"{name}={raw!r} must be a finite number")
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name}={raw!r} must be at least {minimum:g}")
-    return value
+    return read_number(env, name, default, minimum=minimum, error=ConfigError)
 
 
 def _webhook_url(env: Mapping[str, str]) -> str | None:
