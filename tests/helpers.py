@@ -106,3 +106,16 @@ def add_revision(
         f"def upgrade():\n{indent(upgrade)}\n\n\ndef downgrade():\n{indent(downgrade)}\n"
     )
     return path
+
+
+def start_flask(database_url: str, *args: str, cwd: Path = REPO, **env: str) -> subprocess.Popen:
+    """``flask ARGS`` running in the background; its log (stderr) is readable line by line."""
+    return subprocess.Popen(
+        [str(BIN / "flask"), *args],
+        cwd=cwd,
+        env=child_env(database_url, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
 import time
 
 import pytest
 from sqlalchemy import create_engine, inspect, pool, text
 
-from tests.helpers import BIN, add_revision, child_env, copy_repository, flask
+from tests.helpers import add_revision, copy_repository, flask, start_flask
 
 ADD_PRIORITY = "op.add_column('market_alarm_log', sa.Column('priority', sa.Integer(), nullable=True))"
 DROP_PRIORITY = "op.drop_column('market_alarm_log', 'priority')"
@@ -59,14 +58,7 @@ def test_lock_released_mid_way_lets_the_retry_succeed(repo, pg_url):
     engine = create_engine(pg_url, poolclass=pool.NullPool)
     blocker = engine.connect()
     blocker.execute(text("SELECT count(*) FROM market_alarm_log"))
-    process = subprocess.Popen(
-        [str(BIN / "flask"), "db", "upgrade"],
-        cwd=repo,
-        env=child_env(pg_url, MIGRATION_LOCK_TIMEOUT="0.3", MIGRATION_LOCK_RETRIES="5"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_flask(pg_url, "db", "upgrade", cwd=repo, MIGRATION_LOCK_TIMEOUT="0.3", MIGRATION_LOCK_RETRIES="5")
     lines = []
     for line in process.stderr:
         lines.append(line)
@@ -96,13 +88,7 @@ def test_sigkill_mid_migration_releases_the_lock_and_the_next_run_completes(repo
     assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 0
     add_revision(repo, "bbb000000004", ADD_PRIORITY + "\nop.execute('SELECT pg_sleep(60)')", DROP_PRIORITY)
     before = state(pg_url)
-    process = subprocess.Popen(
-        [str(BIN / "flask"), "db", "upgrade"],
-        cwd=repo,
-        env=child_env(pg_url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_flask(pg_url, "db", "upgrade", cwd=repo)
     engine = create_engine(pg_url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
     with engine.connect() as watcher:
         sleeping = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(60)%' AND state = 'active'"

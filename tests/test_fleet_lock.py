@@ -7,25 +7,12 @@ import subprocess
 from sqlalchemy import create_engine, pool, text
 
 from safe_migrations.lock import lock_key, migration_lock
-from tests.helpers import BIN, HEAD, REPO, REVISIONS, child_env, flask, free_port, wait_for_http
-from tests.test_entrypoint import stop
+from tests.helpers import HEAD, REVISIONS, flask, free_port, start_flask, wait_for_http
+from tests.test_entrypoint import start, stop
 
 
 def start_fleet(database_url: str, count: int) -> list[tuple[subprocess.Popen, int]]:
-    fleet = []
-    for _ in range(count):
-        port = free_port()
-        process = subprocess.Popen(
-            ["./entrypoint.sh"],
-            cwd=REPO,
-            env=child_env(database_url, PORT=str(port), WEB_CONCURRENCY="1"),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            stdin=subprocess.DEVNULL,
-        )
-        fleet.append((process, port))
-    return fleet
+    return [start(database_url) for _ in range(count)]
 
 
 def run_fleet(database_url: str, count: int) -> list[str]:
@@ -86,14 +73,7 @@ def test_waiter_proceeds_when_the_holder_releases(pg_url):
     with engine.connect() as holder:
         lock = migration_lock(holder, wait_seconds=1)
         lock.__enter__()
-        process = subprocess.Popen(
-            [str(BIN / "flask"), "db", "upgrade"],
-            cwd=REPO,
-            env=child_env(pg_url),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = start_flask(pg_url, "db", "upgrade")
         lines = []
         for line in process.stderr:
             lines.append(line)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 import threading
 import time
 
@@ -26,7 +25,7 @@ from sqlalchemy import create_engine, inspect, pool, text
 
 from safe_migrations.scripts import alembic_config
 from tests.conftest import make_app
-from tests.helpers import BIN, HEAD, REPO, REVISIONS, child_env, flask
+from tests.helpers import HEAD, REVISIONS, flask, start_flask
 
 KILLS_PER_DATABASE = 10
 
@@ -38,14 +37,7 @@ def killed_upgrade(url: str, rng: random.Random, pending: list[str]) -> dict:
     lock); the rest the moment a randomly chosen pending step starts, plus up
     to 10 ms (the steps themselves take milliseconds).
     """
-    process = subprocess.Popen(
-        [str(BIN / "flask"), "db", "upgrade"],
-        cwd=REPO,
-        env=child_env(url),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = start_flask(url, "db", "upgrade")
     target = rng.choice(pending) if pending and rng.random() < 2 / 3 else None
     lines: list[str] = []
     step_started = threading.Event()
