@@ -72,6 +72,16 @@ SHIPPED = shipped_revisions()
 SHIPPED_REVISIONS = tuple(r.revision for r in SHIPPED)
 INITIAL, HEAD = SHIPPED_REVISIONS[0], SHIPPED_REVISIONS[-1]
 
+# The entrypoint's pre-start work alone (wait, report, lock check, upgrade,
+# drift), as ``python -c PREPARE`` runs it in a fresh process.
+PREPARE = (
+    "from pathlib import Path\n"
+    "from safe_migrations.settings import MigrationSettings\n"
+    "from safe_migrations.startup import configure_logging, load_app, prepare\n"
+    "configure_logging(Path('migrations'))\n"
+    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
+)
+
 SMOKE = os.environ.get("BENCH_SMOKE", "") not in ("", "0")
 QUICK = SMOKE or os.environ.get("BENCH_QUICK", "") not in ("", "0")
 MODE = "smoke" if SMOKE else "quick" if QUICK else "full"

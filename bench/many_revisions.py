@@ -33,14 +33,6 @@ if __package__ in (None, ""):
 from bench import common
 from bench.common import BIN, HEAD, REPO, SHIPPED_REVISIONS
 
-PREPARE = (
-    "from pathlib import Path\n"
-    "from safe_migrations.settings import MigrationSettings\n"
-    "from safe_migrations.startup import _configure_logging, load_app, prepare\n"
-    "_configure_logging(Path('migrations'))\n"
-    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
-)
-
 REVISION = '''"""Bench revision {index}: no schema change"""
 from alembic import op
 
@@ -104,8 +96,8 @@ def main() -> int:
             {
                 long_upgrade: lambda: timed(long_repo, long_db, flask, "db", "upgrade"),
                 short_upgrade: lambda: timed(REPO, short_db, flask, "db", "upgrade"),
-                long_prepare: lambda: timed(long_repo, long_db, python, "-c", PREPARE),
-                short_prepare: lambda: timed(REPO, short_db, python, "-c", PREPARE),
+                long_prepare: lambda: timed(long_repo, long_db, python, "-c", common.PREPARE),
+                short_prepare: lambda: timed(REPO, short_db, python, "-c", common.PREPARE),
             },
         )
     common.series_table(

@@ -35,13 +35,6 @@ if __package__ in (None, ""):
 from bench import common
 from bench.common import BIN, REPO, Series
 
-PREPARE = (
-    "from pathlib import Path\n"
-    "from safe_migrations.settings import MigrationSettings\n"
-    "from safe_migrations.startup import _configure_logging, load_app, prepare\n"
-    "_configure_logging(Path('migrations'))\n"
-    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
-)
 SEED = REPO / "bench" / "peers" / "seed_entrypoint.sh"
 
 
@@ -111,7 +104,7 @@ def main() -> int:
             runs,
             {
                 import_app: lambda: process_seconds([python, "-c", "import app"], url),
-                prestart: lambda: process_seconds([python, "-c", PREPARE], url),
+                prestart: lambda: process_seconds([python, "-c", common.PREPARE], url),
                 seed_upgrade: lambda: process_seconds([str(BIN / "flask"), "db", "upgrade"], url),
             },
         )

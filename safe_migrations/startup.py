@@ -192,7 +192,8 @@ def prepare(app: Flask, settings: MigrationSettings) -> None:
         engine.dispose()
 
 
-def _configure_logging(migrations_dir: Path) -> None:
+def configure_logging(migrations_dir: Path) -> None:
+    """Log like ``migrations/env.py`` does: every line says "database migration"."""
     logging.config.fileConfig(migrations_dir / "alembic.ini", disable_existing_loggers=False)
 
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m safe_migrations.startup [APP_SPEC]``; returns an exit code."""
     argv = sys.argv[1:] if argv is None else argv
     spec = argv[0] if argv else "app:create_app()"
-    _configure_logging(Path("migrations"))
+    configure_logging(Path("migrations"))
     # Server settings first: a bad PORT or WEB_CONCURRENCY stops start-up (one
     # line, exit 2) before the database is touched.
     server_settings = read_server_settings("gunicorn.conf.py")

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import requests
+from sqlalchemy import create_engine, pool, text
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -119,3 +120,30 @@ def start_flask(database_url: str, *args: str, cwd: Path = REPO, **env: str) -> 
         text=True,
         stdin=subprocess.DEVNULL,
     )
+
+
+def query(url: str, sql: str) -> list[tuple]:
+    """All rows of one query, on a connection of its own."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(sql)).all()]
+    finally:
+        engine.dispose()
+
+
+def scalar(url: str, sql: str):
+    """The first column of the first row of one query (None when there is none)."""
+    rows = query(url, sql)
+    return rows[0][0] if rows else None
+
+
+def execute(url: str, *statements: str) -> None:
+    """Run statements in one committed transaction."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+    finally:
+        engine.dispose()

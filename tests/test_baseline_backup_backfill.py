@@ -10,24 +10,8 @@ from sqlalchemy import create_engine, pool, text
 
 from models import MarketAlarmLog
 from safe_migrations.backfill import backfill
-from tests.helpers import HEAD, add_revision, copy_repository, flask, run, wait_for_http
+from tests.helpers import HEAD, add_revision, copy_repository, execute, flask, run, scalar, wait_for_http
 from tests.test_entrypoint import start, stop
-
-
-def execute(url: str, *statements: str) -> None:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.begin() as c:
-        for statement in statements:
-            c.execute(text(statement))
-    engine.dispose()
-
-
-def scalar(url: str, sql: str):
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.connect() as c:
-        value = c.execute(text(sql)).scalar()
-    engine.dispose()
-    return value
 
 
 def existing_database(url: str) -> None:

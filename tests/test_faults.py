@@ -11,7 +11,6 @@ import os
 import signal
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -19,8 +18,9 @@ from sqlalchemy import create_engine, pool, text
 
 from tests.conftest import API_TOKEN
 from tests.faults import FaultProxy, child_pids
-from tests.helpers import run, wait_for_http
+from tests.helpers import run, scalar, wait_for_http
 from tests.test_entrypoint import start, stop
+from tests.webhook_server import WebhookServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -30,15 +30,6 @@ def proxy():
     proxy = FaultProxy()
     yield proxy
     proxy.close()
-
-
-def scalar(url: str, sql: str):
-    engine = create_engine(url, poolclass=pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            return connection.execute(text(sql)).scalar()
-    finally:
-        engine.dispose()
 
 
 def new_market(base: str, name: str = "광장시장") -> int:
@@ -142,39 +133,13 @@ def test_database_restart_while_serving_gives_503_then_recovers(pg_url, proxy):
     assert code == 0 and "Traceback" not in output, output
 
 
-class Hook:
-    """A push webhook that hangs ('hang': longer than the sender's timeout) or fails ('error': 500)."""
-
-    def __init__(self, mode: str) -> None:
-        self.received = 0
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers["Content-Length"]))
-                hook.received += 1
-                if mode == "hang":
-                    time.sleep(3)
-                self.send_response(500 if mode == "error" else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/push"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+# 'hang': longer than the sender's timeout; 'error': a 500.
+FAILING_WEBHOOK = {"hang": (200, 3.0), "error": (500, 0.0)}
 
 
 @pytest.mark.parametrize("mode", ["hang", "error"])
 def test_hanging_or_failing_push_webhook_never_stalls_the_ingest(pg_url, mode):
-    hook = Hook(mode)
+    hook = WebhookServer(mode, FAILING_WEBHOOK)
     devices = 30
     process, port = start(
         pg_url,
@@ -212,7 +177,8 @@ def test_hanging_or_failing_push_webhook_never_stalls_the_ingest(pg_url, mode):
     alarms = sorted((a["alarm_type"], a["sent_to_devices"]) for a in logs.json()["items"])
     print(
         f"\ninjected: webhook '{mode}' for {devices} devices x 2 alarms (timeout 0.5 s, 1 retry, budget 4 s); "
-        f"survived: ingest {ingest.status_code} in {took:.1f} s, {hook.received} push attempts, alarm logs {alarms}"
+        f"survived: ingest {ingest.status_code} in {took:.1f} s, {len(hook.received)} push attempts, "
+        f"alarm logs {alarms}"
     )
     assert ingest.status_code == 200, ingest.text
     # Unbounded it would take 30 devices x 2 alarms x 2 attempts x 0.5 s = 60 s: past gunicorn's timeout.

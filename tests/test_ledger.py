@@ -8,19 +8,11 @@ import socket
 import pytest
 from sqlalchemy import create_engine, inspect, pool, text
 
-from tests.helpers import HEAD, REPO, REVISIONS, add_revision, copy_repository, flask, run, wait_for_http
+from tests.helpers import HEAD, REPO, REVISIONS, add_revision, copy_repository, flask, query, run, wait_for_http
 from tests.test_entrypoint import start, stop
 
 INITIAL = REVISIONS[0]
 NEWER = "fff000000001"
-
-
-def query(url: str, sql: str) -> list[tuple]:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    with engine.connect() as c:
-        rows = [tuple(r) for r in c.execute(text(sql)).all()]
-    engine.dispose()
-    return rows
 
 
 def seed_alarm(url: str) -> None:

@@ -2,54 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.api_helpers import create_market, hour, ingest, register_device, subscribe
 from tests.conftest import AUTH
+from tests.webhook_server import WebhookServer
 from weather.push import Delivery, WebhookSender
 
 
-class Hook:
-    """A local webhook whose answer the test chooses: 'ok', 'error', 'reject' or 'slow'."""
-
-    def __init__(self) -> None:
-        self.mode = "ok"
-        self.received: list[dict] = []
-        hook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                hook.received.append(body)
-                if hook.mode == "slow":
-                    time.sleep(1.0)  # longer than the sender's timeout
-                status = {"ok": 200, "error": 503, "reject": 400, "slow": 200}[hook.mode]
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/push"
-
-
 @pytest.fixture
-def hook() -> Iterator[Hook]:
-    hook = Hook()
-    thread = threading.Thread(target=hook.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield hook
-    hook.server.shutdown()
-    hook.server.server_close()
+def hook() -> Iterator[WebhookServer]:
+    """A local webhook whose answer the test chooses: 'ok', 'error' (503), 'reject' (400) or 'slow'."""
+    server = WebhookServer()
+    yield server
+    server.close()
 
 
 DELIVERY = Delivery("tok", "ios", {"id": 1, "alarm_type": "HEAT"})
