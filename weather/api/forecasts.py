@@ -14,7 +14,7 @@ from weather.alarm_rules import Thresholds
 from weather.api.blueprint import Blueprint
 from weather.auth import BEARER_SECURITY, token_required
 from weather.errors import not_found
-from weather.forecast_store import alarms_for, check_batch, record_alarms, upsert_forecasts
+from weather.forecast_store import store_forecasts
 from weather.pagination import cursor_datetime, keyset_page
 from weather.push import current_sender, push_alarm
 from weather.schemas import ForecastBatchSchema, ForecastPageSchema, ForecastQuerySchema, IngestResultSchema
@@ -37,10 +37,8 @@ def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
     any push, so a failing push provider never loses an alarm nor fails this request;
     pushing stops after PUSH_BUDGET_SECONDS, so a hanging one never stalls it.
     """
-    rows = data["forecasts"]
-    check_batch(db.session, rows)
-    upserted = upsert_forecasts(db.session, rows)
-    new_alarms = record_alarms(db.session, alarms_for(db.session, rows, Thresholds.from_config(current_app.config)))
+    stored = store_forecasts(db.session, data["forecasts"], Thresholds.from_config(current_app.config))
+    upserted, new_alarms = stored.upserted, stored.alarms
     db.session.commit()
     sender = current_sender()
     deadline = time.monotonic() + current_app.config["PUSH_BUDGET_SECONDS"]
