@@ -40,7 +40,9 @@ SECRET_ENV = ("DATABASE_URL", "API_TOKEN")
 # What the image must contain to start; nothing for development only.
 RUNTIME_FILES = ("app.py", "models.py", "gunicorn.conf.py", "entrypoint.sh", "weather", "safe_migrations", "migrations")
 DEV_ONLY = ("tests", "bench", "docs", ".venv", ".git", "instance")
-SECRET_LOOKING_KEY = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_KEY|PRIVATE_KEY|DATABASE_URL", re.I)
+SECRET_LOOKING_KEY = re.compile(
+    r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_KEY|SERVICE_KEY|PRIVATE_KEY|DATABASE_URL", re.I
+)
 URL_WITH_PASSWORD = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
 # An obvious placeholder: CHANGE-ME, PASSWORD, DB-PASSWORD, DBNAME, <your-token>. Capitals
 # alone are not enough ("HUNTER2" is a password): it must name what goes there.
@@ -412,7 +414,12 @@ def test_service_routes_port_80_to_the_container_port():
 
 def test_kustomization_lists_everything_but_the_secret():
     kustomization = load_manifest("kustomization.yaml")
-    assert sorted(kustomization["resources"]) == ["configmap.yaml", "deployment.yaml", "service.yaml"]
+    assert sorted(kustomization["resources"]) == [
+        "configmap.yaml",
+        "deployment.yaml",
+        "forecast-fetch-cronjob.yaml",
+        "service.yaml",
+    ]
     assert all((K8S / resource).is_file() for resource in kustomization["resources"])
     assert "secret.example.yaml" not in yaml.safe_dump(kustomization)
     assert "kubectl create secret" in (K8S / "kustomization.yaml").read_text()
