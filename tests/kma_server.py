@@ -94,19 +94,20 @@ def forecast_items(nx: int, ny: int, base: datetime, hours: int, weather: Weathe
             categories.append("TMN")
         if when.hour == 15:
             categories.append("TMX")
-        for category in categories:
-            items.append(
-                {
-                    "baseDate": base_date,
-                    "baseTime": base_time,
-                    "category": category,
-                    "fcstDate": when.strftime("%Y%m%d"),
-                    "fcstTime": when.strftime("%H%M"),
-                    "fcstValue": values[category],
-                    "nx": nx,
-                    "ny": ny,
-                }
-            )
+        fcst_date, fcst_time = when.strftime("%Y%m%d"), when.strftime("%H%M")
+        items.extend(
+            {
+                "baseDate": base_date,
+                "baseTime": base_time,
+                "category": category,
+                "fcstDate": fcst_date,
+                "fcstTime": fcst_time,
+                "fcstValue": values[category],
+                "nx": nx,
+                "ny": ny,
+            }
+            for category in categories
+        )
     return items
 
 
@@ -131,6 +132,7 @@ class KmaStandIn:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the real gateway
+            disable_nagle_algorithm = True  # headers and body leave at once, no delayed-ACK stall
 
             def do_GET(self) -> None:
                 with stand_in._lock:

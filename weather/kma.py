@@ -238,12 +238,16 @@ class CellForecast:
 
 def read_items(items: Iterable[Mapping[str, Any]], forecast: CellForecast) -> None:
     """Add the stored categories of ``items`` (getVilageFcst's ``item`` list) to ``forecast``."""
+    times: dict[tuple[Any, Any], datetime | None] = {}  # a cell has ~70 distinct hours for ~900 items
     for item in items:
         category = item.get("category")
         if category not in CATEGORIES:
             continue
         raw = item.get("fcstValue")
-        when = _forecast_time(item.get("fcstDate"), item.get("fcstTime"))
+        key = (item.get("fcstDate"), item.get("fcstTime"))
+        if key not in times:
+            times[key] = _forecast_time(*key)
+        when = times[key]
         if when is None or not isinstance(raw, str | int | float) or isinstance(raw, bool):
             forecast.unknown.append((str(category), f"{item.get('fcstDate')} {item.get('fcstTime')} {raw!r}"[:80]))
             continue
