@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
@@ -49,7 +50,7 @@ CONCURRENCY = 4
 SUMMARY = re.compile(r"(\d+) cells ok, (\d+) failed; (\d+) rows stored; (\d+) alarms raised; ([\d.]+) s")
 
 
-def start_stand_in(delay: float) -> tuple[object, str]:
+def start_stand_in(delay: float) -> tuple[subprocess.Popen, str]:
     """The stand-in KMA in its own process group; returns (process, service root URL)."""
     output = common.temp_dir("bench-kma-") / "stand-in.log"
     process = common.launch(
@@ -162,7 +163,7 @@ def main() -> int:
         common.kill(stand_in)
         common.drop_database(url)
 
-    rows = Series("", [float(r) for r in rows_stored]).median
+    rows_per_fetch = Series("", [float(r) for r in rows_stored]).median
     common.print_table(
         f"Fetch of {cells:,} cells, {runs} alternating runs ({stored:,} forecast rows stored in the end)",
         ["what", "runs", "median s", "min s", "max s", "cells/s", "rows/s", "ratio vs pure download"],
@@ -174,7 +175,7 @@ def main() -> int:
                 s.min,
                 s.max,
                 cells / s.median,
-                rows / s.median if s is whole else "-",
+                rows_per_fetch / s.median if s is whole else "-",
                 s.median / download.median,
             ]
             for s in (whole, download)
