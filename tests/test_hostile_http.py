@@ -441,3 +441,23 @@ def test_a_request_past_the_worker_timeout_is_answered_in_the_api_error_shape(pg
     assert after.status_code == 200
     assert "WORKER TIMEOUT" in log and "answering 503" in log, log[-3000:]
     assert "SIGKILL" not in log and "Traceback" not in log, log[-3000:]
+
+
+# --- limits gunicorn enforces before the app -------------------------------------------------------------
+
+
+def test_oversized_request_lines_and_headers_never_reach_the_app(server):
+    """gunicorn refuses these itself with a small 4xx; its error pages are HTML (gunicorn has no
+    public way to change them), which is why they are checked here for size and status only."""
+    market = server.ids["market"]
+    cases = {
+        "request line over 4094 bytes": (f"/api/v1/forecasts?market_id={market}&cursor={'A' * 5000}", {}),
+        "header over 8190 bytes": ("/api/v1/markets", {"X-Push-Token": "t" * 9000}),
+        "101 headers": ("/api/v1/markets", {f"X-Filler-{i}": "1" for i in range(101)}),
+    }
+    print()
+    with healthz_watched(server):
+        answers = [send(server, name, "GET", path, headers=headers) for name, (path, headers) in cases.items()]
+    report(answers)
+    for answer in answers:
+        assert 400 <= answer.status < 500 and len(answer.body) < MAX_ANSWER_BYTES, (answer.name, answer.status)
