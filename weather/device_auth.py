@@ -27,7 +27,7 @@ from weather.schemas import MAX_PUSH_TOKEN_LENGTH, PG_INT_MAX
 
 DEVICE_TOKEN_HEADER = "X-Push-Token"
 DEVICE_SCHEME = "deviceToken"
-DEVICE_SECURITY = [{DEVICE_SCHEME: []}]
+DEVICE_SECURITY: list[dict[str, list[str]]] = [{DEVICE_SCHEME: []}]
 
 
 def check_device_token(device_id: int) -> Device:

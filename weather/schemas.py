@@ -9,8 +9,8 @@ bounded size, and an error answer names only the first few problems.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sized
+from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, fields, pre_load, utils, validate, validates_schema
 
@@ -110,7 +110,7 @@ class BoundedList(fields.List):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
         if not utils.is_collection(value):
             raise self.make_error("invalid")
-        self.length(value)
+        self.length(cast(Sized, value))  # a JSON array: a list
         result: list[Any] = []
         errors: dict[int, Any] = {}
         for index, item in enumerate(value):
