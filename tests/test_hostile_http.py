@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import text
+from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
 from tests.conftest import API_TOKEN, AUTH, PG_SERVER_URL
@@ -89,7 +89,7 @@ def database(pg_admin) -> Iterator[str]:
 def server(pg_admin, tmp_path_factory) -> Iterator[Server]:
     """The service with one market, one device and 30 forecast hours (so cursors exist)."""
     with database(pg_admin) as url:
-        running = launch(url, tmp_path_factory.mktemp("hostile") / "gunicorn.log")
+        running = launch(url, tmp_path_factory.mktemp("hostile") / "gunicorn.log", REQUEST_STATEMENT_TIMEOUT="2")
         try:
             api = f"{running.base}/api/v1"
             market = requests.post(
@@ -441,6 +441,25 @@ def test_a_request_past_the_worker_timeout_is_answered_in_the_api_error_shape(pg
     assert after.status_code == 200
     assert "WORKER TIMEOUT" in log and "answering 503" in log, log[-3000:]
     assert "SIGKILL" not in log and "Traceback" not in log, log[-3000:]
+
+
+def test_a_request_stuck_behind_a_lock_is_answered_503_before_the_worker_timeout(server):
+    """A long transaction holds the market table (as a careless migration or a manual fix would):
+    the request's statement is cancelled after REQUEST_STATEMENT_TIMEOUT=2, the worker lives on."""
+    engine = create_engine(server.url, poolclass=pool.NullPool)
+    print()
+    try:
+        with healthz_watched(server), engine.connect() as holder:
+            holder.execute(text("LOCK TABLE market IN ACCESS EXCLUSIVE MODE"))
+            stuck = send(server, "GET markets while the table is locked", "GET", "/api/v1/markets")
+            holder.rollback()
+            freed = send(server, "GET markets after the lock", "GET", "/api/v1/markets")
+    finally:
+        engine.dispose()
+    report([stuck, freed])
+    body = check_error(stuck, (503,))
+    assert body["error"] == "database_timeout", body
+    assert freed.status == 200 and freed.json["items"], freed.body[:300]
 
 
 # --- limits gunicorn enforces before the app -------------------------------------------------------------

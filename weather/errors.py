@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 # field name) must not make the answer large. A few KB at most.
 MAX_ERROR_FIELDS = 10
 MAX_ERROR_TEXT = 200
+# PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout (weather/request_limits.py).
+QUERY_CANCELED = "57014"
 
 
 class ApiError(Exception):
@@ -151,7 +153,10 @@ def register_error_handlers(app: Flask) -> None:
         # The message of a driver error can include the host; keep it out of the body.
         log.warning("database unavailable: %s", type(exc.orig if hasattr(exc, "orig") else exc).__name__)
         _rollback()
-        body = error_body(503, "database_unavailable", "The database is not reachable; try again shortly.")
+        if getattr(getattr(exc, "orig", None), "pgcode", None) == QUERY_CANCELED:
+            body = error_body(503, "database_timeout", "The database did not answer in time; try again shortly.")
+        else:
+            body = error_body(503, "database_unavailable", "The database is not reachable; try again shortly.")
         return _json(body, 503, {"Retry-After": "5"})
 
     @app.errorhandler(Exception)

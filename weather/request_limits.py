@@ -1,4 +1,4 @@
-"""Request bodies refused by size before anything reads them."""
+"""Bounds on one request's work: its body refused by size before anything reads it, its SQL statements timed out."""
 
 from __future__ import annotations
 
@@ -6,8 +6,13 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, current_app, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session, SessionTransaction
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from models import db
 
 
 def refuse_oversized_body() -> None:
@@ -42,6 +47,21 @@ def body_limit(max_bytes: int) -> Callable[[Callable[..., Any]], Callable[..., A
     return decorate
 
 
+def bound_statements(session: Session, transaction: SessionTransaction, connection: Connection) -> None:
+    """``after_begin`` hook: within a web request, each PostgreSQL statement gets REQUEST_STATEMENT_TIMEOUT.
+
+    A request stuck behind a lock (a long transaction, a migration) then ends
+    in a 503 JSON answer from the app, well before gunicorn's worker timeout
+    would kill the worker. ``SET LOCAL`` ends with the transaction, so CLI
+    commands, workers and migrations on the same engine keep their own settings.
+    """
+    if has_request_context() and connection.dialect.name == "postgresql":
+        milliseconds = int(current_app.config["REQUEST_STATEMENT_TIMEOUT"] * 1000)
+        connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
+
+
 def init_app(app: Flask) -> None:
-    """Refuse oversized declared bodies first thing in every request."""
+    """Refuse oversized declared bodies first thing in every request; time out its SQL statements."""
     app.before_request(refuse_oversized_body)
+    if not event.contains(db.session, "after_begin", bound_statements):
+        event.listen(db.session, "after_begin", bound_statements)
