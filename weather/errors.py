@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 # readable length: hostile input (thousands of bad items, a megabyte-long
 # field name) must not make the answer large. A few KB at most.
 MAX_ERROR_FIELDS = 10
-MAX_ERROR_TEXT = 200
+MAX_ERROR_PROBLEMS = 2  # per field
+MAX_ERROR_TEXT = 120
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout (weather/request_limits.py).
 QUERY_CANCELED = "57014"
 
@@ -87,7 +88,7 @@ def _field_messages(exc: HTTPException) -> dict[str, list[str]] | None:
     locations = messages.values() if isinstance(messages, Mapping) else [messages]
     pairs = itertools.chain.from_iterable(_flatten(value) for value in locations)
     return {
-        _short(path): [_short(problem) for problem in problems[:MAX_ERROR_FIELDS]]
+        _short(path): [_short(problem) for problem in problems[:MAX_ERROR_PROBLEMS]]
         for path, problems in itertools.islice(pairs, MAX_ERROR_FIELDS)
     }
 
