@@ -265,3 +265,15 @@ def test_a_list_over_its_bound_is_422_and_errors_stop_after_a_few(api_app, clien
     bad = client.put(url, json={"subscriptions": [{"market_id": 0, "alarm_types": ["HEAT"]}] * 1000}, headers=headers)
     assert bad.status_code == 422
     assert sorted(bad.json["fields"]) == [f"subscriptions.{i}.market_id" for i in range(5)], bad.json
+
+
+def test_unknown_query_parameters_are_422_not_silently_ignored(api_app, client, world):
+    """A typo in a filter must not quietly widen the answer (every market's alarms)."""
+    for url, params in [
+        ("/api/v1/alarm-logs", {"markt_id": world["market"]}),
+        ("/api/v1/forecasts", {"market_id": world["market"], "strat": "2026-08-01T00:00:00Z"}),
+        ("/api/v1/markets", {"regoin": "서울"}),
+    ]:
+        response = client.get(url, query_string=params, headers=AUTH)
+        typo = next(iter(set(params) - {"market_id"}))
+        assert response.status_code == 422 and typo in response.json["fields"], (url, response.json)

@@ -6,6 +6,7 @@ from typing import Any
 
 import flask
 import flask_smorest
+import marshmallow
 from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
@@ -21,7 +22,16 @@ class HostileJsonParser(FlaskParser):
     and ValueError on integers longer than ``sys.get_int_max_str_digits()``.
     A chunked body (no Content-Length) is cut by werkzeug at MAX_CONTENT_LENGTH
     without an error; one that reaches the limit is answered 413, not parsed.
+
+    Unknown query parameters are refused like unknown body fields (webargs
+    ignores them by default): ``?markt_id=1`` must not quietly list every market's alarms.
     """
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": marshmallow.RAISE,
+        "querystring": marshmallow.RAISE,
+    }
 
     def load_json(self, req: flask.Request, schema: Schema) -> Any:
         if not is_json_request(req):
