@@ -19,6 +19,7 @@ import weather.api
 import weather.forecasts_cli
 import weather.http_headers
 import weather.push
+import weather.request_limits
 from models import db
 from weather.config import config_from_environment
 from weather.errors import register_error_handlers
@@ -48,6 +49,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     weather.push.init_app(app)
     app.cli.add_command(weather.forecasts_cli.cli)  # flask forecasts fetch (the KMA CronJob)
     weather.http_headers.init_app(app)  # security headers; CORS only for CORS_ORIGINS
+    weather.request_limits.init_app(app)  # 413 for a declared body over MAX_CONTENT_LENGTH, unread
     # After the API: flask-smorest installs an error handler that this one replaces.
     register_error_handlers(app)
     return app

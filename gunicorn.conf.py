@@ -37,3 +37,25 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # gunicorn's runtime control socket is not needed in a pod and would need a
 # writable home directory.
 control_socket_disable = True
+
+
+def worker_abort(worker: object) -> None:
+    """A request outlived ``timeout``: answer it in the API's JSON error shape, not gunicorn's HTML 500.
+
+    Inputs are bounded so that no request should get here. When one does, gunicorn
+    sends SIGABRT to the worker and this hook runs in its signal handler. A sync
+    worker serves the request on that same thread, so the exception raised here
+    surfaces inside the request: the app's error handler answers 503 JSON with
+    Retry-After, the transaction is rolled back, and the worker (already marked
+    not alive by gunicorn) exits afterwards and is replaced, as gunicorn intends.
+    Threaded workers serve on other threads; there gunicorn's own handling stays.
+    """
+    from gunicorn.workers.sync import SyncWorker
+    from werkzeug.exceptions import ServiceUnavailable
+
+    if isinstance(worker, SyncWorker):
+        worker.log.warning("request exceeded the worker timeout (%ss); answering 503", worker.timeout)
+        raise ServiceUnavailable(
+            "The request took longer than the server allows and was stopped; try again later.",
+            retry_after=5,
+        )

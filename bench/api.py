@@ -416,7 +416,7 @@ def main() -> int:
     deep = max(1, per_market * 9 // 10)  # rows before the deep page
 
     from app import create_app
-    from weather.cursor import encode_cursor
+    from weather.cursor import cursor_secret, encode_cursor
     from weather.times import as_utc
 
     url = session.create_database()
@@ -437,7 +437,8 @@ def main() -> int:
         "SELECT created_at, id FROM market_alarm_log WHERE market_id = 1 ORDER BY created_at, id OFFSET :n LIMIT 1",
         {"n": deep - 1},
     )[0]
-    cursor = encode_cursor(as_utc(created_at).isoformat(), last_id)
+    secret = cursor_secret({"API_TOKEN": TOKEN})  # the server signs with its API_TOKEN
+    cursor = encode_cursor(secret, "alarm_logs.list_alarm_logs", as_utc(created_at).isoformat(), last_id)
     page1_path, deep_path = "/api/v1/alarm-logs?market_id=1", f"/api/v1/alarm-logs?market_id=1&cursor={cursor}"
     # Correctness first: the API's deep page is exactly the OFFSET page.
     status, body, _ = http_json(port, "GET", deep_path)

@@ -108,13 +108,20 @@ def test_unknown_market_is_422_and_keeps_old_subscriptions(client):
     assert again["subscriptions"] == [{"market_id": market, "alarm_types": ["HEAT"]}]
 
 
-def test_unknown_device_is_404(client):
-    headers = {"X-Push-Token": TOKEN}
-    assert (
-        client.put("/api/v1/devices/424242/subscriptions", json={"subscriptions": []}, headers=headers).status_code
-        == 404
-    )
-    assert client.delete("/api/v1/devices/424242", headers=headers).status_code == 404
+def test_unknown_device_gets_the_same_answer_as_a_wrong_token(client):
+    """Device ids are sequential: a different answer for an unknown one would let anyone count devices."""
+    device = register_device(client, TOKEN)
+    answers = set()
+    for device_id, headers in [
+        (424242, {"X-Push-Token": TOKEN}),
+        (device["id"], {"X-Push-Token": "someone-else"}),
+        (device["id"], {}),
+        (424242, {}),
+    ]:
+        put = client.put(f"/api/v1/devices/{device_id}/subscriptions", json={"subscriptions": []}, headers=headers)
+        delete = client.delete(f"/api/v1/devices/{device_id}", headers=headers)
+        answers |= {(put.status_code, put.get_data()), (delete.status_code, delete.get_data())}
+    assert len(answers) == 1 and answers.pop()[0] == 401
 
 
 def test_unregister(client):
@@ -124,5 +131,7 @@ def test_unregister(client):
     assert client.delete(f"/api/v1/devices/{device['id']}").status_code == 401
     response = client.delete(f"/api/v1/devices/{device['id']}", headers={"X-Push-Token": TOKEN})
     assert response.status_code == 204 and response.data == b""
-    assert client.delete(f"/api/v1/devices/{device['id']}", headers={"X-Push-Token": TOKEN}).status_code == 404
+    assert (
+        client.delete(f"/api/v1/devices/{device['id']}", headers={"X-Push-Token": TOKEN}).status_code == 401
+    )  # gone: the same answer as any unknown device
     assert client.post("/api/v1/devices", json={"push_token": TOKEN, "platform": "ios"}).status_code == 201

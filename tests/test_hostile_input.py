@@ -10,6 +10,9 @@ cursors, ids) answers 4xx with nothing written.
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 from sqlalchemy import text
 
@@ -218,8 +221,59 @@ def test_a_bad_row_anywhere_in_a_batch_writes_nothing(api_app, client, world):
     before = counts(api_app)
     response = client.post(
         "/api/v1/forecasts",
-        data=__import__("json").dumps({"forecasts": rows}),  # json.dumps writes NaN, as a hostile client would
+        data=json.dumps({"forecasts": rows}),  # json.dumps writes NaN, as a hostile client would
         headers=JSON,
     )
     assert response.status_code == 422 and "forecasts.17.temperature" in response.json["fields"]
     assert counts(api_app) == before
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+01:00", "1900-01-01T00:00:00+09:00", "9999-12-31T23:59:59-01:00"]
+)
+def test_forecast_time_far_out_is_422_naming_the_field_and_raises_no_alarm(api_app, client, world, moment):
+    row = {"market_id": world["market"], "forecast_time": moment, "temperature": 35.0}
+    before = counts(api_app)
+    response = client.post("/api/v1/forecasts", json={"forecasts": [row]}, headers=AUTH)
+    assert response.status_code == 422, response.json
+    assert "forecasts.0.forecast_time" in response.json["fields"], response.json
+    assert counts(api_app) == before
+
+
+@pytest.mark.parametrize(
+    "key", [["0001-01-01T00:00:00+01:00"], ["9999-12-31T23:59:59-01:00", 1], ["2026-08-01T00:00:00+00:00", 1]]
+)
+def test_unsigned_cursors_are_422_even_with_a_plausible_key(api_app, client, world, key):
+    """The old cursor format (base64 of the JSON key) is exactly what a forger writes."""
+    token = base64.urlsafe_b64encode(json.dumps(key).encode()).decode().rstrip("=")
+    for url, params in [
+        ("/api/v1/forecasts", {"market_id": world["market"], "cursor": token}),
+        ("/api/v1/alarm-logs", {"market_id": world["market"], "cursor": token}),
+        ("/api/v1/markets", {"cursor": token}),
+    ]:
+        response = client.get(url, query_string=params, headers=AUTH)
+        assert response.status_code == 422 and "cursor" in response.json["fields"], (url, response.json)
+
+
+def test_a_list_over_its_bound_is_422_and_errors_stop_after_a_few(api_app, client, world):
+    headers = {"X-Push-Token": "hostile-device"}
+    url = f"/api/v1/devices/{world['device']}/subscriptions"
+    six = client.put(
+        url, json={"subscriptions": [{"market_id": world["market"], "alarm_types": ["HEAT"] * 6}]}, headers=headers
+    )
+    assert six.status_code == 422 and "subscriptions.0.alarm_types" in six.json["fields"], six.json
+    bad = client.put(url, json={"subscriptions": [{"market_id": 0, "alarm_types": ["HEAT"]}] * 1000}, headers=headers)
+    assert bad.status_code == 422
+    assert sorted(bad.json["fields"]) == [f"subscriptions.{i}.market_id" for i in range(5)], bad.json
+
+
+def test_unknown_query_parameters_are_422_not_silently_ignored(api_app, client, world):
+    """A typo in a filter must not quietly widen the answer (every market's alarms)."""
+    for url, params in [
+        ("/api/v1/alarm-logs", {"markt_id": world["market"]}),
+        ("/api/v1/forecasts", {"market_id": world["market"], "strat": "2026-08-01T00:00:00Z"}),
+        ("/api/v1/markets", {"regoin": "서울"}),
+    ]:
+        response = client.get(url, query_string=params, headers=AUTH)
+        typo = next(iter(set(params) - {"market_id"}))
+        assert response.status_code == 422 and typo in response.json["fields"], (url, response.json)

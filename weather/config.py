@@ -144,8 +144,12 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         # transparently instead of failing the next request.
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "API_TOKEN": env.get("API_TOKEN") or None,
+        # Signs pagination cursors (weather/cursor.py); unset = derived from API_TOKEN.
+        "CURSOR_SECRET": env.get("CURSOR_SECRET") or None,
         "LOG_LEVEL": _log_level(env),
         "MAX_CONTENT_LENGTH": _int(env, "MAX_CONTENT_LENGTH", 4 * 1024 * 1024, minimum=1024),
+        # Each SQL statement of a web request, on PostgreSQL; below gunicorn's worker timeout (30 s).
+        "REQUEST_STATEMENT_TIMEOUT": _float(env, "REQUEST_STATEMENT_TIMEOUT", 20.0, minimum=0.001),
         "JSON_SORT_KEYS": False,
         "CORS_ORIGINS": _cors_origins(env),
         **alarm_thresholds(env),

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 from flask import Flask, jsonify
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
+
+# An error body names at most this many fields, each path and problem cut to a
+# readable length: hostile input (thousands of bad items, a megabyte-long
+# field name) must not make the answer large. A few KB at most.
+MAX_ERROR_FIELDS = 10
+MAX_ERROR_PROBLEMS = 2  # per field
+MAX_ERROR_TEXT = 120
+# PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout (weather/request_limits.py).
+QUERY_CANCELED = "57014"
 
 
 class ApiError(Exception):
@@ -50,21 +60,23 @@ def error_body(status: int, error: str, message: str, **details: object) -> dict
     return {"error": error, "message": message, "status": status, **details}
 
 
-def _flatten(messages: object, prefix: str = "") -> dict[str, list[str]]:
-    """webargs/marshmallow messages as ``{"field.sub.0.name": ["problem", ...]}``."""
+def _short(text: object) -> str:
+    text = str(text)
+    return text if len(text) <= MAX_ERROR_TEXT else text[: MAX_ERROR_TEXT - 3] + "..."
+
+
+def _flatten(messages: object, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
+    """webargs/marshmallow messages as ``("field.sub.0.name", ["problem", ...])`` pairs, lazily."""
     if isinstance(messages, Mapping):
-        flat: dict[str, list[str]] = {}
         for key, value in messages.items():
-            path = f"{prefix}.{key}" if prefix else str(key)
-            flat.update(_flatten(value, path))
-        return flat
+            yield from _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return
     problems = messages if isinstance(messages, list) else [messages]
     if problems and all(isinstance(p, str) for p in problems):
-        return {prefix or "_schema": [str(p) for p in problems]}
-    flat = {}
+        yield prefix or "_schema", [str(p) for p in problems]
+        return
     for index, problem in enumerate(problems):
-        flat.update(_flatten(problem, f"{prefix}.{index}" if prefix else str(index)))
-    return flat
+        yield from _flatten(problem, f"{prefix}.{index}" if prefix else str(index))
 
 
 def _field_messages(exc: HTTPException) -> dict[str, list[str]] | None:
@@ -73,10 +85,12 @@ def _field_messages(exc: HTTPException) -> dict[str, list[str]] | None:
     if not messages:
         return None
     # webargs keys messages by location ("json", "query"); the field path is what clients need.
-    merged: dict[str, list[str]] = {}
-    for value in messages.values() if isinstance(messages, Mapping) else [messages]:
-        merged.update(_flatten(value))
-    return merged
+    locations = messages.values() if isinstance(messages, Mapping) else [messages]
+    pairs = itertools.chain.from_iterable(_flatten(value) for value in locations)
+    return {
+        _short(path): [_short(problem) for problem in problems[:MAX_ERROR_PROBLEMS]]
+        for path, problems in itertools.islice(pairs, MAX_ERROR_FIELDS)
+    }
 
 
 def _utf8_safe(value: object) -> object:
@@ -140,7 +154,10 @@ def register_error_handlers(app: Flask) -> None:
         # The message of a driver error can include the host; keep it out of the body.
         log.warning("database unavailable: %s", type(exc.orig if hasattr(exc, "orig") else exc).__name__)
         _rollback()
-        body = error_body(503, "database_unavailable", "The database is not reachable; try again shortly.")
+        if getattr(getattr(exc, "orig", None), "pgcode", None) == QUERY_CANCELED:
+            body = error_body(503, "database_timeout", "The database did not answer in time; try again shortly.")
+        else:
+            body = error_body(503, "database_unavailable", "The database is not reachable; try again shortly.")
         return _json(body, 503, {"Retry-After": "5"})
 
     @app.errorhandler(Exception)

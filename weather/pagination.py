@@ -9,10 +9,10 @@ from typing import Any
 from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
-from weather.cursor import encode_cursor
+from weather.cursor import issue_cursor
 from weather.errors import invalid
 from weather.schemas import PG_INT_MAX
-from weather.times import as_utc
+from weather.times import as_utc, within_api_window
 
 
 def keyset_page(
@@ -26,15 +26,18 @@ def keyset_page(
     rows = list(session.scalars(query.limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    return {"items": rows, "next_cursor": encode_cursor(*cursor_of(rows[-1])) if more else None}
+    return {"items": rows, "next_cursor": issue_cursor(*cursor_of(rows[-1])) if more else None}
 
 
 def cursor_datetime(value: object) -> datetime:
-    """A datetime part of a decoded cursor; 422 on ``cursor`` if it is not one."""
+    """A datetime part of a decoded cursor; 422 on ``cursor`` unless it is one inside the API's window."""
     try:
-        return as_utc(datetime.fromisoformat(value))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        moment = as_utc(datetime.fromisoformat(value))  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):  # OverflowError: year 1 or 9999 with an offset
         raise invalid("cursor", "not a cursor issued by this API") from None
+    if not within_api_window(moment):
+        raise invalid("cursor", "not a cursor issued by this API")
+    return moment
 
 
 def cursor_int(value: object) -> int:

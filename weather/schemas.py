@@ -1,25 +1,33 @@
 """Marshmallow schemas: they validate every input and generate the OpenAPI document.
 
 Input schemas raise on unknown fields (marshmallow's default), so a typo in a
-field name is reported instead of silently ignored.
+field name is reported instead of silently ignored. Every list is bounded and
+its length checked before any item is read; a body never costs more than its
+bounded size, and an error answer names only the first few problems.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Mapping, Sized
+from typing import Any, cast
 
 from flask import current_app, has_app_context
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, pre_load, utils, validate, validates_schema
 
 from models import ALARM_TYPES, PLATFORMS
-from weather.cursor import InvalidCursor, decode_cursor
+from weather.cursor import MAX_CURSOR_LENGTH, InvalidCursor, read_cursor
 from weather.forecast_rows import MAX_REPORTED_ROWS, ForecastWindow, RowChecker
-from weather.times import as_utc
+from weather.times import API_EARLIEST, API_LATEST, as_utc, within_api_window
 
 PG_INT_MAX = 2**31 - 1  # ids are PostgreSQL integers; larger values must be a 422, not a driver error
 MAX_PAGE_SIZE = 500
 MAX_FORECASTS_PER_REQUEST = 20_000
+MAX_SUBSCRIPTIONS = 1000
+MAX_PUSH_TOKEN_LENGTH = 255
+# A list stops reading items after this many bad ones, and a body after this many unknown fields:
+# the client learns what is wrong, and a hostile body cannot make the answer (or the work) large.
+MAX_REPORTED_ERRORS = 5
 
 
 def _storable(value: str) -> None:
@@ -44,14 +52,25 @@ def Id(**kwargs: Any) -> fields.Integer:
 
 
 class UTCDateTime(fields.AwareDateTime):
-    """ISO 8601 with an offset on input (naive times are ambiguous: refused); UTC on output."""
+    """ISO 8601 with an offset on input (naive times are ambiguous: refused); UTC on output.
+
+    Input lies in weather.times' API window (1970 to 2100): year 1 or 9999 with
+    an offset would overflow on conversion, and no real time is that far out.
+    """
+
+    default_error_messages = {
+        "out_of_range": f"Must be from {API_EARLIEST.isoformat()} to before {API_LATEST.isoformat()}."
+    }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
         parsed = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return as_utc(parsed)
+            moment = as_utc(parsed)
         except OverflowError:
-            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
+            raise self.make_error("out_of_range") from None
+        if not within_api_window(moment):
+            raise self.make_error("out_of_range")
+        return moment
 
     def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         # SQLite hands back naive datetimes; they are UTC by construction.
@@ -59,18 +78,74 @@ class UTCDateTime(fields.AwareDateTime):
 
 
 class Cursor(fields.String):
-    """An opaque keyset cursor, decoded to its sort key of ``parts`` values."""
+    """A signed keyset cursor (weather/cursor.py), decoded to its sort key of ``parts`` values."""
 
     def __init__(self, parts: int, **kwargs: Any) -> None:
-        super().__init__(metadata={"description": "next_cursor of the previous page"}, **kwargs)
+        super().__init__(
+            metadata={"description": "next_cursor of the previous page"},
+            validate=validate.Length(max=MAX_CURSOR_LENGTH),
+            **kwargs,
+        )
         self.parts = parts
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
         token = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return decode_cursor(token, self.parts)
+            return read_cursor(token, self.parts)
         except InvalidCursor as exc:
             raise ValidationError(str(exc)) from None
+
+
+class BoundedList(fields.List):
+    """A list of ``min_length``..``max_length`` items, its length checked before any item is read.
+
+    marshmallow's List deserialises every item before its Length validator
+    runs, so an oversized list costs time in proportion to its size; this one
+    refuses it first, and stops after MAX_REPORTED_ERRORS bad items.
+    """
+
+    def __init__(self, inner: fields.Field, *, max_length: int, min_length: int = 0, **kwargs: Any) -> None:
+        self.length = validate.Length(min=min_length, max=max_length)
+        # Also a validator, so the OpenAPI document shows minItems/maxItems.
+        super().__init__(inner, validate=self.length, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
+        if not utils.is_collection(value):
+            raise self.make_error("invalid")
+        self.length(cast(Sized, value))  # a JSON array: a list
+        result: list[Any] = []
+        errors: dict[int, Any] = {}
+        for index, item in enumerate(value):
+            try:
+                result.append(self.inner.deserialize(item, **kwargs))
+            except ValidationError as error:
+                errors[index] = error.messages
+                if len(errors) >= MAX_REPORTED_ERRORS:
+                    break
+        if errors:
+            raise ValidationError(errors)
+        return result
+
+
+class InputSchema(Schema):
+    """A request body: unknown fields refused in one pass, naming only the first few.
+
+    marshmallow would record an error per unknown field (a body of 300,000 of
+    them made an 8 MB answer); this check runs before any field is read.
+    """
+
+    @pre_load
+    def _refuse_unknown_fields(self, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data  # marshmallow reports "Invalid input type."
+        known = {field.data_key or name for name, field in self.fields.items() if not field.dump_only}
+        unknown = [key for key in data if key not in known]
+        if unknown:
+            errors: dict[str, list[str]] = {str(key): ["Unknown field."] for key in unknown[:MAX_REPORTED_ERRORS]}
+            if len(unknown) > MAX_REPORTED_ERRORS:
+                errors["_schema"] = [f"{len(unknown)} unknown fields; the first {MAX_REPORTED_ERRORS} are named."]
+            raise ValidationError(errors)
+        return data
 
 
 def _limit() -> fields.Integer:
@@ -107,7 +182,7 @@ class ErrorSchema(Schema):
 # --- markets -----------------------------------------------------------------
 
 
-class MarketCreateSchema(Schema):
+class MarketCreateSchema(InputSchema):
     name = Text(100, required=True)
     region = Text(50, required=True, metadata={"example": "서울"})
     address = Text(255, allow_none=True, load_default=None)
@@ -115,7 +190,7 @@ class MarketCreateSchema(Schema):
     longitude = fields.Float(required=True, validate=validate.Range(min=-180, max=180))
 
 
-class MarketUpdateSchema(Schema):
+class MarketUpdateSchema(InputSchema):
     name = Text(100)
     region = Text(50)
     address = Text(255, allow_none=True)
@@ -150,20 +225,20 @@ class MarketPageSchema(Schema):
 # --- devices and subscriptions ------------------------------------------------
 
 
-class DeviceRegisterSchema(Schema):
-    push_token = Text(255, required=True)
+class DeviceRegisterSchema(InputSchema):
+    push_token = Text(MAX_PUSH_TOKEN_LENGTH, required=True)
     platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
 
 
-class SubscriptionSchema(Schema):
+class SubscriptionSchema(InputSchema):
     market_id = Id(required=True, strict=True)
-    alarm_types = fields.List(
-        fields.String(validate=validate.OneOf(ALARM_TYPES)), required=True, validate=validate.Length(min=1)
+    alarm_types = BoundedList(
+        fields.String(validate=validate.OneOf(ALARM_TYPES)), required=True, min_length=1, max_length=len(ALARM_TYPES)
     )
 
 
-class SubscriptionsReplaceSchema(Schema):
-    subscriptions = fields.List(fields.Nested(SubscriptionSchema), required=True, validate=validate.Length(max=1000))
+class SubscriptionsReplaceSchema(InputSchema):
+    subscriptions = BoundedList(fields.Nested(SubscriptionSchema), required=True, max_length=MAX_SUBSCRIPTIONS)
 
 
 class DeviceSchema(Schema):

@@ -24,3 +24,15 @@ def kst_day_bounds(day: date) -> tuple[datetime, datetime]:
     """The UTC instants [start, end) of the Korean calendar day ``day``."""
     start = datetime.combine(day, time(0), tzinfo=KST).astimezone(UTC)
     return start, start + timedelta(days=1)
+
+
+# Every instant the API accepts (query bounds, cursors, times in a body) lies in this
+# window: far wider than any real forecast or log entry, and far enough from
+# datetime's limits that converting between offsets never overflows.
+API_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+API_LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def within_api_window(value: datetime) -> bool:
+    """Whether the aware instant ``value`` lies in [API_EARLIEST, API_LATEST)."""
+    return API_EARLIEST <= value < API_LATEST

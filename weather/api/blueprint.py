@@ -2,29 +2,50 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import flask
 import flask_smorest
-from webargs.flaskparser import FlaskParser
+import marshmallow
+from marshmallow import Schema
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 
 class HostileJsonParser(FlaskParser):
-    """webargs' parser, with every undecodable JSON body answered 400 (never a 500).
+    """webargs' parser with its own ``load_json``: every body that is not JSON is a 400, never a 500.
 
-    webargs turns syntax errors and invalid UTF-8 into a 400 itself; Python's
-    decoder also raises RecursionError on deeply nested arrays or objects and
-    ValueError on integers longer than ``sys.get_int_max_str_digits()``.
+    ``load_json`` is the public location loader webargs documents for parsers
+    that read JSON their own way. Besides syntax errors and invalid UTF-8,
+    Python's decoder raises RecursionError on deeply nested arrays or objects
+    and ValueError on integers longer than ``sys.get_int_max_str_digits()``.
+    A chunked body (no Content-Length) is cut by werkzeug at MAX_CONTENT_LENGTH
+    without an error; one that reaches the limit is answered 413, not parsed.
+
+    Unknown query parameters are refused like unknown body fields (webargs
+    ignores them by default): ``?markt_id=1`` must not quietly list every market's alarms.
     """
 
-    def _raw_load_json(self, req: flask.Request) -> Any:
+    DEFAULT_UNKNOWN_BY_LOCATION = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": marshmallow.RAISE,
+        "querystring": marshmallow.RAISE,
+    }
+
+    def load_json(self, req: flask.Request, schema: Schema) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        body = req.get_data(cache=True)
+        limit = req.max_content_length
+        if req.content_length is None and limit is not None and len(body) >= limit:
+            raise RequestEntityTooLarge()
+        if not body:
+            return core.missing  # an empty body counts as missing, as in webargs
         try:
-            return super()._raw_load_json(req)
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise  # load_json handles these (an empty body counts as missing)
-        except (RecursionError, ValueError) as exc:
-            return self._handle_invalid_json_error(exc, req)
+            return core.parse_json(body)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            abort(400, exc=exc, messages={"json": ["Invalid JSON body."]})
 
 
 class Blueprint(flask_smorest.Blueprint):

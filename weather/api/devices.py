@@ -15,12 +15,18 @@ from sqlalchemy import delete, select
 from models import ALARM_TYPES, Device, Market, Subscription, db, utcnow
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
-from weather.device_auth import DEVICE_SECURITY, check_device_token
+from weather.device_auth import DEVICE_SECURITY, device_token_required
 from weather.errors import ApiError
+from weather.request_limits import body_limit
 from weather.schemas import DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema
 from weather.upsert import insert_for
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1/devices", description="Devices that receive push alarms")
+
+# Anyone may register: a registration body is tiny, so a big one is refused unread.
+REGISTRATION_MAX_BYTES = 16 * 1024
+# MAX_SUBSCRIPTIONS subscriptions of every alarm type, with room for whitespace.
+SUBSCRIPTIONS_MAX_BYTES = 512 * 1024
 
 
 def device_view(device: Device) -> dict[str, Any]:
@@ -38,6 +44,7 @@ def device_view(device: Device) -> dict[str, Any]:
 
 
 @blp.post("")
+@body_limit(REGISTRATION_MAX_BYTES)
 @blp.arguments(DeviceRegisterSchema)
 @blp.response(200, DeviceSchema, description="Known push token: the registration was refreshed")
 @blp.alt_response(201, schema=DeviceSchema, description="New push token: the device was registered")
@@ -59,13 +66,14 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.put("/<int:device_id>/subscriptions")
+@device_token_required
+@body_limit(SUBSCRIPTIONS_MAX_BYTES)
 @blp.arguments(SubscriptionsReplaceSchema)
 @blp.response(200, DeviceSchema)
 @blp.doc(security=DEVICE_SECURITY)
 def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any]:
     """Replace all of a device's subscriptions (markets x alarm types); an empty list unsubscribes."""
-    device = get_or_404(Device, device_id, "device")
-    check_device_token(device)
+    device = get_or_404(Device, device_id, "device")  # known: device_token_required found it (the session remembers it)
     wanted = sorted({(s["market_id"], t) for s in data["subscriptions"] for t in s["alarm_types"]})
     market_ids = {m for m, _ in wanted}
     known = set(db.session.scalars(select(Market.id).where(Market.id.in_(market_ids))))
@@ -87,12 +95,12 @@ def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any
 
 
 @blp.delete("/<int:device_id>")
+@device_token_required
 @blp.response(204)
 @blp.doc(security=DEVICE_SECURITY)
 def unregister_device(device_id: int) -> Response:
     """Forget a device and its subscriptions."""
-    device = get_or_404(Device, device_id, "device")
-    check_device_token(device)
+    device = get_or_404(Device, device_id, "device")  # known: device_token_required found it
     db.session.delete(device)
     db.session.commit()
     return Response(status=204)

@@ -13,6 +13,7 @@ from weather.auth import BEARER_SECURITY, token_required
 from weather.errors import ApiError, invalid
 from weather.grid import in_grid, to_grid
 from weather.pagination import cursor_int, keyset_page
+from weather.request_limits import body_limit
 from weather.schemas import (
     MarketCreateSchema,
     MarketPageSchema,
@@ -22,6 +23,9 @@ from weather.schemas import (
 )
 
 blp = Blueprint("markets", __name__, url_prefix="/api/v1/markets", description="Traditional markets")
+
+# A market is a few short fields; its body never needs MAX_CONTENT_LENGTH.
+MARKET_MAX_BYTES = 16 * 1024
 
 
 def grid_cell(latitude: float, longitude: float) -> tuple[int, int]:
@@ -67,6 +71,7 @@ def get_market(market_id: int) -> Market:
 
 @blp.post("")
 @token_required
+@body_limit(MARKET_MAX_BYTES)
 @blp.arguments(MarketCreateSchema)
 @blp.response(201, MarketSchema)
 @blp.doc(security=BEARER_SECURITY)
@@ -82,6 +87,7 @@ def create_market(data: dict[str, Any]) -> Market:
 
 @blp.patch("/<int:market_id>")
 @token_required
+@body_limit(MARKET_MAX_BYTES)
 @blp.arguments(MarketUpdateSchema)
 @blp.response(200, MarketSchema)
 @blp.doc(security=BEARER_SECURITY)
