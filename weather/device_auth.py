@@ -19,7 +19,7 @@ from weather.errors import ApiError
 
 DEVICE_TOKEN_HEADER = "X-Push-Token"
 DEVICE_SCHEME = "deviceToken"
-DEVICE_SECURITY = [{DEVICE_SCHEME: []}]
+DEVICE_SECURITY: list[dict[str, list[str]]] = [{DEVICE_SCHEME: []}]
 
 
 def check_device_token(device: Device) -> None:

@@ -51,20 +51,21 @@ class UTCDateTime(fields.AwareDateTime):
         except OverflowError:
             raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
-    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | float | None:
         # SQLite hands back naive datetimes; they are UTC by construction.
         return super()._serialize(None if value is None else as_utc(value), attr, obj, **kwargs)
 
 
-class Cursor(fields.String):
-    """An opaque keyset cursor, decoded to its sort key of ``parts`` values."""
+class Cursor(fields.Field[list[Any]]):
+    """An opaque keyset cursor (a string), decoded to its sort key of ``parts`` values."""
 
     def __init__(self, parts: int, **kwargs: Any) -> None:
-        super().__init__(metadata={"description": "next_cursor of the previous page"}, **kwargs)
+        super().__init__(metadata={"type": "string", "description": "next_cursor of the previous page"}, **kwargs)
         self.parts = parts
+        self._token = fields.String()
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
-        token = super()._deserialize(value, attr, data, **kwargs)
+        token = self._token.deserialize(value)
         try:
             return decode_cursor(token, self.parts)
         except InvalidCursor as exc:

@@ -24,7 +24,9 @@ class HostileJsonParser(FlaskParser):
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise  # load_json handles these (an empty body counts as missing)
         except (RecursionError, ValueError) as exc:
-            return self._handle_invalid_json_error(exc, req)
+            # The hook takes a decode error: this body is one, whichever error the decoder raised.
+            undecodable = json.JSONDecodeError(f"undecodable JSON body ({type(exc).__name__})", "", 0)
+            return self._handle_invalid_json_error(undecodable, req)
 
 
 class Blueprint(flask_smorest.Blueprint):

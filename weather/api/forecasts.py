@@ -38,15 +38,15 @@ def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
     pushing stops after PUSH_BUDGET_SECONDS, so a hanging one never stalls it.
     """
     rows = data["forecasts"]
-    check_batch(db.session, rows)
-    upserted = upsert_forecasts(db.session, rows)
-    new_alarms = record_alarms(db.session, alarms_for(db.session, rows, Thresholds.from_config(current_app.config)))
+    check_batch(db.session(), rows)
+    upserted = upsert_forecasts(db.session(), rows)
+    new_alarms = record_alarms(db.session(), alarms_for(db.session(), rows, Thresholds.from_config(current_app.config)))
     db.session.commit()
     sender = current_sender()
     deadline = time.monotonic() + current_app.config["PUSH_BUDGET_SECONDS"]
     for alarm in new_alarms:
         try:
-            push_alarm(db.session, sender, alarm, deadline)
+            push_alarm(db.session(), sender, alarm, deadline)
         except Exception:  # e.g. the database went away between commit and count: the alarm stays recorded
             log.exception("pushing alarm %s failed", alarm.id)
             db.session.rollback()
@@ -66,4 +66,4 @@ def list_forecasts(args: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Forecast.forecast_time < args["end"])
     if "cursor" in args:
         query = query.where(Forecast.forecast_time > cursor_datetime(args["cursor"][0]))
-    return keyset_page(db.session, query, args["limit"], lambda f: (as_utc(f.forecast_time).isoformat(),))
+    return keyset_page(db.session(), query, args["limit"], lambda f: (as_utc(f.forecast_time).isoformat(),))
