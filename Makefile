@@ -21,7 +21,7 @@ $(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
 run: $(VENV)/.runtime
 	HOST=$${HOST:-127.0.0.1} ./entrypoint.sh
 
-## Lint, then the whole test suite on SQLite and on PostgreSQL.
+## Lint (ruff, mypy), then the whole test suite on SQLite and on PostgreSQL.
 test: $(VENV)/.dev lint
 	$(BIN)/pytest
 
@@ -43,6 +43,7 @@ fuzz: $(VENV)/.dev
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(VENV)/.dev
 	$(BIN)/ruff format .

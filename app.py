@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
 
 import safe_migrations.flask_ext
@@ -30,14 +31,19 @@ MIGRATIONS_DIRECTORY = "migrations"
 migrate = Migrate()
 
 
+class ReadableJSON(DefaultJSONProvider):
+    """Market names and alarm texts are Korean: send them readable, not as \\uXXXX escapes."""
+
+    ensure_ascii = False
+
+
 def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the Flask application; ``overrides`` replace environment settings (tests)."""
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config_from_environment(app.instance_path))
     app.config.from_mapping(overrides or {})
     logging.getLogger("weather").setLevel(app.config["LOG_LEVEL"])
-    # Market names and alarm texts are Korean: send them readable, not as \uXXXX escapes.
-    app.json.ensure_ascii = False
+    app.json = ReadableJSON(app)
     _ensure_sqlite_directory(app)
 
     db.init_app(app)

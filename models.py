@@ -7,6 +7,7 @@ classes describe it, and ``flask db check`` proves the two agree.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
@@ -45,6 +46,13 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 
+if TYPE_CHECKING:
+    # A type checker cannot take a base class from an attribute (python/mypy#8603); db.Model is
+    # built from Base's bases with Base's registry and metadata, so Base describes it.
+    Model = Base
+else:
+    Model = db.Model
+
 
 def utcnow() -> datetime:
     """The current time, timezone-aware in UTC (how every timestamp is stored)."""
@@ -55,7 +63,7 @@ def _in_list(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-class Market(db.Model):
+class Market(Model):
     """A traditional market; its forecast grid cell is derived from its position."""
 
     __tablename__ = "market"
@@ -75,7 +83,7 @@ class Market(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class Device(db.Model):
+class Device(Model):
     """A phone or browser that receives push alarms, identified by its push token."""
 
     __tablename__ = "device"
@@ -92,7 +100,7 @@ class Device(db.Model):
     )
 
 
-class Subscription(db.Model):
+class Subscription(Model):
     """One device wants one alarm type for one market."""
 
     __tablename__ = "subscription"
@@ -109,7 +117,7 @@ class Subscription(db.Model):
     device: Mapped[Device] = relationship(back_populates="subscriptions")
 
 
-class Forecast(db.Model):
+class Forecast(Model):
     """One forecast hour for one market; re-ingesting the same hour updates it."""
 
     __tablename__ = "forecast"
@@ -127,7 +135,7 @@ class Forecast(db.Model):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
 
-class MarketAlarmLog(db.Model):
+class MarketAlarmLog(Model):
     """An alarm raised for a market; at most one per (market, type, target date)."""
 
     __tablename__ = "market_alarm_log"

@@ -43,7 +43,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report, session, sizes
+from bench import plots, report, session, sizes
 from bench.report import Series
 from tests.helpers import HEAD, REPO, REVISIONS, child_env, flask, free_port, http_status, launch, query, stop_many
 
@@ -157,6 +157,26 @@ def applied_once(database_url: str, ledger: bool) -> bool:
     return dict(rows) == dict.fromkeys(REVISIONS, 1)
 
 
+def fleet_bars(results: dict[tuple[str, int, str], Tally], scenario: str) -> list[plots.FleetBar]:
+    """The figure's bars of one scenario: ours and the peer per fleet size."""
+    bars = []
+    for (kind, n, name), tally in results.items():
+        if kind == scenario:
+            times = tally.times
+            bars.append(
+                plots.FleetBar(
+                    pods=n,
+                    who="ours (entrypoint.sh)" if name == OURS else PEER,
+                    median=times.median if times.values else None,
+                    low=times.min if times.values else None,
+                    high=times.max if times.values else None,
+                    failed=tally.failures,
+                    started=n * len(tally.rounds),
+                )
+            )
+    return bars
+
+
 def main() -> int:
     session.begin("bench/fleet.py", __doc__)
     pod_counts = [int(s) for s in (os.environ.get("BENCH_FLEET_SIZES") or "").split(",") if s.strip()]
@@ -253,6 +273,16 @@ def main() -> int:
     print(
         "\n'all ready' counts only rounds in which every pod served. The peer has no ledger: for it "
         "only alembic_version is checked. Rounds alternate ours/peer while both have rounds left."
+    )
+    plots.fleet_start_times(
+        "fleet_start.png",
+        f"N pods released at once: time until all serve ({sizes.MODE} mode)",
+        {
+            "empty database (every pod tries to migrate)": fleet_bars(results, "empty"),
+            "database at head (nothing to apply)": fleet_bars(results, "head"),
+        },
+        "Bars: median over the rounds in which every pod served; whiskers: min-max. "
+        "Red: pods that crashed or never became ready.",
     )
     print()
     biggest = max(pod_counts)

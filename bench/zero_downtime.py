@@ -51,7 +51,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import load, report, session, sizes
+from bench import load, plots, report, session, sizes
 from bench.load import Stall
 from bench.report import Series
 from tests.helpers import INITIAL, SHIPPED, flask, libpq
@@ -95,6 +95,7 @@ def shipped_steps() -> list[tuple[str, str, str]]:
 
 STEPS = shipped_steps()
 
+WRITERS = ("insert", "update")  # the load's writing requests (alarm_log_load)
 BASE_FLASK, BASE_SLEEP = "baseline: load + `flask db current`", "baseline: load alone"
 
 
@@ -137,9 +138,13 @@ def main() -> int:
     hold = float(sizes.size(4, 3, 2))
     workers = load.alarm_log_load(rows)
     stalls: dict[str, list[Stall]] = {}
+    writes: dict[str, plots.Timeline] = {}  # the first run of each step, for the figure
 
     def measure(name: str, action: Callable[[], object]) -> None:
-        stalls.setdefault(name, []).append(load.measure_under_load(url, workers, action).stall)
+        measured = load.measure_under_load(url, workers, action)
+        stalls.setdefault(name, []).append(measured.stall)
+        timeline = [(r.start - measured.started, r.latency * 1000) for r in measured.requests if r.kind in WRITERS]
+        writes.setdefault(name, timeline)
 
     with session.temp_database() as url:
         flask(url, "db", "upgrade", INITIAL).check()
@@ -231,6 +236,18 @@ def main() -> int:
         f"Lock queue: the table held by another session while `flask db upgrade {first}` starts",
         ["migration", "held for s", "longest stall ms", "p99 ms", "requests", "lock_timeout retries"],
         lock_rows,
+    )
+    plots.stall_timelines(
+        "zero_downtime_stall.png",
+        f"Writes to market_alarm_log while each step runs ({rows:,} rows, {sizes.MODE} mode)",
+        {
+            "shipped steps, through `flask db` (lock_timeout, CONCURRENTLY)": {
+                name: writes[name] for name in [BASE_FLASK, *(s[0] for s in STEPS)]
+            },
+            "the same changes as naive DDL, plain SQL": {name: writes[name] for name in [BASE_SLEEP, *NAIVE]},
+        },
+        "The longest INSERT or UPDATE of the concurrent load in flight in each 100 ms (first run of each step). "
+        "Grey: the same load during `flask db current` / alone.",
     )
     print()
     for name, excess in shipped_excess:

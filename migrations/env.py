@@ -7,9 +7,13 @@ offline SQL suitable for the linter; see ``safe_migrations/runtime.py``.
 
 import logging
 from logging.config import fileConfig
+from typing import Any
 
 from alembic import context
+from alembic.operations.ops import MigrationScript
+from alembic.runtime.migration import MigrationContext
 from flask import current_app
+from sqlalchemy.engine import Connection
 
 from safe_migrations import runtime
 from safe_migrations.settings import MigrationSettings
@@ -18,7 +22,7 @@ config = context.config
 # disable_existing_loggers=False: the entrypoint runs migrations in the same
 # process as the app, whose loggers must keep working. Callers that render SQL
 # quietly (the linter) switch logging set-up off, as Alembic's cookbook shows.
-if config.attributes.get("configure_logger", True):
+if config.attributes.get("configure_logger", True) and config.config_file_name is not None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
@@ -26,14 +30,15 @@ target_db = current_app.extensions["migrate"].db
 settings = MigrationSettings.from_env()
 
 
-def process_revision_directives(context, revision, directives):
+def process_revision_directives(context: MigrationContext, revision: object, directives: list[MigrationScript]) -> None:
     """An autogenerate run that finds no change writes no file."""
-    if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
+    upgrade_ops = directives[0].upgrade_ops
+    if getattr(config.cmd_opts, "autogenerate", False) and upgrade_ops is not None and upgrade_ops.is_empty():
         directives[:] = []
         logger.info("No changes in schema detected; no migration file written.")
 
 
-def configure_arguments() -> dict:
+def configure_arguments() -> dict[str, Any]:
     """The Alembic options every run uses, online and offline."""
     args = dict(current_app.extensions["migrate"].configure_args)
     args.setdefault("process_revision_directives", process_revision_directives)
@@ -56,7 +61,7 @@ def configure_arguments() -> dict:
 def run_migrations_online() -> None:
     engine = runtime.migration_engine(target_db.engine, settings)
 
-    def configure(connection, **extra):
+    def configure(connection: Connection, **extra: Any) -> None:
         context.configure(connection=connection, **configure_arguments(), **extra)
 
     runtime.run_online(context, engine, configure, settings)

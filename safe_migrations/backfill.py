@@ -18,6 +18,7 @@ starts at the first pending key and skips what is done.
 
 from __future__ import annotations
 
+import io
 import sys
 import time
 
@@ -67,7 +68,9 @@ def backfill(
     total, started, start, width = 0, time.monotonic(), low, batch_size
     show = sys.stderr.isatty() if progress is None else progress
     with click.progressbar(
-        length=high - low + 1, label=f"database migration: backfill {table}", file=sys.stderr if show else _Discard()
+        length=high - low + 1,
+        label=f"database migration: backfill {table}",
+        file=sys.stderr if show else io.StringIO(),  # nobody watches: swallowed
     ) as bar:
         while start <= high:
             batch_started = time.monotonic()
@@ -84,16 +87,3 @@ def backfill(
                 time.sleep(pause)
     log.info("backfill %s: %d rows in %.1fs", table, total, time.monotonic() - started)
     return total
-
-
-class _Discard:
-    """A file that swallows the progress bar when nobody watches it."""
-
-    def write(self, _: str) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return False

@@ -10,6 +10,7 @@ import logging.config
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import flask_migrate
@@ -51,7 +52,7 @@ class OneLineUsage(click.Command):
         except click.UsageError as exc:
             raise self._one_line(ctx, exc) from None
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
@@ -124,7 +125,9 @@ def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[st
     """
     # Log like env.py does, already before Alembic starts: the rollback says
     # which stored revisions it is about to use.
-    logging.config.fileConfig(alembic_config(current_app).config_file_name, disable_existing_loggers=False)
+    config_file = alembic_config(current_app).config_file_name
+    if config_file is not None:
+        logging.config.fileConfig(config_file, disable_existing_loggers=False)
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         if not sql:  # offline SQL takes Alembic's from:to ranges as well
             check_downgrade_target(current_app, revision)
@@ -186,7 +189,8 @@ def doctor(as_json: bool, stale_after: float) -> None:
 
     Exit 0 only when all is well.
     """
-    app = current_app._get_current_object()
+    # Flask types current_app as Flask, but it is the werkzeug proxy; this is Flask's documented way to unwrap it.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     checks = doctors.diagnose(
         alembic_config(app),
         migration_url(app),
@@ -217,7 +221,8 @@ def backup() -> None:
         _fail(f"flask db backup: database unreachable: {type(exc).__name__}")
     finally:
         engine.dispose()
-    target = backups.backup_path(_settings().backup_dir, engine.url.database, revision.replace(",", "+"))
+    database = engine.url.database or engine.url.username or "postgres"  # libpq's default database
+    target = backups.backup_path(_settings().backup_dir, database, revision.replace(",", "+"))
     try:
         size = backups.pg_dump(url, target)
     except backups.BackupError as exc:
@@ -229,7 +234,8 @@ def backup() -> None:
 @with_appcontext
 def baseline_command() -> None:
     """Adopt an existing database: stamp head only if its schema matches the migrations."""
-    app = current_app._get_current_object()
+    # Flask types current_app as Flask, but it is the werkzeug proxy; this is Flask's documented way to unwrap it.
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
     try:
         differences = baseline(alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata)
     except BaselineRefused as exc:

@@ -28,7 +28,7 @@ def applied_revisions(connection: Connection, script: ScriptDirectory) -> list[s
     heads = [rev for rev in current_heads(connection) if is_known(script, rev)]
     if not heads:
         return []
-    return [rev.revision for rev in script.iterate_revisions(heads, "base")]
+    return [rev.revision for rev in script.iterate_revisions(tuple(heads), "base")]
 
 
 def changed_revisions(connection: Connection, script: ScriptDirectory) -> list[ChangedRevision]:

@@ -11,6 +11,7 @@ On SQLite they fall back to the plain operations.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from alembic import op
 from sqlalchemy import text
@@ -34,7 +35,7 @@ def _invalid_index_exists(name: str) -> bool:
     return bool(row and row[0])
 
 
-def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kwargs: object) -> None:
+def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kwargs: Any) -> None:
     """Build an index without blocking writes (PostgreSQL); cleans up an earlier failed build."""
     context = op.get_context()
     if context.dialect.name != "postgresql":

@@ -51,7 +51,8 @@ def add_version_locations(config: Config) -> Config:
     """Flask-Migrate configure callback: add this command's temporary version folder."""
     extra = current_app.config.get(_CONFIG_KEY)
     if extra:
-        default = str(Path(config.get_main_option("script_location")) / "versions")
+        # Flask-Migrate always sets script_location (its migrations directory).
+        default = str(Path(config.get_main_option("script_location", "migrations")) / "versions")
         config.set_main_option("version_locations", os.pathsep.join([default, extra]))
     return config
 

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
@@ -32,6 +33,9 @@ from safe_migrations.log import log
 from safe_migrations.scripts import file_checksum
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.urls import is_postgresql, normalise_database_url
+
+# What env.py hands over: ``alembic.context``, the module that proxies the running EnvironmentContext.
+Environment = EnvironmentContext | ModuleType
 
 # A database URL used only to render offline SQL for the PostgreSQL linter;
 # offline mode never connects.
@@ -66,8 +70,10 @@ def _command_name(migration_context: MigrationContext) -> str:
 
 def _plan(migration_context: MigrationContext) -> list:
     """The steps the current command would run now (pure: reads one table)."""
-    heads = migration_context.get_current_heads()
-    return list(migration_context._migrations_fn(heads, migration_context))
+    migrations_fn = migration_context._migrations_fn
+    if migrations_fn is None:  # no command is running (a bare configure): nothing to plan
+        return []
+    return list(migrations_fn(migration_context.get_current_heads(), migration_context))
 
 
 def _step_revision(info: MigrationInfo) -> str:
@@ -86,10 +92,13 @@ class _Ledgerkeeper:
 
     def __call__(self, *, ctx: MigrationContext, step: MigrationInfo, heads: set, run_args: dict) -> None:
         revision = _step_revision(step)
-        script = ctx.script.get_revision(step.up_revision_id) if (ctx.script and not step.is_stamp) else None
+        scripts, up_revision = ctx.script, step.up_revision_id
+        script = scripts.get_revision(up_revision) if scripts and up_revision and not step.is_stamp else None
         path = Path(script.path) if script is not None else None
         direction = self.stamp_direction if step.is_stamp else ("up" if step.is_upgrade else "down")
         elapsed_ms = int((time.monotonic() - self.mark) * 1000)
+        if ctx.connection is None:  # offline (--sql) runs never install the keeper
+            raise RuntimeError("the ledger records applied steps only on a database connection")
         ledger.record(
             ctx.connection,
             ledger.LedgerEntry(
@@ -135,7 +144,7 @@ def _next_revision(migration_context: MigrationContext) -> str:
     return _step_revision(steps[0].info) if steps else "?"
 
 
-def _run_with_retries(environment: EnvironmentContext, connection: Connection, settings: MigrationSettings) -> None:
+def _run_with_retries(environment: Environment, connection: Connection, settings: MigrationSettings) -> None:
     """Run the planned migrations, retrying a step that hit ``lock_timeout``."""
     migration_context = environment.get_context()
     attempt = 0
@@ -188,16 +197,16 @@ def _make_sqlite_ddl_transactional(engine: Engine) -> None:
     # revision would leave its first statements applied. SQLAlchemy's
     # documented recipe: let SQLAlchemy emit BEGIN itself.
     @event.listens_for(engine, "connect")
-    def _no_implicit_transactions(dbapi_connection, _record) -> None:
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
 
     @event.listens_for(engine, "begin")
-    def _begin(connection) -> None:
+    def _begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
 def run_online(
-    environment: EnvironmentContext,
+    environment: Environment,
     engine: Engine,
     configure: Callable[..., None],
     settings: MigrationSettings,
@@ -210,7 +219,7 @@ def run_online(
             connection.execute(text("SELECT set_config('application_name', :n, false)"), {"n": application_name})
             for statement in timeout_statements(settings):
                 connection.execute(text(statement))
-            if connection.dialect.server_version_info >= (14,):
+            if (connection.dialect.server_version_info or (0,)) >= (14,):
                 # A killed migration process is noticed within a second and its
                 # statement cancelled, instead of holding its table locks until
                 # the statement would have finished.
@@ -240,7 +249,7 @@ def run_online(
             _run_with_retries(environment, connection, settings)
 
 
-def run_offline(environment: EnvironmentContext, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
+def run_offline(environment: Environment, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
     """Emit the SQL of the current command; PostgreSQL output starts with our timeouts."""
     url = environment.config.attributes.get("offline_url", url)
     environment.configure(url=url, literal_binds=True, **configure_kwargs)

@@ -81,7 +81,7 @@ class MigrationSettings:
             lock_wait=read_number(env, "MIGRATION_LOCK_WAIT", cls.lock_wait, minimum=0),
             lock_timeout=read_number(env, "MIGRATION_LOCK_TIMEOUT", cls.lock_timeout, minimum=0.001),
             statement_timeout=read_number(env, "MIGRATION_STATEMENT_TIMEOUT", cls.statement_timeout, minimum=0.001),
-            lock_retries=read_number(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries, minimum=0, whole=True),
+            lock_retries=int(read_number(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries, minimum=0, whole=True)),
             on_ahead=_choice(env, "MIGRATION_ON_AHEAD", cls.on_ahead, ("warn", "fail")),
             allow_changed=_flag(env, "MIGRATION_ALLOW_CHANGED"),
             migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,

@@ -15,10 +15,12 @@ from tests.conftest import PG_SERVER_URL
 from tests.helpers import REPO, child_env
 
 SCRIPTS = ["startup", "fleet", "many_revisions", "zero_downtime", "backfill", "api", "fetch"]
+FIGURES = {"fleet": "fleet_start.png", "zero_downtime": "zero_downtime_stall.png"}  # shown in bench/README.md
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def test_every_benchmark_runs_in_smoke_mode(pg_admin):
-    env = child_env(BENCH_SMOKE="1", BENCH_DATABASE_URL=PG_SERVER_URL)
+def test_every_benchmark_runs_in_smoke_mode(pg_admin, tmp_path):
+    env = child_env(BENCH_SMOKE="1", BENCH_DATABASE_URL=PG_SERVER_URL, BENCH_FIGURES=str(tmp_path))
     processes = {
         name: subprocess.Popen(
             [sys.executable, f"bench/{name}.py"],
@@ -46,6 +48,9 @@ def test_every_benchmark_runs_in_smoke_mode(pg_admin):
         assert "### " in output and "|---" in output, f"bench/{name}.py printed no table:\n{output[-4000:]}"
         assert "goal:" in output, output[-4000:]
         assert "Traceback" not in output, output[-4000:]
+    for name, figure in FIGURES.items():
+        assert f"figure: {tmp_path / figure}" in outputs[name], outputs[name][-4000:]
+        assert (tmp_path / figure).read_bytes().startswith(PNG_SIGNATURE)
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -13,7 +13,7 @@ from weather.errors import ApiError
 
 # The OpenAPI security scheme name the protected operations refer to.
 BEARER_SCHEME = "bearerAuth"
-BEARER_SECURITY = [{BEARER_SCHEME: []}]
+BEARER_SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
 
 
 def check_api_token() -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Iterator, Mapping
+from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -104,7 +105,7 @@ def _utf8_safe(value: object) -> object:
     return value
 
 
-def _json(body: dict, status: int, headers: Mapping[str, str] | None = None):
+def _json(body: dict[str, Any], status: int, headers: Mapping[str, str] | None = None) -> Response:
     response = jsonify(_utf8_safe(body))
     response.status_code = status
     for header, value in (headers or {}).items():
@@ -120,12 +121,12 @@ def register_error_handlers(app: Flask) -> None:
     """
 
     @app.errorhandler(ApiError)
-    def api_error(exc: ApiError):
+    def api_error(exc: ApiError) -> Response:
         details = {"fields": exc.fields} if exc.fields else {}
         return _json(error_body(exc.status, exc.error, exc.message, **details), exc.status, exc.headers)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         name = (exc.name or "error").lower().replace(" ", "_")
         message = exc.description or exc.name
@@ -141,7 +142,7 @@ def register_error_handlers(app: Flask) -> None:
         return _json(error_body(status, name, message, **details), status, headers)
 
     @app.errorhandler(IntegrityError)
-    def conflict(exc: IntegrityError):
+    def conflict(exc: IntegrityError) -> Response:
         # Input is validated before writing, so what remains is a race with another
         # request (e.g. two creates of the same market): report it, never a 500.
         log.info("integrity error answered 409: %s", type(exc.orig).__name__)
@@ -150,7 +151,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
-    def database_unavailable(exc: Exception):
+    def database_unavailable(exc: Exception) -> Response:
         # The message of a driver error can include the host; keep it out of the body.
         log.warning("database unavailable: %s", type(exc.orig if hasattr(exc, "orig") else exc).__name__)
         _rollback()
@@ -161,7 +162,7 @@ def register_error_handlers(app: Flask) -> None:
         return _json(body, 503, {"Retry-After": "5"})
 
     @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
+    def unexpected(exc: Exception) -> Response:
         log.exception("unhandled error")
         _rollback()
         return http_error(InternalServerError())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from models import db
 from safe_migrations.flask_ext import image_scripts
@@ -12,13 +12,13 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> Response:
     """The process is alive. Touches no database, so a database outage never restarts pods."""
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> tuple[Response, int]:
     """Ready when the database answers and its schema is at this image's head.
 
     A database *ahead* of the image (after ``kubectl rollout undo``) is ready

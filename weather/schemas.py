@@ -72,24 +72,22 @@ class UTCDateTime(fields.AwareDateTime):
             raise self.make_error("out_of_range")
         return moment
 
-    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+    def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | float | None:
         # SQLite hands back naive datetimes; they are UTC by construction.
         return super()._serialize(None if value is None else as_utc(value), attr, obj, **kwargs)
 
 
-class Cursor(fields.String):
-    """A signed keyset cursor (weather/cursor.py), decoded to its sort key of ``parts`` values."""
+class Cursor(fields.Field[list[Any]]):
+    """A signed keyset cursor (weather/cursor.py, a string), decoded to its sort key of ``parts`` values."""
 
     def __init__(self, parts: int, **kwargs: Any) -> None:
-        super().__init__(
-            metadata={"description": "next_cursor of the previous page"},
-            validate=validate.Length(max=MAX_CURSOR_LENGTH),
-            **kwargs,
-        )
+        metadata = {"type": "string", "maxLength": MAX_CURSOR_LENGTH, "description": "next_cursor of the previous page"}
+        super().__init__(metadata=metadata, **kwargs)
         self.parts = parts
+        self._token = fields.String(validate=validate.Length(max=MAX_CURSOR_LENGTH))
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
-        token = super()._deserialize(value, attr, data, **kwargs)
+        token = self._token.deserialize(value)
         try:
             return read_cursor(token, self.parts)
         except InvalidCursor as exc:

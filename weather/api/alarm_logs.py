@@ -47,4 +47,4 @@ def list_alarm_logs(args: dict[str, Any]) -> dict[str, Any]:
         created_at, last_id = cursor_datetime(args["cursor"][0]), cursor_int(args["cursor"][1])
         after = tuple_(literal(created_at, DateTime(timezone=True)), literal(last_id, Integer))
         query = query.where(tuple_(log.created_at, log.id) > after)
-    return keyset_page(db.session, query, args["limit"], lambda a: (as_utc(a.created_at).isoformat(), a.id))
+    return keyset_page(db.session(), query, args["limit"], lambda a: (as_utc(a.created_at).isoformat(), a.id))

@@ -52,7 +52,7 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     """Register a device by its push token, or refresh it (idempotent: same token, same device)."""
     now = utcnow()
     # One statement, so two registrations of the same token racing end in one row.
-    stmt = insert_for(db.session, Device).values(
+    stmt = insert_for(db.session(), Device).values(
         push_token=data["push_token"], platform=data["platform"], created_at=now, last_seen_at=now
     )
     stmt = stmt.on_conflict_do_update(

@@ -37,14 +37,14 @@ def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
     any push, so a failing push provider never loses an alarm nor fails this request;
     pushing stops after PUSH_BUDGET_SECONDS, so a hanging one never stalls it.
     """
-    stored = store_forecasts(db.session, data["forecasts"], Thresholds.from_config(current_app.config))
+    stored = store_forecasts(db.session(), data["forecasts"], Thresholds.from_config(current_app.config))
     upserted, new_alarms = stored.upserted, stored.alarms
     db.session.commit()
     sender = current_sender()
     deadline = time.monotonic() + current_app.config["PUSH_BUDGET_SECONDS"]
     for alarm in new_alarms:
         try:
-            push_alarm(db.session, sender, alarm, deadline)
+            push_alarm(db.session(), sender, alarm, deadline)
         except Exception:  # e.g. the database went away between commit and count: the alarm stays recorded
             log.exception("pushing alarm %s failed", alarm.id)
             db.session.rollback()
@@ -64,4 +64,4 @@ def list_forecasts(args: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Forecast.forecast_time < args["end"])
     if "cursor" in args:
         query = query.where(Forecast.forecast_time > cursor_datetime(args["cursor"][0]))
-    return keyset_page(db.session, query, args["limit"], lambda f: (as_utc(f.forecast_time).isoformat(),))
+    return keyset_page(db.session(), query, args["limit"], lambda f: (as_utc(f.forecast_time).isoformat(),))

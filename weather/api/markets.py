@@ -59,7 +59,7 @@ def list_markets(args: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Market.region == args["region"])
     if "cursor" in args:
         query = query.where(Market.id > cursor_int(args["cursor"][0]))
-    return keyset_page(db.session, query, args["limit"], lambda m: (m.id,))
+    return keyset_page(db.session(), query, args["limit"], lambda m: (m.id,))
 
 
 @blp.get("/<int:market_id>")
