@@ -9,9 +9,10 @@ import logging
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.script import ScriptDirectory
 from flask import current_app
 
-from safe_migrations import runtime
+from safe_migrations import post_deploy, runtime
 from safe_migrations.settings import MigrationSettings
 
 config = context.config
@@ -26,11 +27,17 @@ target_db = current_app.extensions["migrate"].db
 settings = MigrationSettings.from_env()
 
 
-def process_revision_directives(context, revision, directives):
-    """An autogenerate run that finds no change writes no file."""
+def process_revision_directives(migration_context, revision, directives):
+    """An autogenerate run that finds no change writes no file; a new revision goes
+    where the post-deploy graph wants it (see safe_migrations/post_deploy.py)."""
     if getattr(config.cmd_opts, "autogenerate", False) and directives[0].upgrade_ops.is_empty():
         directives[:] = []
         logger.info("No changes in schema detected; no migration file written.")
+        return
+    wanted = post_deploy.wants_post_deploy(context.get_x_argument(as_dictionary=True))
+    post_deploy.place_new_revision(ScriptDirectory.from_config(config), directives[0], wanted)
+    # script.py.mako writes the post_deploy = True marker from this.
+    config.attributes["post_deploy"] = wanted
 
 
 def configure_arguments() -> dict:

@@ -131,6 +131,21 @@ def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[st
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
 
 
+# Flask-Migrate's ``upgrade`` defaults to ``head``, which Alembic refuses once
+# post-deploy revisions give the scripts a second head; ``heads`` applies the
+# ordinary and the post-deploy chain, in dependency order (safe_migrations/post_deploy.py).
+@click.command("upgrade", cls=OneLineUsage)
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+@click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
+@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@click.argument("revision", default="heads")
+@with_appcontext
+def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+    """Upgrade to a later version (default: every head, post-deploy revisions included)."""
+    flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
+
+
 @click.command("current")
 @click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
@@ -244,6 +259,7 @@ def baseline_command() -> None:
 
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
+    db_group.add_command(upgrade)
     db_group.add_command(downgrade)
     db_group.add_command(current)
     db_group.add_command(lint)

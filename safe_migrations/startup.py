@@ -23,11 +23,12 @@ from flask import Flask
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
+from safe_migrations import post_deploy as contract
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
 from safe_migrations.history import changed_revisions
 from safe_migrations.log import log
-from safe_migrations.scripts import alembic_config
+from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.server import read_settings as read_server_settings
 from safe_migrations.server import serve as run_gunicorn
 from safe_migrations.settings import MigrationSettings, SettingsError
@@ -93,6 +94,14 @@ def _report(state: schema.SchemaStatus) -> None:
         log.info("%d pending: %s", len(state.pending), ", ".join(state.pending))
 
 
+def _report_post_deploy(script: ScriptDirectory, engine: Engine) -> None:
+    """Start-up never applies post-deploy revisions; it says which ones wait for the job."""
+    with engine.connect() as connection:
+        waiting = contract.pending(script, schema.current_heads(connection))
+    if waiting:
+        log.info("%s", contract.pending_line(waiting))
+
+
 def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
     """Bring the database to this image's head, or explain in one line why not."""
     config = alembic_config(app)
@@ -130,14 +139,18 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
                     "restore them and add a new revision instead (or set MIGRATION_ALLOW_CHANGED=1)"
                 )
             log.warning("applied migration files were edited after they ran: %s (MIGRATION_ALLOW_CHANGED=1)", names)
-        if state.state == schema.AT_HEAD:
+        if state.state in (schema.AT_HEAD, schema.POST_DEPLOY_PENDING):
             log.info("database is at head; nothing to apply")
+            _report_post_deploy(script, engine)
             return
         refuse_unreviewed_destructive(schema.pending_scripts(script, state.current))
     started = time.monotonic()
     try:
         with app.app_context():
-            command.upgrade(config, "heads")
+            # The ordinary chain only: post-deploy revisions wait for the post-deploy
+            # job, and no ordinary revision needs one (safe_migrations/post_deploy.py).
+            for target in contract.cached_graph(script).trunk_heads:
+                command.upgrade(config, target)
     except StartupError:
         raise
     except Exception as exc:
@@ -149,6 +162,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             f"the database stays at {after.current_label}"
         ) from None
     log.info("complete in %.1fs", time.monotonic() - started)
+    _report_post_deploy(script, engine)
 
 
 def refuse_unreviewed_destructive(pending: list[Script]) -> None:
@@ -172,6 +186,11 @@ def report_drift(app: Flask, engine: Engine) -> None:
     """Warn when the models and the migrated schema disagree. The pod never writes migrations."""
     metadata = app.extensions["migrate"].db.metadata
     with engine.connect() as connection:
+        if contract.pending(script_directory(app), schema.current_heads(connection)):
+            # The models already match the schema after the post-deploy job:
+            # comparing now would only list what the pending revisions remove.
+            log.info("models are compared with the schema once the post-deploy revisions are applied")
+            return
         drift = model_drift(connection, metadata)
     if drift:
         log.warning(

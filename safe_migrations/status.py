@@ -10,13 +10,20 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from safe_migrations import ledger
+from safe_migrations import post_deploy as contract
 
 AT_HEAD = "at_head"
 PENDING = "pending"
+# Every ordinary revision applied; post-deploy ones wait for the post-deploy job.
+POST_DEPLOY_PENDING = "post_deploy_pending"
 AHEAD = "ahead"
 UNKNOWN = "unknown_revision"
 MULTIPLE_HEADS = "multiple_heads"
 VERSION_TABLE = "alembic_version"
+# States in which the image can serve (``/readyz`` answers 200): at head; only
+# post-deploy revisions pending (they run after the rollout); or ahead of the
+# image after ``kubectl rollout undo`` (the newer schema is backward compatible).
+SERVING_STATES = (AT_HEAD, POST_DEPLOY_PENDING, AHEAD)
 
 
 @dataclass
@@ -26,9 +33,17 @@ class SchemaStatus:
     state: str
     current: tuple[str, ...]
     heads: tuple[str, ...]
+    # Ordinary revisions start-up applies, oldest first, as ``rev (message)``.
     pending: list[str] = field(default_factory=list)
     # Revisions the database has that this image does not ship (ahead/unknown).
     foreign: list[str] = field(default_factory=list)
+    # Post-deploy revisions (and anything after one) left for the post-deploy job.
+    post_deploy_pending: list[str] = field(default_factory=list)
+
+    @property
+    def serves(self) -> bool:
+        """True when the image may serve on this database (see SERVING_STATES)."""
+        return self.state in SERVING_STATES
 
     @property
     def current_label(self) -> str:
@@ -46,6 +61,7 @@ class SchemaStatus:
             "head": self.head_label,
             "pending": self.pending,
             "foreign": self.foreign,
+            "post_deploy_pending": self.post_deploy_pending,
         }
 
 
@@ -69,21 +85,25 @@ def current_heads(connection: Connection) -> tuple[str, ...]:
 
 
 def pending_scripts(script: ScriptDirectory, current: tuple[str, ...]) -> list[Script]:
-    """The revisions between ``current`` and head, oldest first."""
-    revs = script.iterate_revisions("heads", current or "base")
-    return [r for r in reversed(list(revs)) if r.revision not in current]
+    """The ordinary revisions between ``current`` and the trunk head, oldest first:
+    what pod start-up applies (post-deploy revisions wait for the post-deploy job)."""
+    graph = contract.cached_graph(script)
+    done = contract.applied(script, current)
+    return [r for r in contract.oldest_first(script) if r.revision not in done and r.revision not in graph.waiting]
 
 
 def pending_revisions(script: ScriptDirectory, current: tuple[str, ...]) -> list[str]:
-    """Revisions between ``current`` and head, oldest first, as ``rev (message)``."""
-    return [f"{r.revision} ({r.doc})" for r in pending_scripts(script, current)]
+    """Ordinary revisions between ``current`` and the trunk head, oldest first, as ``rev (message)``."""
+    return contract.describe(pending_scripts(script, current))
 
 
 def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus:
     """Compare the database behind ``connection`` with ``script``; one or two cheap queries."""
     heads = tuple(script.get_heads())
     current = current_heads(connection)
-    if len(heads) > 1:
+    # Several heads are fine when all but one are post-deploy chains; two
+    # ordinary heads (two branches, each with a new revision) are not.
+    if len(contract.cached_graph(script).trunk_heads) > 1:
         return SchemaStatus(MULTIPLE_HEADS, current, heads)
     foreign = [rev for rev in current if not is_known(script, rev)]
     if foreign:
@@ -93,4 +113,7 @@ def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus
         return SchemaStatus(state, current, heads, foreign=foreign)
     if set(current) == set(heads):
         return SchemaStatus(AT_HEAD, current, heads)
-    return SchemaStatus(PENDING, current, heads, pending=pending_revisions(script, current))
+    waiting = contract.describe(contract.pending(script, current))
+    ordinary = pending_revisions(script, current)
+    state = PENDING if ordinary else POST_DEPLOY_PENDING
+    return SchemaStatus(state, current, heads, pending=ordinary, post_deploy_pending=waiting)
