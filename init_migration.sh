@@ -11,6 +11,8 @@ usage() {
     cat <<'HELP'
 Usage:
   ./init_migration.sh "message"        generate a migration from the model changes
+  ./init_migration.sh --post-deploy "message"
+                                       generate a post-deploy (contract) revision
   ./init_migration.sh --reset [--yes]  delete migrations/ and initialise it again
   ./init_migration.sh --help           show this help
 
@@ -27,6 +29,14 @@ Generating a migration:
   4. when the models did not change, says so and writes no file.
 Review the file, then `flask db upgrade`, `flask db downgrade`, `flask db upgrade`
 and commit it. Pods never generate migrations; they only apply committed ones.
+
+--post-deploy writes a contract step: a change that breaks the previous image
+(drop or rename a column or table, NOT NULL on an existing column, a narrower
+type). Pods of the previous image keep serving during a rolling update, so pod
+start-up never applies it; the post-deploy job (`flask db upgrade`, after
+`kubectl rollout status`) does. The revision says `post_deploy = True`, goes on
+the post-deploy chain and depends on the newest ordinary revision, so later
+ordinary revisions never wait for it (see safe_migrations/post_deploy.py).
 
 --reset deletes migrations/ with its whole history and initialises it again
 (`flask db init`, keeping this project's env.py, alembic.ini and script
@@ -65,7 +75,7 @@ reset_migrations() {
 }
 
 generate() {
-    local message=$1
+    local message=$1 kind=$2
     [[ -n ${message//[[:space:]]/} ]] || die_usage "the message is empty; describe the change, e.g. \"Add sent_to_devices field to MarketAlarmLog\""
     [[ $message != *$'\n'* && $message != *$'\r'* ]] || die_usage "the message must be one line"
     ((${#message} <= 200)) || die_usage "the message is ${#message} characters; keep it under 200"
@@ -73,7 +83,9 @@ generate() {
 
     local before after output new status=0
     before=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
-    output=$(flask db migrate -m "$message" 2>&1) || status=$?
+    local extra=()
+    [[ $kind == post-deploy ]] && extra=(-x post_deploy=1)
+    output=$(flask db migrate -m "$message" "${extra[@]}" 2>&1) || status=$?
     after=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
     new=$(comm -13 <(echo "$before") <(echo "$after") | head -n 1)
 
@@ -92,6 +104,9 @@ generate() {
         exit 0
     fi
     echo "Generated $new"
+    if [[ $kind == post-deploy ]]; then
+        echo "It is a post-deploy revision (post_deploy = True): pods leave it for the post-deploy job."
+    fi
     echo "Operations in upgrade():"
     python -m safe_migrations.summary "$new"
     echo
@@ -111,6 +126,10 @@ case "${1-}" in
         (($# == 1)) || die_usage "--help takes no other arguments"
         usage
         ;;
+    --post-deploy)
+        (($# == 2)) || die_usage "--post-deploy takes one quoted message: ./init_migration.sh --post-deploy \"Drop market.address\""
+        generate "$2" post-deploy
+        ;;
     --reset)
         shift
         case "$#:${1-}" in
@@ -128,6 +147,6 @@ case "${1-}" in
         ;;
     *)
         (($# == 1)) || die_usage "expected one quoted message, got $# arguments (put the message in quotes)"
-        generate "$1"
+        generate "$1" ordinary
         ;;
 esac
