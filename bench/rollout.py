@@ -106,8 +106,7 @@ def new_image(target: Path, *, post_deploy: bool) -> Path:
         )
     )
     place = (
-        "down_revision = None\nbranch_labels = ('post_deploy',)\n"
-        f"depends_on = {EXPAND!r}\n\npost_deploy = True"
+        f"down_revision = None\nbranch_labels = ('post_deploy',)\ndepends_on = {EXPAND!r}\n\npost_deploy = True"
         if post_deploy
         else f"down_revision = {EXPAND!r}\nbranch_labels = None\ndepends_on = None"
     )
@@ -252,6 +251,7 @@ class Rollout:
     new: Figures
     new_log: str
     column_during_rollout: bool  # market.address existed while both images served
+    readyz_during_rollout: dict  # the new image's /readyz body then
     column_after: bool  # ... and after the post-deploy step
 
 
@@ -265,6 +265,16 @@ def _has_address(url: str) -> bool:
         url, "SELECT 1 FROM information_schema.columns WHERE table_name = 'market' AND column_name = 'address'"
     )
     return bool(rows)
+
+
+def _readyz(port: int) -> dict:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request("GET", "/readyz")
+        response = connection.getresponse()
+        return {"status_code": response.status, **json.loads(response.read())}
+    finally:
+        connection.close()
 
 
 @dataclass
@@ -301,6 +311,7 @@ def play(previous: Path, new: Path, url: str, label: str, phase: float, readers:
             load.add("new", new_port)
             time.sleep(phase)  # both images serve, as during a rolling update
             column_during = _has_address(url)
+            readyz = _readyz(new_port)
             load.remove("previous")  # endpoints updated, then SIGTERM
             common.kill(old, grace=30)
             time.sleep(phase / 2)
@@ -319,6 +330,7 @@ def play(previous: Path, new: Path, url: str, label: str, phase: float, readers:
         new=Figures.of([a for a in answers if a.image == "new"]),
         new_log=(logs / "new.log").read_text(errors="replace"),
         column_during_rollout=column_during,
+        readyz_during_rollout=readyz,
         column_after=column_after,
     )
 
@@ -373,7 +385,9 @@ def main() -> int:
         "start-up while the previous image still maps market.address."
     )
     common.goal("post-deploy rollout: failed requests", result.post_deploy.total.failures, 0)
-    common.goal("naive rollout: failed requests of the previous image", result.naive.previous.failures, 1, lower_is_better=False)
+    common.goal(
+        "naive rollout: failed requests of the previous image", result.naive.previous.failures, 1, lower_is_better=False
+    )
     return 0
 
 
