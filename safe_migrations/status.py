@@ -1,4 +1,9 @@
-"""Where a database stands relative to the migration scripts of this image."""
+"""Where a database stands relative to the migration scripts of this image.
+
+:data:`STATES` is the one table of database states with, for each, the summary,
+the cause and the fix. Start-up, the runtime, ``/readyz`` and ``flask db doctor``
+all read it, so an operator gets the same words from each.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,11 @@ PENDING = "pending"
 AHEAD = "ahead"
 UNKNOWN = "unknown_revision"
 MULTIPLE_HEADS = "multiple_heads"
+NO_HISTORY = "tables_without_history"
+STAMPED_EMPTY = "stamped_without_tables"
 VERSION_TABLE = "alembic_version"
+# Tables that say nothing about the application's schema.
+_BOOKKEEPING = {VERSION_TABLE, ledger.LEDGER_TABLE}
 
 
 @dataclass
@@ -38,6 +47,11 @@ class SchemaStatus:
     def head_label(self) -> str:
         return ",".join(self.heads) or "base"
 
+    @property
+    def serves(self) -> bool:
+        """The image can serve on this database (at head, or ahead after a rollback)."""
+        return self.state in (AT_HEAD, AHEAD)
+
     def as_dict(self) -> dict:
         """A JSON-friendly view, as served by ``/readyz`` and ``doctor --json``."""
         return {
@@ -47,6 +61,71 @@ class SchemaStatus:
             "pending": self.pending,
             "foreign": self.foreign,
         }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a state means for a person: a one-line summary, its cause, and the fix."""
+
+    summary: str
+    cause: str | None = None
+    fix: str | None = None
+
+    def as_line(self) -> str:
+        """Summary and fix in one line (start-up and the runtime print this)."""
+        return f"{self.summary}; {self.fix}" if self.fix else self.summary
+
+
+# state -> (summary, cause, fix); {current}, {head}, {pending}, {foreign} are filled in.
+STATES: dict[str, tuple[str, str | None, str | None]] = {
+    AT_HEAD: ("database is at head {head}", None, None),
+    PENDING: (
+        "Target database is not up to date: {count} pending migration(s)",
+        "migrations were added (git pull, a new image) but not applied to this database",
+        "flask db upgrade",
+    ),
+    AHEAD: (
+        "database is ahead of this image (at {current}, image head {head})",
+        "a newer image migrated it; this one was rolled back (kubectl rollout undo) or is out of date",
+        "deploy the newer image again, or revert the schema: `flask db downgrade {head}` "
+        "(it uses the ledger's stored source)",
+    ),
+    UNKNOWN: (
+        "Can't locate revision {foreign}: neither this image nor the ledger knows it",
+        "the database was migrated from another branch or a deleted revision file",
+        "deploy or check out the code that has the revision; or, to adopt the database as it is: "
+        "flask db backup, then DELETE FROM alembic_version, then flask db baseline (it stamps only a "
+        "matching schema)",
+    ),
+    MULTIPLE_HEADS: (
+        "multiple heads in the migration scripts: {head}",
+        "two branches each added a revision on the same parent",
+        'flask db merge heads -m "Merge heads", commit it, and rebuild the image',
+    ),
+    NO_HISTORY: (
+        "the database has tables but no migration history",
+        "it was created before migrations were adopted (by the app itself or by hand)",
+        "flask db baseline (stamps head only if the schema matches; `flask db upgrade` would fail)",
+    ),
+    STAMPED_EMPTY: (
+        "the database is stamped at {current} but has none of its tables",
+        "`flask db stamp head` ran on an empty database (the ledger says stamp): stamping records a "
+        "revision without running it",
+        "flask db stamp base, then flask db upgrade (creates the tables)",
+    ),
+}
+
+
+def explain(status: SchemaStatus) -> Explanation:
+    """The summary, cause and fix of ``status`` from :data:`STATES`."""
+    summary, cause, fix = STATES[status.state]
+    values = {
+        "current": status.current_label,
+        "head": status.head_label,
+        "count": len(status.pending),
+        "foreign": ", ".join(status.foreign),
+    }
+    return Explanation(summary.format(**values), cause, fix.format(**values) if fix else None)
 
 
 def is_known(script: ScriptDirectory, revision: str) -> bool:
@@ -68,6 +147,11 @@ def current_heads(connection: Connection) -> tuple[str, ...]:
     return tuple(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
 
+def application_tables(connection: Connection) -> set[str]:
+    """The database's tables other than the migration bookkeeping."""
+    return set(inspect(connection).get_table_names()) - _BOOKKEEPING
+
+
 def pending_scripts(script: ScriptDirectory, current: tuple[str, ...]) -> list[Script]:
     """The revisions between ``current`` and head, oldest first."""
     revs = script.iterate_revisions("heads", current or "base")
@@ -80,7 +164,7 @@ def pending_revisions(script: ScriptDirectory, current: tuple[str, ...]) -> list
 
 
 def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus:
-    """Compare the database behind ``connection`` with ``script``; one or two cheap queries."""
+    """Compare the database behind ``connection`` with ``script``; a few cheap queries."""
     heads = tuple(script.get_heads())
     current = current_heads(connection)
     if len(heads) > 1:
@@ -92,5 +176,8 @@ def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus
         state = AHEAD if all(chain is not None for chain in chains) else UNKNOWN
         return SchemaStatus(state, current, heads, foreign=foreign)
     if set(current) == set(heads):
-        return SchemaStatus(AT_HEAD, current, heads)
+        state = STAMPED_EMPTY if current and not application_tables(connection) else AT_HEAD
+        return SchemaStatus(state, current, heads)
+    if not current and application_tables(connection):
+        return SchemaStatus(NO_HISTORY, current, heads, pending=pending_revisions(script, current))
     return SchemaStatus(PENDING, current, heads, pending=pending_revisions(script, current))
