@@ -1,8 +1,11 @@
 """Alembic environment for Flask-Migrate, made safe by the schema toolset.
 
-Every ``flask db`` command passes through here. The toolset adds the migration
-lock, per-migration transactions with lock/statement timeouts, the ledger and
-offline SQL suitable for the linter; see ``safe_migrations/runtime.py``.
+Every path passes through here: the entrypoint, every ``flask db`` command and
+Alembic's Python command API (a caller's own connection in
+``config.attributes["connection"]`` is used as given). The toolset adds the
+migration lock, the gates (destructive steps, edited history, data a downgrade
+would destroy), per-migration transactions with lock/statement timeouts, the
+ledger and offline SQL suitable for the linter; see ``safe_migrations/runtime.py``.
 """
 
 import logging
@@ -13,6 +16,7 @@ from alembic.script import ScriptDirectory
 from flask import current_app
 
 from safe_migrations import post_deploy, runtime
+from safe_migrations.drift import COMPARE_OPTIONS
 from safe_migrations.settings import MigrationSettings
 
 config = context.config
@@ -46,8 +50,9 @@ def configure_arguments() -> dict:
     args.setdefault("process_revision_directives", process_revision_directives)
     return {
         "target_metadata": target_db.metadata,
-        "compare_type": True,
-        "compare_server_default": True,
+        # compare_type, compare_server_default, include_name: shared with
+        # start-up's drift report and flask db baseline.
+        **COMPARE_OPTIONS,
         # SQLite cannot ALTER most things; batch mode rebuilds the table there
         # and emits plain ALTERs on PostgreSQL, so every generated script runs
         # on both, whichever database it was generated against.
@@ -55,7 +60,6 @@ def configure_arguments() -> dict:
         # One transaction per revision: a failed revision rolls back alone and
         # the database stays at the previous one.
         "transaction_per_migration": True,
-        "include_name": runtime.include_name,
         **args,
     }
 

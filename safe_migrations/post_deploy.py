@@ -49,15 +49,22 @@ the trunk revision before it, beside it, not after it.
 
 from __future__ import annotations
 
-import ast
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alembic.operations.ops import MigrationScript
 from alembic.script import Script, ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy.engine import Connection
+
+from safe_migrations import ledger, steps
+
+if TYPE_CHECKING:
+    from safe_migrations.lint import Finding
 
 MARKER = "post_deploy"
 BRANCH_LABEL = "post_deploy"
@@ -68,14 +75,7 @@ JOB_HINT = "run the post-deploy job after the rollout"
 
 def is_marked(path: str | Path) -> bool:
     """True when the revision file says ``post_deploy = True`` at module level."""
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
-    return any(
-        isinstance(node, ast.Assign)
-        and any(getattr(target, "id", None) == MARKER for target in node.targets)
-        and isinstance(node.value, ast.Constant)
-        and node.value.value is True
-        for node in tree.body
-    )
+    return steps.marker(path, MARKER) is True
 
 
 def _parents(script: ScriptDirectory, revision: Script) -> list[str]:
@@ -202,6 +202,11 @@ def applied(script: ScriptDirectory, current: Iterable[str]) -> set[str]:
     return done
 
 
+def everything_applied(script: ScriptDirectory, current: Iterable[str]) -> bool:
+    """True when a database at ``current`` has applied every revision of ``script``."""
+    return bool(current) and set(cached_graph(script).scripts) <= applied(script, current)
+
+
 def pending(script: ScriptDirectory, current: Iterable[str]) -> list[Script]:
     """The post-deploy revisions (and what waits for them) a database at ``current`` lacks, oldest first."""
     found = cached_graph(script)
@@ -257,6 +262,60 @@ def place_new_revision(script: ScriptDirectory, directive: MigrationScript, post
             directive.branch_label = BRANCH_LABEL
     if trunk is not None:
         directive.depends_on = trunk
+
+
+def pending_since(connection: Connection, script: ScriptDirectory, revision: str) -> datetime | None:
+    """When the rollout that shipped ``revision`` applied its ordinary dependencies (None: unknown).
+
+    A post-deploy revision depends on the trunk revision it was written
+    against; the ledger says when that one was applied: since then the
+    post-deploy revision has been waiting for the post-deploy job.
+    """
+    found = cached_graph(script)
+    trunk = [p for p in found.ancestors(revision) if p not in found.waiting and p in found.parents[revision]]
+    rows = ledger.latest_applications(connection, trunk)
+    times = [_aware(row["applied_at"]) for row in rows.values() if row.get("applied_at") is not None]
+    return max(times) if times else None
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite hands back naive datetimes; the ledger writes UTC.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def pending_ages(
+    connection: Connection, script: ScriptDirectory, current: Iterable[str]
+) -> list[tuple[Script, float | None]]:
+    """Each pending post-deploy revision with the hours it has waited (None: unknown), oldest first."""
+    now = datetime.now(UTC)
+    found = []
+    for rev in pending(script, current):
+        since = pending_since(connection, script, rev.revision)
+        found.append((rev, (now - since).total_seconds() / 3600 if since is not None else None))
+    return found
+
+
+def graph_findings(script: ScriptDirectory, revisions: Iterable[str]) -> list[Finding]:
+    """Lint's graph rule: an ordinary revision placed after a post-deploy one would wait for the job."""
+    from safe_migrations.lint import Finding  # lint imports this module
+
+    waiting = cached_graph(script).waits_for()
+    found = []
+    for revision in revisions:
+        if revision in waiting:
+            script_file = Path(cached_graph(script).scripts[revision].path).name
+            found.append(
+                Finding(
+                    revision,
+                    script_file,
+                    "ordinary-after-post-deploy",
+                    f"this ordinary revision comes after post-deploy revision {waiting[revision]}: pod start-up "
+                    "cannot apply it before the post-deploy job has run",
+                    alternative="base it on the newest ordinary revision (plain `flask db migrate` does), "
+                    "or mark it post_deploy = True too",
+                )
+            )
+    return found
 
 
 def wants_post_deploy(x_arguments: dict[str, str]) -> bool:

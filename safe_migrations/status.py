@@ -1,4 +1,9 @@
-"""Where a database stands relative to the migration scripts of this image."""
+"""Where a database stands relative to the migration scripts of this image.
+
+:data:`STATES` is the one table of database states with, for each, the summary,
+the cause and the fix. Start-up, the runtime, ``/readyz`` and ``flask db doctor``
+all read it, so an operator gets the same words from each.
+"""
 
 from __future__ import annotations
 
@@ -19,11 +24,11 @@ POST_DEPLOY_PENDING = "post_deploy_pending"
 AHEAD = "ahead"
 UNKNOWN = "unknown_revision"
 MULTIPLE_HEADS = "multiple_heads"
+NO_HISTORY = "tables_without_history"
+STAMPED_EMPTY = "stamped_without_tables"
 VERSION_TABLE = "alembic_version"
-# States in which the image can serve (``/readyz`` answers 200): at head; only
-# post-deploy revisions pending (they run after the rollout); or ahead of the
-# image after ``kubectl rollout undo`` (the newer schema is backward compatible).
-SERVING_STATES = (AT_HEAD, POST_DEPLOY_PENDING, AHEAD)
+# Tables that say nothing about the application's schema.
+_BOOKKEEPING = {VERSION_TABLE, ledger.LEDGER_TABLE}
 
 
 @dataclass
@@ -41,17 +46,18 @@ class SchemaStatus:
     post_deploy_pending: list[str] = field(default_factory=list)
 
     @property
-    def serves(self) -> bool:
-        """True when the image may serve on this database (see SERVING_STATES)."""
-        return self.state in SERVING_STATES
-
-    @property
     def current_label(self) -> str:
         return ",".join(self.current) or "base"
 
     @property
     def head_label(self) -> str:
         return ",".join(self.heads) or "base"
+
+    @property
+    def serves(self) -> bool:
+        """The image can serve on this database: at head; only post-deploy revisions
+        pending (they run after the rollout, by design); or ahead after a rollback."""
+        return self.state in (AT_HEAD, POST_DEPLOY_PENDING, AHEAD)
 
     def as_dict(self) -> dict:
         """A JSON-friendly view, as served by ``/readyz`` and ``doctor --json``."""
@@ -63,6 +69,78 @@ class SchemaStatus:
             "foreign": self.foreign,
             "post_deploy_pending": self.post_deploy_pending,
         }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a state means for a person: a one-line summary, its cause, and the fix."""
+
+    summary: str
+    cause: str | None = None
+    fix: str | None = None
+
+    def as_line(self) -> str:
+        """Summary and fix in one line (start-up and the runtime print this)."""
+        return f"{self.summary}; {self.fix}" if self.fix else self.summary
+
+
+# state -> (summary, cause, fix); {current}, {head}, {pending}, {foreign} are filled in.
+STATES: dict[str, tuple[str, str | None, str | None]] = {
+    AT_HEAD: ("database is at head {head}", None, None),
+    POST_DEPLOY_PENDING: (
+        "database is at the ordinary head; {waiting} post-deploy revision(s) pending",
+        "post-deploy (contract) revisions wait until no pod of the previous image is left",
+        "after `kubectl rollout status`, run the post-deploy job (k8s/post-deploy-job.yaml), or `flask db upgrade`",
+    ),
+    PENDING: (
+        "Target database is not up to date: {count} pending migration(s)",
+        "migrations were added (git pull, a new image) but not applied to this database",
+        "flask db upgrade",
+    ),
+    AHEAD: (
+        "database is ahead of this image (at {current}, image head {head})",
+        "a newer image migrated it; this one was rolled back (kubectl rollout undo) or is out of date",
+        "deploy the newer image again, or revert the schema: `flask db downgrade {head}` "
+        "(it uses the ledger's stored source)",
+    ),
+    UNKNOWN: (
+        "Can't locate revision {foreign}: neither this image nor the ledger knows it",
+        "the database was migrated from another branch or a deleted revision file",
+        "deploy or check out the code that has the revision; or, to adopt the database as it is: "
+        "flask db backup, then DELETE FROM alembic_version, then flask db baseline (it stamps only a "
+        "matching schema)",
+    ),
+    MULTIPLE_HEADS: (
+        "multiple heads in the migration scripts: {head}",
+        "two branches each added a revision on the same parent (a post-deploy chain's head is no "
+        "such head: see safe_migrations/post_deploy.py)",
+        'flask db merge heads -m "Merge heads", commit it, and rebuild the image',
+    ),
+    NO_HISTORY: (
+        "the database has tables but no migration history",
+        "it was created before migrations were adopted (by the app itself or by hand)",
+        "flask db baseline (stamps head only if the schema matches; `flask db upgrade` would fail)",
+    ),
+    STAMPED_EMPTY: (
+        "the database is stamped at {current} but has none of its tables",
+        "`flask db stamp head` ran on an empty database (the ledger says stamp): stamping records a "
+        "revision without running it",
+        "flask db stamp base, then flask db upgrade (creates the tables)",
+    ),
+}
+
+
+def explain(status: SchemaStatus) -> Explanation:
+    """The summary, cause and fix of ``status`` from :data:`STATES`."""
+    summary, cause, fix = STATES[status.state]
+    values = {
+        "current": status.current_label,
+        "head": status.head_label,
+        "count": len(status.pending),
+        "waiting": len(status.post_deploy_pending),
+        "foreign": ", ".join(status.foreign),
+    }
+    return Explanation(summary.format(**values), cause, fix.format(**values) if fix else None)
 
 
 def is_known(script: ScriptDirectory, revision: str) -> bool:
@@ -84,6 +162,11 @@ def current_heads(connection: Connection) -> tuple[str, ...]:
     return tuple(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
 
+def application_tables(connection: Connection) -> set[str]:
+    """The database's tables other than the migration bookkeeping."""
+    return set(inspect(connection).get_table_names()) - _BOOKKEEPING
+
+
 def pending_scripts(script: ScriptDirectory, current: tuple[str, ...]) -> list[Script]:
     """The ordinary revisions between ``current`` and the trunk head, oldest first:
     what pod start-up applies (post-deploy revisions wait for the post-deploy job)."""
@@ -98,7 +181,7 @@ def pending_revisions(script: ScriptDirectory, current: tuple[str, ...]) -> list
 
 
 def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus:
-    """Compare the database behind ``connection`` with ``script``; one or two cheap queries."""
+    """Compare the database behind ``connection`` with ``script``; a few cheap queries."""
     heads = tuple(script.get_heads())
     current = current_heads(connection)
     # Several heads are fine when all but one are post-deploy chains; two
@@ -111,8 +194,13 @@ def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus
         chains = [ledger.applied_chain(connection, rev, known) for rev in foreign]
         state = AHEAD if all(chain is not None for chain in chains) else UNKNOWN
         return SchemaStatus(state, current, heads, foreign=foreign)
-    if set(current) == set(heads):
-        return SchemaStatus(AT_HEAD, current, heads)
+    # A post-deploy head depends on a trunk revision, so Alembic may keep only the
+    # post-deploy head's row: at head means every revision applied.
+    if set(current) == set(heads) or contract.everything_applied(script, current):
+        state = STAMPED_EMPTY if current and not application_tables(connection) else AT_HEAD
+        return SchemaStatus(state, current, heads)
+    if not current and application_tables(connection):
+        return SchemaStatus(NO_HISTORY, current, heads, pending=pending_revisions(script, current))
     waiting = contract.describe(contract.pending(script, current))
     ordinary = pending_revisions(script, current)
     state = PENDING if ordinary else POST_DEPLOY_PENDING

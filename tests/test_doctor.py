@@ -57,7 +57,7 @@ def test_database_ahead(repo, pg_url):
     assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 0
     next((repo / "migrations/versions").glob(f"*{HEAD}*")).unlink()
     found = problems(doctor(pg_url, repo, "--json"))["revision"]
-    assert f"database is ahead of this code (at {HEAD}, code head {REVISIONS[-2]})" in found["summary"]
+    assert f"database is ahead of this image (at {HEAD}, image head {REVISIONS[-2]})" in found["summary"]
     assert f"flask db downgrade {REVISIONS[-2]}" in found["fix"]
 
 
