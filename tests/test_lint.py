@@ -83,7 +83,10 @@ def test_destructive_step_needs_marker(repo, sqlite_url):
     )
     result = lint(repo, sqlite_url, "aaa000000005")
     assert result.returncode == 1 and "destructive-operation" in result.stdout
-    path.write_text(path.read_text() + '\nreviewed_destructive = "backed up; column unused since v2"\n')
+    # A drop is a contract step too: post-deploy, so pods of the previous image keep their column.
+    path.write_text(
+        path.read_text() + '\nreviewed_destructive = "backed up; column unused since v2"\npost_deploy = True\n'
+    )
     assert lint(repo, sqlite_url, "aaa000000005").returncode == 0
 
 
