@@ -169,17 +169,17 @@ def oldest_first(script: ScriptDirectory) -> list[Script]:
     found = cached_graph(script)
     ordered: list[Script] = []
     placed: set[str] = set()
-
-    def place(rev: str) -> None:
-        if rev in placed:
-            return
-        placed.add(rev)
-        for parent in found.parents[rev]:
-            place(parent)
-        ordered.append(found.scripts[rev])
-
-    for rev in reversed([s.revision for s in script.walk_revisions()]):
-        place(rev)
+    for start in reversed([s.revision for s in script.walk_revisions()]):
+        # Depth-first without recursion (histories can be thousands of revisions long).
+        stack: list[tuple[str, bool]] = [(start, False)]
+        while stack:
+            rev, parents_done = stack.pop()
+            if parents_done:
+                ordered.append(found.scripts[rev])
+            elif rev not in placed:
+                placed.add(rev)
+                stack.append((rev, True))
+                stack.extend((parent, False) for parent in reversed(found.parents[rev]) if parent not in placed)
     return ordered
 
 
