@@ -116,7 +116,7 @@ class Graph:
 
         A merge of post-deploy heads belongs to the post-deploy chain and is left out.
         """
-        found = {}
+        found: dict[str, str] = {}
         for rev in sorted(self.waiting - self.marked):
             if len(self._down(rev)) > 1 and all(p in self.waiting for p in self._down(rev)):
                 continue
