@@ -23,8 +23,11 @@ Generating a migration:
   2. runs `flask db migrate -m "message"` (autogenerate against DATABASE_URL,
      by default the SQLite file under instance/);
   3. prints the new file's path and the operations it contains, flags
-     destructive ones, and lints its PostgreSQL SQL with squawk;
+     destructive ones, and lints its PostgreSQL SQL with squawk; with lint
+     findings it exits 1 and keeps the file for you to fix;
   4. when the models did not change, says so and writes no file.
+With two heads in migrations/versions (two branches each added a revision),
+merge them first: flask db merge heads -m "Merge heads".
 Review the file, then `flask db upgrade`, `flask db downgrade`, `flask db upgrade`
 and commit it. Pods never generate migrations; they only apply committed ones.
 
@@ -78,7 +81,11 @@ generate() {
     new=$(comm -13 <(echo "$before") <(echo "$after") | head -n 1)
 
     if ((status != 0)); then
-        if grep -q "Target database is not up to date" <<<"$output"; then
+        local heads
+        heads=$(flask db heads 2>/dev/null | grep -c . || true)
+        if ((heads > 1)); then
+            echo "init_migration.sh: migrations/versions has $heads heads (two branches each added a revision): merge them first with \`flask db merge heads -m \"Merge heads\"\`, review and commit the merge revision, then run this again" >&2
+        elif grep -q "Target database is not up to date" <<<"$output"; then
             echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2
         else
             echo "$output" | grep -E "Error|error" | tail -n 5 >&2 || true
@@ -98,8 +105,12 @@ generate() {
     local revision
     revision=$(basename "$new" | cut -d_ -f3)
     echo "Lint of its PostgreSQL SQL (squawk):"
-    if ! flask db lint "$revision" 2>&1 | sed 's/^/  /'; then
-        echo "  Fix the findings above (each names its rule and the safe alternative) before committing."
+    local lint_status=0 lint_output
+    lint_output=$(flask db lint "$revision" 2>&1) || lint_status=$?
+    sed 's/^/  /' <<<"$lint_output"
+    if ((lint_status != 0)); then
+        echo "init_migration.sh: lint found problems in $new (kept for review): fix each finding above (it names the rule and the safe alternative), then run flask db lint $revision until it says no findings" >&2
+        exit 1
     fi
     echo
     echo "Review it now: autogenerate misses renames and some type changes."

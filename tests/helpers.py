@@ -89,7 +89,7 @@ def add_revision(
     upgrade: str,
     downgrade: str = "pass",
     *,
-    down_revision: str = HEAD,
+    down_revision: str | tuple[str, ...] = HEAD,
     header: str = "",
     message: str = "Test revision",
 ) -> Path:
