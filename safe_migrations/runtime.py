@@ -162,7 +162,7 @@ def prepare_session(connection: Connection, settings: MigrationSettings) -> None
 
 
 @dataclass
-class Session:
+class RunConnection:
     """The connection a command runs on, and whether the runtime may end its transactions."""
 
     connection: Connection
@@ -203,6 +203,8 @@ def run_online(
 ) -> None:
     """Run the current Alembic command safely (see the module docstring)."""
     given = environment.config.attributes.get("connection")
+    if isinstance(given, Engine):  # some recipes pass an engine: it is the caller's, but the connection is ours
+        engine, given = given, None
     if given is not None:
         run_on_connection(environment, given, configure, settings, owns_transactions=not given.in_transaction())
         return
@@ -226,7 +228,7 @@ def run_on_connection(
         with environment.begin_transaction():
             environment.run_migrations()
         return
-    run_writing(environment, Session(connection, owns_transactions), keeper, settings)
+    run_writing(environment, RunConnection(connection, owns_transactions), keeper, settings)
 
 
 def decide(
@@ -264,7 +266,7 @@ def decide(
 
 def pass_gates(
     environment: EnvironmentContext,
-    session: Session,
+    session: RunConnection,
     planned: plans.Plan,
     status: schema.SchemaStatus,
 ) -> None:
@@ -276,7 +278,7 @@ def pass_gates(
 
 
 def run_writing(
-    environment: EnvironmentContext, session: Session, keeper: Ledgerkeeper, settings: MigrationSettings
+    environment: EnvironmentContext, session: RunConnection, keeper: Ledgerkeeper, settings: MigrationSettings
 ) -> None:
     """Plan, lock, plan again, gate, then apply (see the module docstring)."""
     try:
@@ -305,7 +307,7 @@ def _failing_revision(planned: plans.Plan, keeper: Ledgerkeeper) -> str:
     return remaining[0] if remaining else "?"
 
 
-def _stays_at(session: Session) -> str:
+def _stays_at(session: RunConnection) -> str:
     if not session.owns_transactions:
         return "the caller's transaction state (it must roll back)"
     try:
@@ -319,7 +321,7 @@ def _stays_at(session: Session) -> str:
 
 def apply(
     environment: EnvironmentContext,
-    session: Session,
+    session: RunConnection,
     keeper: Ledgerkeeper,
     planned: plans.Plan,
     settings: MigrationSettings,
@@ -360,7 +362,7 @@ def apply(
             raise _failure(session, planned, keeper, exc) from exc
 
 
-def _failure(session: Session, planned: plans.Plan, keeper: Ledgerkeeper, exc: BaseException) -> MigrationFailed:
+def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, exc: BaseException) -> MigrationFailed:
     revision = _failing_revision(planned, keeper)
     return MigrationFailed(f"revision {revision} failed: {first_line(exc)}; the database stays at {_stays_at(session)}")
 
