@@ -138,5 +138,5 @@ def test_unknown_revision_is_named_not_a_traceback(pg_url):
     result = run(["./entrypoint.sh"], database_url=pg_url)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert "unknown revision deadbeef0000" in last and "Can't locate revision" in last
+    assert "Can't locate revision deadbeef0000: neither this image nor the ledger knows it" in last
     assert "Traceback" not in result.stderr
