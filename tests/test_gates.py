@@ -195,3 +195,31 @@ def test_downgrade_of_empty_tables_and_null_columns_needs_no_confirmation(repo, 
     execute(database_url, "DELETE FROM market")
     result = flask(database_url, "db", "downgrade", "base", cwd=repo)
     assert result.returncode == 0, result.stderr
+
+
+def test_postgresql_enum_type_comes_and_goes_with_its_column(repo, pg_url):
+    assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 0
+    models = repo / "models.py"
+    models.write_text(
+        models.read_text().replace(
+            "    address: Mapped",
+            '    priority: Mapped[str | None] = mapped_column(sa.Enum("low", "high", name="market_priority"))\n'
+            "    address: Mapped",
+        )
+    )
+    models.write_text(
+        models.read_text().replace(
+            "from __future__ import annotations\n", "from __future__ import annotations\n\nimport sqlalchemy as sa\n", 1
+        )
+    )
+    generated = flask(pg_url, "db", "migrate", "-m", "Add market priority", cwd=repo)
+    assert generated.returncode == 0, generated.stderr
+    enum_type = "SELECT count(*) FROM pg_type WHERE typname = 'market_priority'"
+    for step in (["upgrade"], ["check"], ["downgrade"]):
+        result = flask(pg_url, "db", *step, cwd=repo)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert scalar(pg_url, enum_type) == (0 if step == ["downgrade"] else 1)
+    again = flask(pg_url, "db", "upgrade", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    assert scalar(pg_url, enum_type) == 1
+    assert flask(pg_url, "db", "upgrade", "--sql", f"{HEAD}:head", cwd=repo).returncode == 0
