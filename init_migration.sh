@@ -25,8 +25,12 @@ Generating a migration:
   2. runs `flask db migrate -m "message"` (autogenerate against DATABASE_URL,
      by default the SQLite file under instance/);
   3. prints the new file's path and the operations it contains, flags
-     destructive ones, and lints its PostgreSQL SQL with squawk;
+     destructive ones, and lints its PostgreSQL SQL with squawk; with lint
+     findings it exits 1 and keeps the file for you to fix;
   4. when the models did not change, says so and writes no file.
+With two ordinary heads in migrations/versions (two branches each added a
+revision), merge them first: flask db merge -m "Merge heads" REV1 REV2
+(the head of the post-deploy chain is no such head and is never merged).
 Review the file, then `flask db upgrade`, `flask db downgrade`, `flask db upgrade`
 and commit it. Pods never generate migrations; they only apply committed ones.
 
@@ -90,7 +94,11 @@ generate() {
     new=$(comm -13 <(echo "$before") <(echo "$after") | head -n 1)
 
     if ((status != 0)); then
-        if grep -q "Target database is not up to date" <<<"$output"; then
+        if grep -q "several heads\|Multiple heads" <<<"$output"; then
+            # The toolset names the ordinary heads (safe_migrations/post_deploy.py).
+            echo "$output" | grep -o "several heads.*\|Multiple heads.*" | tail -n 1 | sed 's/^/init_migration.sh: /' >&2
+            echo "init_migration.sh: two branches each added a revision: merge the ordinary heads first (flask db merge -m \"Merge heads\" REV1 REV2), review and commit the merge revision, then run this again" >&2
+        elif grep -q "Target database is not up to date" <<<"$output"; then
             echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2
         else
             echo "$output" | grep -E "Error|error" | tail -n 5 >&2 || true
@@ -113,8 +121,12 @@ generate() {
     local revision
     revision=$(basename "$new" | cut -d_ -f3)
     echo "Lint of its PostgreSQL SQL (squawk):"
-    if ! flask db lint "$revision" 2>&1 | sed 's/^/  /'; then
-        echo "  Fix the findings above (each names its rule and the safe alternative) before committing."
+    local lint_status=0 lint_output
+    lint_output=$(flask db lint "$revision" 2>&1) || lint_status=$?
+    sed 's/^/  /' <<<"$lint_output"
+    if ((lint_status != 0)); then
+        echo "init_migration.sh: lint found problems in $new (kept for review): fix each finding above (it names the rule and the safe alternative), then run flask db lint $revision until it says no findings" >&2
+        exit 1
     fi
     echo
     echo "Review it now: autogenerate misses renames and some type changes."

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# PostgreSQL enum types: autogenerate creates the type with the column that
+# needs it and drops it on downgrade (plain Alembic does neither). Imported
+# here, beside the compare options, so every comparison uses it.
+import alembic_postgresql_enum  # noqa: F401
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData

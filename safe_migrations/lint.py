@@ -120,8 +120,59 @@ class Rendered:
     note: str | None = None
 
 
+STUB = """revision = {revision!r}
+down_revision = {down!r}
+branch_labels = {labels!r}
+depends_on = {depends!r}
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+"""
+
+
+def config_with_versions(config: Config, folder: str | Path) -> Config:
+    """A copy of ``config`` whose revision files come from ``folder`` only."""
+    copy = Config(config.config_file_name)
+    copy.set_main_option("script_location", config.get_main_option("script_location") or "")
+    copy.set_main_option("version_locations", str(folder))
+    copy.attributes.update(config.attributes)
+    copy.cmd_opts = config.cmd_opts
+    return copy
+
+
 def render(config: Config, script: Script) -> Rendered:
-    """The PostgreSQL SQL ``upgrade`` would run for this one revision (its own section only)."""
+    """The PostgreSQL SQL ``upgrade`` would run for this one revision (its own section only).
+
+    A merge revision is rendered against stand-ins of every other revision
+    (same ids, empty bodies): rendering from one parent would also run the other
+    parents' branches, whose SQL (or failure to render) is not the merge's.
+    """
+    if isinstance(script.down_revision, tuple | list) and len(script.down_revision) > 1:
+        scripts = ScriptDirectory.from_config(config)
+        with tempfile.TemporaryDirectory(prefix="lint-merge-") as folder:
+            for other in scripts.walk_revisions():
+                if other.revision == script.revision:
+                    shutil.copy(other.path, folder)
+                    continue
+                depends = other.dependencies
+                stub = STUB.format(
+                    revision=other.revision,
+                    down=other.down_revision,
+                    labels=tuple(other.branch_labels) or None,
+                    depends=tuple(depends) if isinstance(depends, tuple | list) else depends,
+                )
+                (Path(folder) / f"{other.revision}.py").write_text(stub, encoding="utf-8")
+            stubbed = config_with_versions(config, folder)
+            return _render(stubbed, ScriptDirectory.from_config(stubbed).get_revision(script.revision))
+    return _render(config, script)
+
+
+def _render(config: Config, script: Script) -> Rendered:
     parent = script.down_revision
     if isinstance(parent, tuple | list):
         parent = parent[0]
@@ -142,7 +193,10 @@ def render(config: Config, script: Script) -> Rendered:
     finally:
         config.attributes.pop("offline_url", None)
         config.output_buffer = None
-    return Rendered(_own_section(buffer.getvalue(), script.revision), note)
+    sql = _own_section(buffer.getvalue(), script.revision)
+    if note and sql.count("BEGIN;") > sql.count("COMMIT;"):
+        sql += "\nCOMMIT;\n"  # rendering stopped inside the revision's transaction; close it as the run would
+    return Rendered(sql, note)
 
 
 def offline_sql(config: Config, script: Script) -> str:

@@ -20,7 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from safe_migrations import ledger
-from safe_migrations.lint import render
+from safe_migrations.lint import config_with_versions, render
 from safe_migrations.scripts import file_checksum
 
 
@@ -39,12 +39,7 @@ def _stored_sql(config: Config, scripts: ScriptDirectory, revision: str, row: di
             if script.revision != revision:
                 shutil.copy(script.path, folder)
         (Path(folder) / (row["filename"] or f"{revision}.py")).write_text(row["source"], encoding="utf-8")
-        stored = Config(config.config_file_name)
-        for key in ("script_location",):
-            stored.set_main_option(key, config.get_main_option(key))
-        stored.set_main_option("version_locations", folder)
-        stored.attributes.update(config.attributes)
-        stored.cmd_opts = config.cmd_opts
+        stored = config_with_versions(config, folder)
         return render(stored, ScriptDirectory.from_config(stored).get_revision(revision)).sql
 
 

@@ -55,6 +55,9 @@ LOCK_NOT_AVAILABLE = "55P03"
 # A caller confirms a data-destroying downgrade with ``-x confirm_data_loss=yes``
 # (``flask db downgrade --yes``) or ``config.attributes["confirm_data_loss"] = True``.
 CONFIRM_DATA_LOSS = "confirm_data_loss"
+# Set while revisions run inside a caller's own transaction: steps that would
+# need to commit it (a concurrent index build) run as plain transactional DDL.
+IN_CALLER_TRANSACTION = "safe_migrations.in_caller_transaction"
 
 
 class MigrationFailed(RuntimeError):
@@ -163,7 +166,7 @@ def prepare_session(connection: Connection, settings: MigrationSettings) -> None
 
 
 @dataclass
-class Session:
+class RunConnection:
     """The connection a command runs on, and whether the runtime may end its transactions."""
 
     connection: Connection
@@ -204,6 +207,8 @@ def run_online(
 ) -> None:
     """Run the current Alembic command safely (see the module docstring)."""
     given = environment.config.attributes.get("connection")
+    if isinstance(given, Engine):  # some recipes pass an engine: it is the caller's, but the connection is ours
+        engine, given = given, None
     if given is not None:
         run_on_connection(environment, given, configure, settings, owns_transactions=not given.in_transaction())
         return
@@ -227,13 +232,18 @@ def run_on_connection(
         with environment.begin_transaction():
             environment.run_migrations()
         return
-    run_writing(environment, Session(connection, owns_transactions), keeper, settings)
+    run_writing(environment, RunConnection(connection, owns_transactions), keeper, settings)
 
 
 def decide(
     environment: EnvironmentContext, connection: Connection, settings: MigrationSettings
 ) -> tuple[plans.Plan, schema.SchemaStatus] | None:
-    """The plan of a writing command against the database as it is now (None: nothing to do)."""
+    """The plan of a writing command against the database as it is now (None: nothing to do).
+
+    Edited history is refused here, before the emptiness of the plan is known:
+    ``flask db upgrade`` on a database at head with an edited applied revision
+    still says so.
+    """
     context = environment.get_context()
     script = context.script
     assert script is not None  # env.py runs only within a command, which has its scripts
@@ -247,6 +257,8 @@ def decide(
         return None
     if kind is not plans.Kind.STAMP and status.state in (schema.UNKNOWN, schema.MULTIPLE_HEADS):
         raise MigrationFailed(schema.explain(status).as_line())
+    if kind is not plans.Kind.STAMP:
+        gates.refuse_edited_history(connection, script, settings)
     try:
         planned = plans.plan(kind, plans.destination(context), script, status.current)
     except Exception as exc:  # an unreachable target: Alembic's message, in one line
@@ -258,17 +270,11 @@ def decide(
 
 def pass_gates(
     environment: EnvironmentContext,
-    session: Session,
+    session: RunConnection,
     planned: plans.Plan,
     status: schema.SchemaStatus,
-    settings: MigrationSettings,
 ) -> None:
-    """Every gate, before anything runs (see :mod:`safe_migrations.gates`)."""
-    if planned.kind is plans.Kind.STAMP:
-        return
-    script = environment.get_context().script
-    assert script is not None
-    gates.refuse_edited_history(session.connection, script, settings)
+    """The gates on what the command would run (see :mod:`safe_migrations.gates`)."""
     gates.refuse_failed_checks(planned, status.current_label)
     confirmed = environment.get_x_argument(as_dictionary=True).get(CONFIRM_DATA_LOSS) in {"yes", "1", "true"}
     confirmed = confirmed or environment.config.attributes.get(CONFIRM_DATA_LOSS) is True
@@ -276,13 +282,15 @@ def pass_gates(
 
 
 def run_writing(
-    environment: EnvironmentContext, session: Session, keeper: Ledgerkeeper, settings: MigrationSettings
+    environment: EnvironmentContext, session: RunConnection, keeper: Ledgerkeeper, settings: MigrationSettings
 ) -> None:
     """Plan, lock, plan again, gate, then apply (see the module docstring)."""
-    if decide(environment, session.connection, settings) is None:
+    try:
+        first = decide(environment, session.connection, settings)
+    finally:
         session.end_reads()
+    if first is None:
         return
-    session.end_reads()
     with session.lock(settings):
         decided = decide(environment, session.connection, settings)
         if decided is None:
@@ -290,10 +298,11 @@ def run_writing(
             session.end_reads()
             return
         planned, status = decided
-        pass_gates(environment, session, planned, status, settings)
+        pass_gates(environment, session, planned, status)
         ledger.ensure_table(session.connection)
         session.commit()
         keeper.mark = time.monotonic()
+        environment.config.attributes[IN_CALLER_TRANSACTION] = not session.owns_transactions
         apply(environment, session, keeper, planned, settings)
 
 
@@ -302,7 +311,7 @@ def _failing_revision(planned: plans.Plan, keeper: Ledgerkeeper) -> str:
     return remaining[0] if remaining else "?"
 
 
-def _stays_at(session: Session) -> str:
+def _stays_at(session: RunConnection) -> str:
     if not session.owns_transactions:
         return "the caller's transaction state (it must roll back)"
     try:
@@ -316,7 +325,7 @@ def _stays_at(session: Session) -> str:
 
 def apply(
     environment: EnvironmentContext,
-    session: Session,
+    session: RunConnection,
     keeper: Ledgerkeeper,
     planned: plans.Plan,
     settings: MigrationSettings,
@@ -357,7 +366,7 @@ def apply(
             raise _failure(session, planned, keeper, exc) from exc
 
 
-def _failure(session: Session, planned: plans.Plan, keeper: Ledgerkeeper, exc: BaseException) -> MigrationFailed:
+def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, exc: BaseException) -> MigrationFailed:
     revision = _failing_revision(planned, keeper)
     return MigrationFailed(f"revision {revision} failed: {first_line(exc)}; the database stays at {_stays_at(session)}")
 
@@ -411,8 +420,9 @@ class OfflineRenderError(MigrationFailed):
 
     def __init__(self, revision: str, reason: str) -> None:
         super().__init__(
-            f"revision {revision} cannot be rendered as SQL (--sql, lint): {reason}; a data migration must "
-            "skip offline mode: `if context.is_offline_mode(): return` (see the migration guide)"
+            f"revision {revision} cannot be rendered as SQL (--sql, lint): {reason}; a step that needs the "
+            "database (a data migration) must skip offline mode: `if context.is_offline_mode(): return` "
+            "(see the migration guide)"
         )
         self.revision = revision
 

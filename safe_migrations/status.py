@@ -114,7 +114,7 @@ STATES: dict[str, tuple[str, str | None, str | None]] = {
         "multiple heads in the migration scripts: {head}",
         "two branches each added a revision on the same parent (a post-deploy chain's head is no "
         "such head: see safe_migrations/post_deploy.py)",
-        'flask db merge heads -m "Merge heads", commit it, and rebuild the image',
+        'flask db merge -m "Merge heads" {heads}, commit it, and rebuild the image',
     ),
     NO_HISTORY: (
         "the database has tables but no migration history",
@@ -138,6 +138,7 @@ def explain(status: SchemaStatus) -> Explanation:
         "head": status.head_label,
         "count": len(status.pending),
         "waiting": len(status.post_deploy_pending),
+        "heads": " ".join(status.heads),
         "foreign": ", ".join(status.foreign),
     }
     return Explanation(summary.format(**values), cause, fix.format(**values) if fix else None)
@@ -186,8 +187,9 @@ def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus
     current = current_heads(connection)
     # Several heads are fine when all but one are post-deploy chains; two
     # ordinary heads (two branches, each with a new revision) are not.
-    if len(contract.cached_graph(script).trunk_heads) > 1:
-        return SchemaStatus(MULTIPLE_HEADS, current, heads)
+    trunk = contract.cached_graph(script).trunk_heads
+    if len(trunk) > 1:  # the ordinary heads to merge, never a post-deploy chain's
+        return SchemaStatus(MULTIPLE_HEADS, current, trunk)
     foreign = [rev for rev in current if not is_known(script, rev)]
     if foreign:
         known = {rev.revision for rev in script.walk_revisions()}

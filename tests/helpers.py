@@ -89,7 +89,7 @@ def add_revision(
     upgrade: str,
     downgrade: str = "pass",
     *,
-    down_revision: str | None = HEAD,
+    down_revision: str | tuple[str, ...] | None = HEAD,
     header: str = "",
     message: str = "Test revision",
     branch_labels: tuple[str, ...] | None = None,

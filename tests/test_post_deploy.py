@@ -95,9 +95,11 @@ def test_init_migration_writes_a_post_deploy_revision_and_the_next_one_stays_on_
     schemas.write_text(re.sub(r"(?m)^    address = .*\n", "", schemas.read_text()))
 
     result = run(["./init_migration.sh", "--post-deploy", "Drop market.address"], cwd=repo, database_url=sqlite_url)
-    assert result.returncode == 0, result.stdout + result.stderr
+    # Kept for review with exit 1: the drop still needs its reviewed_destructive reason ...
+    assert result.returncode == 1 and "kept for review" in result.stderr, result.stdout + result.stderr
     assert "It is a post-deploy revision (post_deploy = True)" in result.stdout
-    assert "- drop_column market.address" in result.stdout
+    assert "drop_column market.address" in result.stdout and "destructive-operation" in result.stdout
+    # ... but it is a contract step in the right place.
     assert "contract-not-post-deploy" not in result.stdout
     contract = revision_file(repo, "drop_market_address")
     source = contract.read_text()
