@@ -38,6 +38,7 @@ import http.client
 import itertools
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -48,8 +49,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import HEAD
+from bench import report, session, sizes
+from tests import helpers
+from tests.helpers import HEAD
 
 API_TOKEN = "bench-token"
 EXPAND, CONTRACT = "5e1ec7ed0001", "5e1ec7ed0002"
@@ -86,7 +88,7 @@ def new_image(target: Path, *, post_deploy: bool) -> Path:
     as ``./init_migration.sh --post-deploy`` writes it; without, it follows the
     expand revision on the one chain, as plain ``flask db migrate`` writes it.
     """
-    repo = common.copy_repository(target)
+    repo = helpers.copy_repository(target)
     for name, replacements in NEW_CODE.items():
         path = repo / name
         text = path.read_text()
@@ -236,7 +238,7 @@ class Figures:
         return cls(
             requests=len(answers),
             failures=len(failed),
-            p99_ms=common.percentile([a.latency for a in answers], 0.99) * 1000,
+            p99_ms=report.percentile([a.latency for a in answers], 0.99) * 1000,
             failed_examples=sorted({f"{a.image} {a.kind}: {a.failed}" for a in failed})[:5],
         )
 
@@ -256,12 +258,19 @@ class Rollout:
 
 
 def _start(repo: Path, url: str, port: int, log: Path):
-    env = common.child_env(url, PORT=str(port), WEB_CONCURRENCY="2", API_TOKEN=API_TOKEN, LOG_LEVEL="info")
-    return common.launch(["./entrypoint.sh"], cwd=repo, env=env, output=log)
+    env = helpers.child_env(url, PORT=str(port), WEB_CONCURRENCY="2", API_TOKEN=API_TOKEN, LOG_LEVEL="info")
+    return helpers.launch(["./entrypoint.sh"], cwd=repo, env=env, output=log)
+
+
+def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+    try:
+        helpers.wait_for_http(f"http://127.0.0.1:{port}/readyz", process, timeout=180)
+    except AssertionError as exc:
+        raise RuntimeError(f"{exc}; its log:\n{log.read_text(errors='replace')[-3000:]}") from None
 
 
 def _has_address(url: str) -> bool:
-    rows = common.query(
+    rows = helpers.query(
         url, "SELECT 1 FROM information_schema.columns WHERE table_name = 'market' AND column_name = 'address'"
     )
     return bool(rows)
@@ -287,7 +296,7 @@ class Trees:
 def trees(base: Path) -> Trees:
     """The previous image and the two variants of the new one, under ``base``."""
     return Trees(
-        previous=common.copy_repository(base / "previous"),
+        previous=helpers.copy_repository(base / "previous"),
         post_deploy=new_image(base / "new-post-deploy", post_deploy=True),
         naive=new_image(base / "new-naive", post_deploy=False),
     )
@@ -295,33 +304,33 @@ def trees(base: Path) -> Trees:
 
 def play(previous: Path, new: Path, url: str, label: str, phase: float, readers: int = 2, writers: int = 1) -> Rollout:
     """One rolling update from ``previous`` to ``new`` on the (empty) database at ``url``."""
-    logs = common.temp_dir("rollout-logs-")
-    old_port, new_port = common.free_port(), common.free_port()
+    logs = session.temp_dir("rollout-logs-")
+    old_port, new_port = helpers.free_port(), helpers.free_port()
     old = _start(previous, url, old_port, logs / "previous.log")
     new_process = None
     try:
-        if common.wait_ready(old_port, old, timeout=120) is None:
-            raise RuntimeError(f"the previous image did not become ready:\n{(logs / 'previous.log').read_text()}")
+        _wait_ready(old_port, old, logs / "previous.log")
         with HttpLoad(readers, writers) as load:
             load.add("previous", old_port)
             time.sleep(phase)  # the previous image alone
             new_process = _start(new, url, new_port, logs / "new.log")
-            if common.wait_ready(new_port, new_process, timeout=120) is None:
-                raise RuntimeError(f"the new image did not become ready:\n{(logs / 'new.log').read_text()}")
+            _wait_ready(new_port, new_process, logs / "new.log")
             load.add("new", new_port)
             time.sleep(phase)  # both images serve, as during a rolling update
             column_during = _has_address(url)
             readyz = _readyz(new_port)
             load.remove("previous")  # endpoints updated, then SIGTERM
-            common.kill(old, grace=30)
+            helpers.stop(old, grace=30)
             time.sleep(phase / 2)
-            common.flask(new, url, "db", "upgrade")  # the post-deploy Job
+            job = helpers.flask(url, "db", "upgrade", cwd=new)  # the post-deploy Job
+            if job.returncode != 0:
+                raise RuntimeError(f"the post-deploy step failed:\n{job.output[-3000:]}")
             time.sleep(phase)  # the new image keeps serving
         column_after = _has_address(url)
     finally:
-        common.kill(old, grace=5)
+        helpers.stop(old, grace=5)
         if new_process is not None:
-            common.kill(new_process, grace=30)
+            helpers.stop(new_process, grace=30)
     answers = load.answers
     return Rollout(
         label=label,
@@ -367,12 +376,12 @@ def compare(base: Path, urls: tuple[str, str], phase: float, readers: int = 2, w
 
 
 def main() -> int:
-    common.begin("bench/rollout.py", __doc__)
-    phase = float(os.environ.get("BENCH_PHASE_SECONDS") or common.size(20, 6, 2))
-    readers, writers = common.size(4, 2, 1), common.size(2, 1, 1)
-    with common.temp_database() as first, common.temp_database() as second:
-        result = compare(common.temp_dir("rollout-"), (first, second), phase, readers, writers)
-    common.print_table(
+    session.begin("bench/rollout.py", __doc__)
+    phase = float(os.environ.get("BENCH_PHASE_SECONDS") or sizes.size(20, 6, 2))
+    readers, writers = sizes.size(4, 2, 1), sizes.size(2, 1, 1)
+    with session.temp_database() as first, session.temp_database() as second:
+        result = compare(session.temp_dir("rollout-"), (first, second), phase, readers, writers)
+    report.print_table(
         f"A rolling update under load ({readers} readers + {writers} writer threads, {phase:g} s per phase)",
         HEADERS,
         list(result.rows()),
@@ -384,8 +393,8 @@ def main() -> int:
         "\nThe naive row is the baseline: the same rollout, the contract revision applied by the new pod's "
         "start-up while the previous image still maps market.address."
     )
-    common.goal("post-deploy rollout: failed requests", result.post_deploy.total.failures, 0)
-    common.goal(
+    report.goal("post-deploy rollout: failed requests", result.post_deploy.total.failures, 0)
+    report.goal(
         "naive rollout: failed requests of the previous image", result.naive.previous.failures, 1, lower_is_better=False
     )
     return 0
