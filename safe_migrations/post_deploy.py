@@ -32,10 +32,14 @@ post-deploy one::
 * Nothing on the trunk descends from a post-deploy revision, so pod start-up
   can bring the trunk to its head while the post-deploy chain is pending; and
   both kinds can be pending at once.
-* The scripts have two heads (trunk and post-deploy); ``alembic_version`` holds
-  one row per applied chain. ``flask db heads`` and ``flask db current`` show
-  ``G (post_deploy) (head)`` beside the trunk head; ``flask db upgrade``
-  (= ``heads``) applies both.
+* The scripts have two heads: ``flask db heads`` shows ``G (post_deploy) (head)``
+  beside ``F (effective head)`` (a post-deploy revision depends on it).
+  ``flask db upgrade`` defaults to ``heads`` here and applies both. Once G is
+  applied, ``alembic_version`` (and ``flask db current``) may hold G alone: its
+  dependencies include F, so "at head" means every revision applied
+  (:func:`everything_applied`), not one row per head.
+* Only ordinary heads count as "multiple heads" (two branches that must be
+  merged, by id: ``flask db merge heads`` would merge the post-deploy chain too).
 
 ``./init_migration.sh --post-deploy "message"`` (``flask db migrate -x
 post_deploy=1``) writes such a revision; ``place_new_revision`` below, called
