@@ -255,8 +255,10 @@ def decide(
             raise MigrationRefused(f"{message}; refusing to migrate (MIGRATION_ON_AHEAD=fail)")
         log.warning("%s; nothing to upgrade (MIGRATION_ON_AHEAD=warn)", message)
         return None
-    if kind is not plans.Kind.STAMP and status.state in (schema.UNKNOWN, schema.MULTIPLE_HEADS):
+    if kind is not plans.Kind.STAMP and status.state == schema.UNKNOWN:
         raise MigrationFailed(schema.explain(status).as_line())
+    if status.state == schema.MULTIPLE_HEADS and plans.destination(context) == "head":
+        raise MigrationFailed(schema.explain(status).as_line())  # "heads" (every branch) stays allowed
     if kind is not plans.Kind.STAMP:
         gates.refuse_edited_history(connection, script, settings)
     try:
