@@ -94,10 +94,11 @@ generate() {
     new=$(comm -13 <(echo "$before") <(echo "$after") | head -n 1)
 
     if ((status != 0)); then
-        if grep -q "several heads\|Multiple heads" <<<"$output"; then
-            # The toolset names the ordinary heads (safe_migrations/post_deploy.py).
-            echo "$output" | grep -o "several heads.*\|Multiple heads.*" | tail -n 1 | sed 's/^/init_migration.sh: /' >&2
-            echo "init_migration.sh: two branches each added a revision: merge the ordinary heads first (flask db merge -m \"Merge heads\" REV1 REV2), review and commit the merge revision, then run this again" >&2
+        local heads
+        # Ordinary heads only: a post-deploy chain's head is no branch to merge.
+        heads=$(flask db heads 2>/dev/null | grep -v "(post_deploy)" | grep -c . || true)
+        if ((heads > 1)) || grep -q "several heads\|Multiple heads" <<<"$output"; then
+            echo "init_migration.sh: migrations/versions has $heads ordinary heads (two branches each added a revision): merge them first with \`flask db merge heads -m \"Merge heads\"\` (with a post-deploy chain, name the ordinary heads: flask db merge -m \"Merge heads\" REV1 REV2), review and commit the merge revision, then run this again" >&2
         elif grep -q "Target database is not up to date" <<<"$output"; then
             echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2
         else
