@@ -11,6 +11,8 @@ usage() {
     cat <<'HELP'
 Usage:
   ./init_migration.sh "message"        generate a migration from the model changes
+  ./init_migration.sh --post-deploy "message"
+                                       generate a post-deploy (contract) revision
   ./init_migration.sh --reset [--yes]  delete migrations/ and initialise it again
   ./init_migration.sh --help           show this help
 
@@ -23,10 +25,22 @@ Generating a migration:
   2. runs `flask db migrate -m "message"` (autogenerate against DATABASE_URL,
      by default the SQLite file under instance/);
   3. prints the new file's path and the operations it contains, flags
-     destructive ones, and lints its PostgreSQL SQL with squawk;
+     destructive ones, and lints its PostgreSQL SQL with squawk; with lint
+     findings it exits 1 and keeps the file for you to fix;
   4. when the models did not change, says so and writes no file.
+With two ordinary heads in migrations/versions (two branches each added a
+revision), merge them first: flask db merge -m "Merge heads" REV1 REV2
+(the head of the post-deploy chain is no such head and is never merged).
 Review the file, then `flask db upgrade`, `flask db downgrade`, `flask db upgrade`
 and commit it. Pods never generate migrations; they only apply committed ones.
+
+--post-deploy writes a contract step: a change that breaks the previous image
+(drop or rename a column or table, NOT NULL on an existing column, a narrower
+type). Pods of the previous image keep serving during a rolling update, so pod
+start-up never applies it; the post-deploy job (`flask db upgrade`, after
+`kubectl rollout status`) does. The revision says `post_deploy = True`, goes on
+the post-deploy chain and depends on the newest ordinary revision, so later
+ordinary revisions never wait for it (see safe_migrations/post_deploy.py).
 
 --reset deletes migrations/ with its whole history and initialises it again
 (`flask db init`, keeping this project's env.py, alembic.ini and script
@@ -65,7 +79,7 @@ reset_migrations() {
 }
 
 generate() {
-    local message=$1
+    local message=$1 kind=$2
     [[ -n ${message//[[:space:]]/} ]] || die_usage "the message is empty; describe the change, e.g. \"Add sent_to_devices field to MarketAlarmLog\""
     [[ $message != *$'\n'* && $message != *$'\r'* ]] || die_usage "the message must be one line"
     ((${#message} <= 200)) || die_usage "the message is ${#message} characters; keep it under 200"
@@ -73,12 +87,19 @@ generate() {
 
     local before after output new status=0
     before=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
-    output=$(flask db migrate -m "$message" 2>&1) || status=$?
+    local extra=()
+    [[ $kind == post-deploy ]] && extra=(-x post_deploy=1)
+    output=$(flask db migrate -m "$message" "${extra[@]}" 2>&1) || status=$?
     after=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
     new=$(comm -13 <(echo "$before") <(echo "$after") | head -n 1)
 
     if ((status != 0)); then
-        if grep -q "Target database is not up to date" <<<"$output"; then
+        local heads
+        # Ordinary heads only: a post-deploy chain's head is no branch to merge.
+        heads=$(flask db heads 2>/dev/null | grep -v "(post_deploy)" | grep -c . || true)
+        if ((heads > 1)) || grep -q "several heads\|Multiple heads" <<<"$output"; then
+            echo "init_migration.sh: migrations/versions has $heads ordinary heads (two branches each added a revision): merge them first with \`flask db merge heads -m \"Merge heads\"\` (with a post-deploy chain, name the ordinary heads: flask db merge -m \"Merge heads\" REV1 REV2), review and commit the merge revision, then run this again" >&2
+        elif grep -q "Target database is not up to date" <<<"$output"; then
             echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2
         else
             echo "$output" | grep -E "Error|error" | tail -n 5 >&2 || true
@@ -92,14 +113,21 @@ generate() {
         exit 0
     fi
     echo "Generated $new"
+    if [[ $kind == post-deploy ]]; then
+        echo "It is a post-deploy revision (post_deploy = True): pods leave it for the post-deploy job."
+    fi
     echo "Operations in upgrade():"
     python -m safe_migrations.summary "$new"
     echo
     local revision
     revision=$(basename "$new" | cut -d_ -f3)
     echo "Lint of its PostgreSQL SQL (squawk):"
-    if ! flask db lint "$revision" 2>&1 | sed 's/^/  /'; then
-        echo "  Fix the findings above (each names its rule and the safe alternative) before committing."
+    local lint_status=0 lint_output
+    lint_output=$(flask db lint "$revision" 2>&1) || lint_status=$?
+    sed 's/^/  /' <<<"$lint_output"
+    if ((lint_status != 0)); then
+        echo "init_migration.sh: lint found problems in $new (kept for review): fix each finding above (it names the rule and the safe alternative), then run flask db lint $revision until it says no findings" >&2
+        exit 1
     fi
     echo
     echo "Review it now: autogenerate misses renames and some type changes."
@@ -110,6 +138,10 @@ case "${1-}" in
     -h | --help)
         (($# == 1)) || die_usage "--help takes no other arguments"
         usage
+        ;;
+    --post-deploy)
+        (($# == 2)) || die_usage "--post-deploy takes one quoted message: ./init_migration.sh --post-deploy \"Drop market.address\""
+        generate "$2" post-deploy
         ;;
     --reset)
         shift
@@ -128,6 +160,6 @@ case "${1-}" in
         ;;
     *)
         (($# == 1)) || die_usage "expected one quoted message, got $# arguments (put the message in quotes)"
-        generate "$1"
+        generate "$1" ordinary
         ;;
 esac

@@ -1,8 +1,11 @@
 """Alembic environment for Flask-Migrate, made safe by the schema toolset.
 
-Every ``flask db`` command passes through here. The toolset adds the migration
-lock, per-migration transactions with lock/statement timeouts, the ledger and
-offline SQL suitable for the linter; see ``safe_migrations/runtime.py``.
+Every path passes through here: the entrypoint, every ``flask db`` command and
+Alembic's Python command API (a caller's own connection in
+``config.attributes["connection"]`` is used as given). The toolset adds the
+migration lock, the gates (destructive steps, edited history, data a downgrade
+would destroy), per-migration transactions with lock/statement timeouts, the
+ledger and offline SQL suitable for the linter; see ``safe_migrations/runtime.py``.
 """
 
 import logging
@@ -12,10 +15,12 @@ from typing import Any
 from alembic import context
 from alembic.operations.ops import MigrationScript
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from flask import current_app
 from sqlalchemy.engine import Connection
 
-from safe_migrations import runtime
+from safe_migrations import post_deploy, runtime
+from safe_migrations.drift import COMPARE_OPTIONS
 from safe_migrations.settings import MigrationSettings
 
 config = context.config
@@ -30,12 +35,20 @@ target_db = current_app.extensions["migrate"].db
 settings = MigrationSettings.from_env()
 
 
-def process_revision_directives(context: MigrationContext, revision: object, directives: list[MigrationScript]) -> None:
-    """An autogenerate run that finds no change writes no file."""
+def process_revision_directives(
+    migration_context: MigrationContext, revision: object, directives: list[MigrationScript]
+) -> None:
+    """An autogenerate run that finds no change writes no file; a new revision goes
+    where the post-deploy graph wants it (see safe_migrations/post_deploy.py)."""
     upgrade_ops = directives[0].upgrade_ops
     if getattr(config.cmd_opts, "autogenerate", False) and upgrade_ops is not None and upgrade_ops.is_empty():
         directives[:] = []
         logger.info("No changes in schema detected; no migration file written.")
+        return
+    wanted = post_deploy.wants_post_deploy(context.get_x_argument(as_dictionary=True))
+    post_deploy.place_new_revision(ScriptDirectory.from_config(config), directives[0], wanted)
+    # script.py.mako writes the post_deploy = True marker from this.
+    config.attributes["post_deploy"] = wanted
 
 
 def configure_arguments() -> dict[str, Any]:
@@ -44,8 +57,9 @@ def configure_arguments() -> dict[str, Any]:
     args.setdefault("process_revision_directives", process_revision_directives)
     return {
         "target_metadata": target_db.metadata,
-        "compare_type": True,
-        "compare_server_default": True,
+        # compare_type, compare_server_default, include_name: shared with
+        # start-up's drift report and flask db baseline.
+        **COMPARE_OPTIONS,
         # SQLite cannot ALTER most things; batch mode rebuilds the table there
         # and emits plain ALTERs on PostgreSQL, so every generated script runs
         # on both, whichever database it was generated against.
@@ -53,7 +67,6 @@ def configure_arguments() -> dict[str, Any]:
         # One transaction per revision: a failed revision rolls back alone and
         # the database stays at the previous one.
         "transaction_per_migration": True,
-        "include_name": runtime.include_name,
         **args,
     }
 

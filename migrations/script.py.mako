@@ -14,6 +14,12 @@ revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
+% if config.attributes.get("post_deploy"):
+
+# A contract step: pod start-up leaves it for the post-deploy job, run after the
+# rollout, when no pod of the previous image uses what it removes.
+post_deploy = True
+% endif
 
 
 def upgrade():

@@ -10,7 +10,6 @@ import logging.config
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 import flask_migrate
@@ -18,12 +17,16 @@ from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate.cli import db as db_group
+from sqlalchemy import create_engine, pool
 
 from safe_migrations import backup as backups
 from safe_migrations import doctor as doctors
 from safe_migrations import lint as linter
+from safe_migrations import repair as repairs
 from safe_migrations import rollback
+from safe_migrations import status as status_table
 from safe_migrations.baseline import BaselineRefused, baseline
+from safe_migrations.runtime import CONFIRM_DATA_LOSS, MigrationFailed
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.status import current_heads
@@ -52,7 +55,7 @@ class OneLineUsage(click.Command):
         except click.UsageError as exc:
             raise self._one_line(ctx, exc) from None
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
@@ -115,23 +118,43 @@ def _fail(message: str) -> None:
 @click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
 @click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
 @click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@click.option("--yes", is_flag=True, help="Confirm a downgrade that drops tables with rows or columns with values.")
 @click.argument("revision", default="-1")
 @with_appcontext
-def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+def downgrade(
+    directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], yes: bool, revision: str
+) -> None:
     """Revert to a previous version, e.g. ``-1`` or a revision id.
 
     Also works on a database migrated by a newer image: the revisions this
     image does not ship are reverted from the source stored in the ledger.
+    A downgrade that would drop a table with rows or a column with values
+    names them and asks on a terminal; without one it needs ``--yes``.
     """
+    if yes:
+        x_arg = (*x_arg, f"{CONFIRM_DATA_LOSS}=yes")
     # Log like env.py does, already before Alembic starts: the rollback says
     # which stored revisions it is about to use.
-    config_file = alembic_config(current_app).config_file_name
-    if config_file is not None:
-        logging.config.fileConfig(config_file, disable_existing_loggers=False)
+    logging.config.fileConfig(alembic_config(current_app).config_file_name, disable_existing_loggers=False)
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         if not sql:  # offline SQL takes Alembic's from:to ranges as well
             check_downgrade_target(current_app, revision)
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
+
+
+# Flask-Migrate's ``upgrade`` defaults to ``head``, which Alembic refuses once
+# post-deploy revisions give the scripts a second head; ``heads`` applies the
+# ordinary and the post-deploy chain, in dependency order (safe_migrations/post_deploy.py).
+@click.command("upgrade", cls=OneLineUsage)
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+@click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
+@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@click.argument("revision", default="heads")
+@with_appcontext
+def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+    """Upgrade to a later version (default: every head, post-deploy revisions included)."""
+    flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
 
 
 @click.command("current")
@@ -139,9 +162,27 @@ def downgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[st
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
 @with_appcontext
 def current(directory: str | None, verbose: bool) -> None:
-    """Display the current revision, also when the database is ahead of this code."""
+    """Display the current revision; a database ahead of this code says "ahead", not "(head)"."""
+    state = _read_status(current_app)
+    if state is not None and state.state == status_table.AHEAD:
+        click.echo(f"{state.current_label} (ahead of this code's head {state.head_label})")
+        if verbose:
+            click.echo(status_table.explain(state).as_line())
+        return
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         flask_migrate.current(directory, verbose)
+
+
+def _read_status(app: Flask) -> status_table.SchemaStatus | None:
+    """The database's state against this code (None when it cannot be read: Alembic will say why)."""
+    engine = create_engine(migration_url(app), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            return status_table.read_status(connection, script_directory(app))
+    except Exception:  # unreachable or unreadable: the delegated command reports it
+        return None
+    finally:
+        engine.dispose()
 
 
 @click.command("lint", cls=OneLineUsage)
@@ -162,15 +203,20 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
             raise click.BadParameter(f"unknown revision {revision!r}", param_hint="REVISIONS") from None
     try:
         with current_app.app_context():
-            findings = linter.lint(config, list(revisions) or None, _squawk_config(current_app))
+            report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
     except linter.LintUnavailable as exc:
         _fail(f"flask db lint: {exc}")
+    except MigrationFailed as exc:
+        _fail(f"flask db lint: {exc}")
+    findings = report.findings
     if as_json:
         click.echo(linter.findings_as_json(findings))
     else:
         for finding in findings:
             click.echo(finding.as_text())
-        click.echo(f"{len(findings)} finding(s)" if findings else "no findings: every linted migration is safe")
+        for note in report.notes:
+            click.echo(f"note: {note}")
+        click.echo(f"{len(findings)} finding(s)" if findings else "no findings")
     sys.exit(1 if findings else 0)
 
 
@@ -184,19 +230,26 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     help="Seconds a lock holder may sit idle before it counts as stale.",
 )
 @with_appcontext
-def doctor(as_json: bool, stale_after: float) -> None:
+@click.option(
+    "--post-deploy-age",
+    type=click.FloatRange(min=0),
+    default=doctors.POST_DEPLOY_MAX_AGE_HOURS,
+    show_default=True,
+    help="Hours a post-deploy revision may stay pending after its rollout before it counts as forgotten.",
+)
+def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
     """Diagnose the database and the migrations; print each problem's cause and fix.
 
     Exit 0 only when all is well.
     """
-    # Flask types current_app as Flask, but it is the werkzeug proxy; this is Flask's documented way to unwrap it.
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app
     checks = doctors.diagnose(
         alembic_config(app),
         migration_url(app),
         app.extensions["migrate"].db.metadata,
         _squawk_config(app),
         stale_after,
+        post_deploy_age,
     )
     click.echo(doctors.render_json(checks) if as_json else doctors.render(checks))
     sys.exit(0 if all(c.ok for c in checks) else 1)
@@ -206,8 +259,6 @@ def doctor(as_json: bool, stale_after: float) -> None:
 @with_appcontext
 def backup() -> None:
     """Write a pg_dump (custom format) to BACKUP_DIR, named after database, revision and UTC time."""
-    from sqlalchemy import create_engine, pool
-
     url = migration_url(current_app)
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
@@ -221,8 +272,7 @@ def backup() -> None:
         _fail(f"flask db backup: database unreachable: {type(exc).__name__}")
     finally:
         engine.dispose()
-    database = engine.url.database or engine.url.username or "postgres"  # libpq's default database
-    target = backups.backup_path(_settings().backup_dir, database, revision.replace(",", "+"))
+    target = backups.backup_path(_settings().backup_dir, engine.url.database, revision.replace(",", "+"))
     try:
         size = backups.pg_dump(url, target)
     except backups.BackupError as exc:
@@ -234,8 +284,7 @@ def backup() -> None:
 @with_appcontext
 def baseline_command() -> None:
     """Adopt an existing database: stamp head only if its schema matches the migrations."""
-    # Flask types current_app as Flask, but it is the werkzeug proxy; this is Flask's documented way to unwrap it.
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    app = current_app
     try:
         differences = baseline(alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata)
     except BaselineRefused as exc:
@@ -248,14 +297,38 @@ def baseline_command() -> None:
     click.echo("Schema matches the head of the migrations: stamped head (ledger: baseline).")
 
 
+@click.command("repair", cls=OneLineUsage)
+@click.argument("revision")
+@with_appcontext
+def repair_command(revision: str) -> None:
+    """Accept an edit of an applied REVISION that leaves its SQL unchanged (docstring, comments, formatting).
+
+    Records the file's new checksum in the ledger; an edit that changes the SQL is refused.
+    """
+    app = current_app
+    try:
+        found = script_directory(app).get_revision(revision)
+    except Exception:
+        found = None
+    if found is None:
+        raise click.BadParameter(f"unknown revision {revision!r} (see flask db history)", param_hint="REVISION")
+    try:
+        with app.app_context():
+            click.echo(repairs.repair(alembic_config(app), migration_url(app), found.revision))
+    except (repairs.RepairRefused, MigrationFailed) as exc:
+        _fail(f"flask db repair: {exc}")
+
+
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
+    db_group.add_command(upgrade)
     db_group.add_command(downgrade)
     db_group.add_command(current)
     db_group.add_command(lint)
     db_group.add_command(doctor)
     db_group.add_command(backup)
     db_group.add_command(baseline_command, "baseline")
+    db_group.add_command(repair_command, "repair")
     migrate = app.extensions["migrate"].migrate
     if rollback.add_version_locations not in migrate.configure_callbacks:
         migrate.configure(rollback.add_version_locations)

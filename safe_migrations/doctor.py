@@ -8,18 +8,22 @@ from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import MetaData, create_engine, inspect, pool, text
+from sqlalchemy import MetaData, create_engine, pool, text
 from sqlalchemy.engine import Connection
 
+from safe_migrations import ledger, post_deploy
 from safe_migrations import lint as linter
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
 from safe_migrations.history import changed_revisions
 from safe_migrations.lock import lock_key
+from safe_migrations.runtime import MigrationFailed
 from safe_migrations.urls import is_postgresql, mask_password
 
 # A lock holder idle this long is not migrating any more.
 STALE_AFTER_SECONDS = 60
+# A post-deploy revision pending this long: the post-deploy job was forgotten.
+POST_DEPLOY_MAX_AGE_HOURS = 24.0
 
 
 @dataclass
@@ -34,51 +38,38 @@ class Check:
     details: list[str] = field(default_factory=list)
 
 
-def _status_check(state: schema.SchemaStatus, existing_tables: bool) -> Check:
-    if state.state == schema.AT_HEAD:
-        return Check("revision", True, f"database is at head {state.head_label}")
-    if state.state == schema.PENDING and not state.current and existing_tables:
-        return Check(
-            "revision",
-            False,
-            "the database has tables but no migration history",
-            cause="it was created before migrations were adopted (by the app itself or by hand)",
-            fix="flask db baseline (stamps head only if the schema matches; `flask db upgrade` would fail)",
-        )
-    if state.state == schema.PENDING:
-        return Check(
-            "revision",
-            False,
-            f"Target database is not up to date: {len(state.pending)} pending migration(s)",
-            cause="migrations were added (git pull, a new image) but not applied to this database",
-            fix="flask db upgrade",
-            details=state.pending,
-        )
+def _status_check(state: schema.SchemaStatus) -> Check:
+    """The database's state, in the words of the one table of states (shared with start-up)."""
+    said = schema.explain(state)
+    details = state.pending if state.state == schema.PENDING else []
     if state.state == schema.AHEAD:
-        return Check(
-            "revision",
-            False,
-            f"database is ahead of this code (at {state.current_label}, code head {state.head_label})",
-            cause="a newer image migrated it; this one was rolled back (kubectl rollout undo) or is out of date",
-            fix=f"deploy the newer image again, or revert the schema: flask db downgrade {state.head_label}",
-            details=[f"not in this code: {rev}" for rev in state.foreign],
-        )
-    if state.state == schema.UNKNOWN:
-        return Check(
-            "revision",
-            False,
-            f"Can't locate revision {', '.join(state.foreign)}: neither the code nor the ledger knows it",
-            cause="the database was migrated from another branch or a deleted revision file",
-            fix="git pull / check out the branch that has the revision; or, to adopt the database as it is: "
-            "flask db backup, then DELETE FROM alembic_version, then flask db baseline (it stamps only a "
-            "matching schema)",
-        )
+        details = [f"not in this code: {rev}" for rev in state.foreign]
+    # Post-deploy revisions pending after a rollout are expected (see the post-deploy check).
+    ok = state.state in (schema.AT_HEAD, schema.POST_DEPLOY_PENDING)
+    return Check("revision", ok, said.summary, said.cause, said.fix, details)
+
+
+def _post_deploy_check(
+    connection: Connection, script: ScriptDirectory, state: schema.SchemaStatus, max_age_hours: float
+) -> Check:
+    """Pending post-deploy revisions are expected right after a rollout; for days, the job was forgotten."""
+    details, overdue = [], []
+    for revision, hours in post_deploy.pending_ages(connection, script, state.current):
+        age = f"pending for {hours:.1f} h" if hours is not None else "pending since an unknown time"
+        details.append(f"{revision.revision} ({revision.doc}): {age}")
+        if hours is not None and hours > max_age_hours:
+            overdue.append(revision.revision)
+    if not overdue:
+        summary = f"{len(details)} post-deploy revision(s) pending, none for more than {max_age_hours:g} h"
+        return Check("post-deploy", True, summary, details=details)
     return Check(
-        "revision",
+        "post-deploy",
         False,
-        f"multiple heads in the migration scripts: {state.head_label}",
-        cause="two branches each added a revision on the same parent",
-        fix='flask db merge heads -m "Merge heads"',
+        f"post-deploy revision(s) pending for more than {max_age_hours:g} h: {', '.join(overdue)}",
+        cause="the post-deploy job did not run (or failed) after the rollout that shipped them",
+        fix="run the post-deploy job: kubectl create -f k8s/post-deploy-job.yaml (docs/runbooks.md), "
+        "or flask db upgrade",
+        details=details,
     )
 
 
@@ -134,6 +125,7 @@ def diagnose(
     metadata: MetaData,
     squawk_config: Path | None,
     stale_after: float = STALE_AFTER_SECONDS,
+    post_deploy_max_age: float = POST_DEPLOY_MAX_AGE_HOURS,
 ) -> list[Check]:
     """Run every check against the database at ``url`` and the scripts of ``config``."""
     checks: list[Check] = []
@@ -144,8 +136,12 @@ def diagnose(
             connection.execute(text("SELECT 1"))
             checks.append(Check("database", True, f"reachable at {mask_password(url)}"))
             state = schema.read_status(connection, script)
-            tables = set(inspect(connection).get_table_names()) & set(metadata.tables)
-            checks.append(_status_check(state, bool(tables)))
+            checks.append(_status_check(state))
+            if state.state == schema.STAMPED_EMPTY:
+                checks[-1].details = [
+                    f"ledger: {row['revision']} {row['direction']} at {row['applied_at']:%Y-%m-%d %H:%M}"
+                    for row in ledger.rows(connection, limit=3)
+                ]
             drift = model_drift(connection, metadata) if state.state == schema.AT_HEAD else None
             if drift is not None:
                 checks.append(
@@ -160,6 +156,8 @@ def diagnose(
                         details=drift,
                     )
                 )
+            if state.post_deploy_pending:
+                checks.append(_post_deploy_check(connection, script, state, post_deploy_max_age))
             changed = changed_revisions(connection, script)
             checks.append(
                 Check("history", True, "applied migration files are unchanged")
@@ -169,7 +167,8 @@ def diagnose(
                     False,
                     "applied migration files were edited after they ran",
                     cause="an already-applied revision was modified (the guide's DON'T)",
-                    fix="restore the files (git checkout -- FILE) and put the change in a new revision",
+                    fix="restore the files (git checkout -- FILE) and put the change in a new revision; if only "
+                    "comments or the docstring changed: flask db repair REVISION",
                     details=[f"{c.revision} {c.filename}" for c in changed],
                 )
             )
@@ -201,18 +200,22 @@ def _lint_check(config: Config, squawk_config: Path | None) -> Check:
         for s in linter.all_silenced(config)
     ]
     try:
-        findings = linter.lint(config, squawk_config=squawk_config)
+        report = linter.lint_report(config, squawk_config=squawk_config)
     except linter.LintUnavailable as exc:
         return Check("lint", True, f"lint not run here: {exc}", details=silenced)
+    except MigrationFailed as exc:  # a revision that cannot be rendered at all
+        return Check("lint", False, "a migration cannot be linted", cause=str(exc), fix="flask db lint")
+    findings = report.findings
+    notes = [f"note: {note}" for note in report.notes]
     if not findings:
-        return Check("lint", True, "every migration passes squawk", details=[f"silenced: {s}" for s in silenced])
+        return Check("lint", True, "no lint findings", details=notes + [f"silenced: {s}" for s in silenced])
     return Check(
         "lint",
         False,
         f"{len(findings)} lint finding(s) in the migrations",
         cause="a migration takes locks or destroys data in a way that stalls or harms production",
         fix="flask db lint (shows each rule with the safe alternative)",
-        details=[f.as_text().splitlines()[0] for f in findings] + [f"silenced: {s}" for s in silenced],
+        details=[f.as_text().splitlines()[0] for f in findings] + notes + [f"silenced: {s}" for s in silenced],
     )
 
 

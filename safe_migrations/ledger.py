@@ -38,7 +38,12 @@ migration_history = Table(
     Column("hostname", String(255)),
 )
 
-DIRECTIONS = ("up", "down", "stamp", "baseline")
+# "postdeploy": the upgrade of a post-deploy revision (safe_migrations/post_deploy.py),
+# applied after the rollout; "up" is every other upgrade.
+POST_DEPLOY = "postdeploy"
+DIRECTIONS = ("up", POST_DEPLOY, "down", "stamp", "baseline", "repair")
+# Rows that say "this file, with this checksum, is what the database has".
+APPLIED_DIRECTIONS = ("up", POST_DEPLOY, "baseline", "repair")
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,12 @@ def has_table(connection: Connection) -> bool:
 
 
 def record(connection: Connection, entry: LedgerEntry) -> None:
-    """Append ``entry``; call inside the transaction of the step it describes."""
+    """Append ``entry``; call inside the transaction of the step it describes.
+
+    The table is created first when missing (in the same transaction): a
+    caller's own connection or a database the ledger never saw still gets its row.
+    """
+    ensure_table(connection)
     connection.execute(
         migration_history.insert().values(
             revision=entry.revision,
@@ -85,14 +95,14 @@ def record(connection: Connection, entry: LedgerEntry) -> None:
 
 
 def latest_applications(connection: Connection, revisions: Iterable[str]) -> dict[str, dict]:
-    """The newest ``up``/``baseline`` row of each revision in ``revisions`` that has one."""
+    """The newest ``up``/``baseline``/``repair`` row of each revision in ``revisions`` that has one."""
     wanted = set(revisions)
     if not wanted or not has_table(connection):
         return {}
     rows = connection.execute(
         select(migration_history)
         .where(migration_history.c.revision.in_(wanted))
-        .where(migration_history.c.direction.in_(("up", "baseline")))
+        .where(migration_history.c.direction.in_(APPLIED_DIRECTIONS))
         .order_by(migration_history.c.id)
     ).mappings()
     return {row["revision"]: dict(row) for row in rows}

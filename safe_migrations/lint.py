@@ -1,11 +1,17 @@
-"""Lint each revision's offline PostgreSQL SQL with squawk, plus our own destructive-step check.
+"""Lint each revision's offline PostgreSQL SQL with squawk, plus the toolset's revision checks.
 
 The SQL is what ``flask db upgrade --sql PARENT:REVISION`` prints for
 PostgreSQL (whatever database the app uses), starting with the very
-``lock_timeout`` / ``statement_timeout`` the online run sets. A revision may
-silence a rule only with a reason, on a line of its own::
+``lock_timeout`` / ``statement_timeout`` the online run sets; for a merge
+revision only its own section of that SQL is linted, never its parents'.
+The toolset's own rules are the checks of :mod:`safe_migrations.checks` (the
+gates run the same ones). A revision may silence a rule only with a reason, on
+a line of its own::
 
     # squawk-ignore: ban-drop-column -- column unused since v1.4, backed up first
+
+A revision whose Python needs a real database (an ORM data migration) cannot
+be rendered offline: lint says so as a note and lints what it could render.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
-from safe_migrations.runtime import OFFLINE_POSTGRES_URL
-from safe_migrations.summary import destructive_marker, destructive_operations
+from safe_migrations import checks, post_deploy
+from safe_migrations.runtime import OFFLINE_POSTGRES_URL, OfflineRenderError
 
 _IGNORE = re.compile(r"^#\s*squawk-ignore:\s*(?P<rules>[\w\-, ]+?)\s*(?:--\s*(?P<reason>.*\S))?\s*$")
 
@@ -37,7 +43,6 @@ SAFE_ALTERNATIVES = {
     "ban-drop-column": "stop using the column first, back up, then mark reviewed_destructive",
     "ban-drop-table": "stop using the table first, back up, then mark reviewed_destructive",
     "changing-column-type": "add a new column, backfill it in batches, then switch over",
-    "destructive-operation": 'run `flask db backup`, then add reviewed_destructive = "<reason>" to the revision',
 }
 
 
@@ -88,8 +93,86 @@ def silenced_rules(script: Script) -> list[Silenced]:
     return found
 
 
-def offline_sql(config: Config, script: Script) -> str:
-    """The PostgreSQL SQL ``upgrade`` would run for this one revision."""
+def _own_section(sql: str, revision: str) -> str:
+    """The session preamble plus the part of offline SQL that ``revision`` itself emits.
+
+    Alembic starts each revision's SQL with ``-- Running upgrade PARENT -> REV``;
+    rendering from one parent of a merge also renders the other parents' branch,
+    which is not this revision's SQL.
+    """
+    marker = re.compile(r"^-- Running upgrade .* -> (\S+)$", re.M)
+    sections = list(marker.finditer(sql))
+    if not sections:
+        return sql
+    preamble = sql[: sections[0].start()]
+    for index, match in enumerate(sections):
+        if match.group(1) == revision:
+            end = sections[index + 1].start() if index + 1 < len(sections) else len(sql)
+            return preamble + sql[match.start() : end]
+    return preamble
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A revision's offline SQL, and why it stops early if it does."""
+
+    sql: str
+    note: str | None = None
+
+
+STUB = """revision = {revision!r}
+down_revision = {down!r}
+branch_labels = {labels!r}
+depends_on = {depends!r}
+
+
+def upgrade():
+    pass
+
+
+def downgrade():
+    pass
+"""
+
+
+def config_with_versions(config: Config, folder: str | Path) -> Config:
+    """A copy of ``config`` whose revision files come from ``folder`` only."""
+    copy = Config(config.config_file_name)
+    copy.set_main_option("script_location", config.get_main_option("script_location") or "")
+    copy.set_main_option("version_locations", str(folder))
+    copy.attributes.update(config.attributes)
+    copy.cmd_opts = config.cmd_opts
+    return copy
+
+
+def render(config: Config, script: Script) -> Rendered:
+    """The PostgreSQL SQL ``upgrade`` would run for this one revision (its own section only).
+
+    A merge revision is rendered against stand-ins of every other revision
+    (same ids, empty bodies): rendering from one parent would also run the other
+    parents' branches, whose SQL (or failure to render) is not the merge's.
+    """
+    if isinstance(script.down_revision, tuple | list) and len(script.down_revision) > 1:
+        scripts = ScriptDirectory.from_config(config)
+        with tempfile.TemporaryDirectory(prefix="lint-merge-") as folder:
+            for other in scripts.walk_revisions():
+                if other.revision == script.revision:
+                    shutil.copy(other.path, folder)
+                    continue
+                depends = other.dependencies
+                stub = STUB.format(
+                    revision=other.revision,
+                    down=other.down_revision,
+                    labels=tuple(other.branch_labels) or None,
+                    depends=tuple(depends) if isinstance(depends, tuple | list) else depends,
+                )
+                (Path(folder) / f"{other.revision}.py").write_text(stub, encoding="utf-8")
+            stubbed = config_with_versions(config, folder)
+            return _render(stubbed, ScriptDirectory.from_config(stubbed).get_revision(script.revision))
+    return _render(config, script)
+
+
+def _render(config: Config, script: Script) -> Rendered:
     parent = script.down_revision
     if isinstance(parent, tuple | list):
         parent = parent[0]
@@ -97,12 +180,28 @@ def offline_sql(config: Config, script: Script) -> str:
     config.output_buffer = buffer
     config.attributes["offline_url"] = OFFLINE_POSTGRES_URL
     config.attributes["configure_logger"] = False
+    note = None
     try:
         command.upgrade(config, f"{parent or 'base'}:{script.revision}", sql=True)
+    except OfflineRenderError as exc:
+        if exc.revision != script.revision:
+            raise
+        note = (
+            f"{script.revision} {Path(script.path).name}: a step needs a database (data migration) and was not "
+            "rendered; lint covers the SQL before it (guard it with context.is_offline_mode())"
+        )
     finally:
         config.attributes.pop("offline_url", None)
         config.output_buffer = None
-    return buffer.getvalue()
+    sql = _own_section(buffer.getvalue(), script.revision)
+    if note and sql.count("BEGIN;") > sql.count("COMMIT;"):
+        sql += "\nCOMMIT;\n"  # rendering stopped inside the revision's transaction; close it as the run would
+    return Rendered(sql, note)
+
+
+def offline_sql(config: Config, script: Script) -> str:
+    """The PostgreSQL SQL ``upgrade`` would run for this one revision."""
+    return render(config, script).sql
 
 
 def squawk_binary() -> str:
@@ -129,8 +228,8 @@ def _squawk(sql: str, excluded: set[str], squawk_config: Path | None) -> list[di
     return json.loads(result.stdout)
 
 
-def lint_revision(config: Config, script: Script, squawk_config: Path | None) -> list[Finding]:
-    """All findings for one revision: squawk's, a silence without reason, an unmarked destructive step."""
+def lint_revision(config: Config, script: Script, squawk_config: Path | None) -> Report:
+    """All findings for one revision: squawk's, a silence without reason, the toolset's checks."""
     filename = Path(script.path).name
     findings: list[Finding] = []
     excluded: set[str] = set()
@@ -147,9 +246,9 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
                     alternative="write the reason after `--`: # squawk-ignore: RULE -- why it is safe here",
                 )
             )
-    sql = offline_sql(config, script)
-    lines = sql.splitlines()
-    for item in _squawk(sql, excluded, squawk_config):
+    rendered = render(config, script)
+    lines = rendered.sql.splitlines()
+    for item in _squawk(rendered.sql, excluded, squawk_config):
         line = item.get("line")
         statement = lines[line].strip() if isinstance(line, int) and 0 <= line < len(lines) else None
         rule = item.get("rule_name", "?")
@@ -164,31 +263,40 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
                 alternative=SAFE_ALTERNATIVES.get(rule) or item.get("help"),
             )
         )
-    if destructive_marker(script.path) is None:
-        for operation, target in destructive_operations(script.path):
-            findings.append(
-                Finding(
-                    script.revision,
-                    filename,
-                    "destructive-operation",
-                    f"{operation} {target} destroys data and needs a reviewed_destructive marker",
-                    alternative=SAFE_ALTERNATIVES["destructive-operation"],
-                )
-            )
-    return findings
+    gating = {check.rule for check in checks.CHECKS if check.gate}
+    for problem in checks.problems(checks.Revision.from_script(script)):
+        if problem.rule not in excluded or problem.rule in gating:  # a gate is never silenced
+            findings.append(Finding(script.revision, filename, problem.rule, problem.message, alternative=problem.fix))
+    return Report(findings, [rendered.note] if rendered.note else [])
 
 
-def lint(config: Config, revisions: list[str] | None = None, squawk_config: Path | None = None) -> list[Finding]:
+@dataclass
+class Report:
+    """What lint found: findings (exit 1) and notes (explanations, exit 0)."""
+
+    findings: list[Finding]
+    notes: list[str]
+
+
+def lint_report(config: Config, revisions: list[str] | None = None, squawk_config: Path | None = None) -> Report:
     """Lint the given revisions (default: all of them, oldest first)."""
     scripts = ScriptDirectory.from_config(config)
     if revisions:
         chosen = [scripts.get_revision(rev) for rev in revisions]
     else:
         chosen = list(reversed(list(scripts.walk_revisions())))
-    findings: list[Finding] = []
+    report = Report([], [])
     for script in chosen:
-        findings.extend(lint_revision(config, script, squawk_config))
-    return findings
+        one = lint_revision(config, script, squawk_config)
+        report.findings.extend(one.findings)
+        report.notes.extend(one.notes)
+    report.findings.extend(post_deploy.graph_findings(scripts, [script.revision for script in chosen]))
+    return report
+
+
+def lint(config: Config, revisions: list[str] | None = None, squawk_config: Path | None = None) -> list[Finding]:
+    """The findings of :func:`lint_report`."""
+    return lint_report(config, revisions, squawk_config).findings
 
 
 def all_silenced(config: Config) -> list[Silenced]:

@@ -75,7 +75,7 @@ def migration_lock(connection: Connection, wait_seconds: float) -> Iterator[None
         holder = lock_holder(connection, key) or "a session that just released it"
         if waited >= wait_seconds:
             raise LockWaitTimeout(
-                f"database migration: gave up after {waited:.0f}s (MIGRATION_LOCK_WAIT={wait_seconds:g}) "
+                f"gave up after {waited:.0f}s (MIGRATION_LOCK_WAIT={wait_seconds:g}) "
                 f"waiting for lock held by {holder}; is another migration stuck? see `flask db doctor`"
             )
         if waited >= next_report:
@@ -92,3 +92,28 @@ def migration_lock(connection: Connection, wait_seconds: float) -> Iterator[None
                 connection.rollback()
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
             connection.commit()
+
+
+@contextmanager
+def transaction_lock(connection: Connection, wait_seconds: float) -> Iterator[None]:
+    """The same lock, held until the caller's transaction ends (for a caller's own connection).
+
+    A caller that passes its connection inside a transaction (Alembic's
+    cookbook recipe, migration test plugins) must not see it committed, so the
+    transaction-level variant is polled instead; PostgreSQL releases it when the
+    caller commits or rolls back.
+    """
+    database = connection.execute(text("SELECT current_database()")).scalar_one()
+    key = lock_key(database)
+    started = time.monotonic()
+    delay = _POLL_MIN
+    while not connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar():
+        waited = time.monotonic() - started
+        if waited >= wait_seconds:
+            raise LockWaitTimeout(
+                f"gave up after {waited:.0f}s (MIGRATION_LOCK_WAIT={wait_seconds:g}) waiting for the migration lock; "
+                "is another migration stuck? see `flask db doctor`"
+            )
+        time.sleep(min(delay, max(wait_seconds - waited, 0.01)))
+        delay = min(delay * 2, _POLL_MAX)
+    yield

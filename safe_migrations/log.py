@@ -6,4 +6,12 @@ from __future__ import annotations
 
 import logging
 
+from safe_migrations.urls import mask_password
+
 log = logging.getLogger("safe_migrations")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error (of the driver's error if wrapped), password masked."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return mask_password(text.splitlines()[0]) if text else type(exc).__name__

@@ -5,7 +5,10 @@ Alembic's ``autocommit_block()``: the revision's transaction is committed
 before and reopened after, and the version row and ledger row are still
 written afterwards in the reopened transaction. If the build fails half-way,
 PostgreSQL leaves an INVALID index behind; the next run drops it first.
-On SQLite they fall back to the plain operations.
+On SQLite they fall back to the plain operations, and so they do inside a
+caller's own transaction (``config.attributes["connection"]`` already in a
+transaction, as migration test plugins run): that transaction must not be
+committed behind the caller's back, and a plain index there is atomic.
 """
 
 from __future__ import annotations
@@ -18,6 +21,16 @@ from sqlalchemy import text
 
 from safe_migrations.backfill import backfill
 from safe_migrations.log import log
+from safe_migrations.runtime import IN_CALLER_TRANSACTION
+
+
+def _plain_operations() -> bool:
+    """True on SQLite and inside a caller's own transaction (see the module docstring)."""
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        return True
+    config = context.config
+    return bool(config is not None and config.attributes.get(IN_CALLER_TRANSACTION))
 
 
 def _invalid_index_exists(name: str) -> bool:
@@ -38,7 +51,7 @@ def _invalid_index_exists(name: str) -> bool:
 def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kwargs: Any) -> None:
     """Build an index without blocking writes (PostgreSQL); cleans up an earlier failed build."""
     context = op.get_context()
-    if context.dialect.name != "postgresql":
+    if _plain_operations():
         op.create_index(name, table, list(columns), **kwargs)
         return
     with context.autocommit_block():
@@ -51,7 +64,7 @@ def create_index_concurrently(name: str, table: str, columns: Sequence[str], **k
 def drop_index_concurrently(name: str, table: str) -> None:
     """Drop an index without blocking writes (PostgreSQL)."""
     context = op.get_context()
-    if context.dialect.name != "postgresql":
+    if _plain_operations():
         op.drop_index(name, table_name=table)
         return
     with context.autocommit_block():

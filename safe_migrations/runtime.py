@@ -1,14 +1,25 @@
 """What ``migrations/env.py`` runs: Alembic's online/offline modes made safe for a fleet.
 
-Online, for commands that write the schema (upgrade, downgrade, stamp):
-1. the migrations to run are planned without any lock; if there are none the
-   command is done (the fast path of a fleet restart at head);
-2. the database's advisory lock is taken (PostgreSQL), so concurrent runners
-   apply each revision exactly once;
-3. each revision runs in its own transaction with ``lock_timeout`` and
-   ``statement_timeout`` set, and is recorded in the ledger inside that same
+Every path goes through here: the entrypoint, ``flask db ...`` and Alembic's
+Python command API (also with the caller's own connection in
+``config.attributes["connection"]``, Alembic's cookbook recipe). Online, a
+command that writes (upgrade, downgrade, stamp):
+
+1. plans the revisions it would run, without any lock; with nothing to run
+   it is done (the fast path of a fleet restart at head);
+2. takes the database's advisory lock (PostgreSQL), so concurrent runners
+   apply each revision exactly once, and plans again: another runner (maybe a
+   newer image) may have moved the database while this one waited;
+3. passes the gates (:mod:`safe_migrations.gates`): edited history, the
+   gating revision checks, data a downgrade would destroy; a refusal applies
+   nothing;
+4. runs each revision in its own transaction with ``lock_timeout`` and
+   ``statement_timeout`` set, recorded in the ledger inside that same
    transaction; a lock timeout is retried with backoff.
-Read-only commands (current, check, autogenerate) take no lock.
+
+Read-only commands (current, check, autogenerate) take no lock. Offline
+(``--sql``) the SQL is rendered and never crashes on a step that needs a
+database; it says which revision to fix.
 """
 
 from __future__ import annotations
@@ -16,10 +27,10 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
-from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
@@ -27,30 +38,30 @@ from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from safe_migrations import ledger
-from safe_migrations.lock import migration_lock
-from safe_migrations.log import log
+from safe_migrations import gates, ledger, post_deploy
+from safe_migrations import plan as plans
+from safe_migrations import status as schema
+from safe_migrations.gates import MigrationRefused
+from safe_migrations.lock import migration_lock, transaction_lock
+from safe_migrations.log import first_line, log
 from safe_migrations.scripts import file_checksum
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.urls import is_postgresql, normalise_database_url
-
-# What env.py hands over: ``alembic.context``, the module that proxies the running EnvironmentContext.
-Environment = EnvironmentContext | ModuleType
 
 # A database URL used only to render offline SQL for the PostgreSQL linter;
 # offline mode never connects.
 OFFLINE_POSTGRES_URL = "postgresql+psycopg2://lint@localhost/lint"
 LOCK_NOT_AVAILABLE = "55P03"
-_WRITING_COMMANDS = ("upgrade", "downgrade", "stamp")
+# A caller confirms a data-destroying downgrade with ``-x confirm_data_loss=yes``
+# (``flask db downgrade --yes``) or ``config.attributes["confirm_data_loss"] = True``.
+CONFIRM_DATA_LOSS = "confirm_data_loss"
+# Set while revisions run inside a caller's own transaction: steps that would
+# need to commit it (a concurrent index build) run as plain transactional DDL.
+IN_CALLER_TRANSACTION = "safe_migrations.in_caller_transaction"
 
 
 class MigrationFailed(RuntimeError):
-    """A migration step failed; the message names the revision and the cause."""
-
-
-def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-    """Keep the toolset's own ledger table out of autogenerate and ``flask db check``."""
-    return not (type_ == "table" and name == ledger.LEDGER_TABLE)
+    """A migration step failed; the one-line message names the revision, the cause and where the database stays."""
 
 
 def timeout_statements(settings: MigrationSettings) -> list[str]:
@@ -61,19 +72,7 @@ def timeout_statements(settings: MigrationSettings) -> list[str]:
     ]
 
 
-def _command_name(migration_context: MigrationContext) -> str:
-    # Alembic's commands hand env.py a closure such as ``upgrade.<locals>.upgrade``;
-    # its outer name tells whether the command writes the schema.
-    fn = migration_context._migrations_fn
-    return getattr(fn, "__qualname__", "").split(".", 1)[0]
-
-
-def _plan(migration_context: MigrationContext) -> list:
-    """The steps the current command would run now (pure: reads one table)."""
-    migrations_fn = migration_context._migrations_fn
-    if migrations_fn is None:  # no command is running (a bare configure): nothing to plan
-        return []
-    return list(migrations_fn(migration_context.get_current_heads(), migration_context))
+# --- the ledger ------------------------------------------------------------------------
 
 
 def _step_revision(info: MigrationInfo) -> str:
@@ -82,23 +81,26 @@ def _step_revision(info: MigrationInfo) -> str:
     return info.up_revision_id or "base"
 
 
-class _Ledgerkeeper:
-    """Records each applied step in the ledger from Alembic's ``on_version_apply`` hook."""
+class Ledgerkeeper:
+    """Records each applied step in the ledger from Alembic's public ``on_version_apply`` hook."""
 
     def __init__(self, stamp_direction: str = "stamp") -> None:
         self.mark = time.monotonic()
         # ``flask db baseline`` stamps too, but its row says "baseline".
         self.stamp_direction = stamp_direction
+        self.done: list[str] = []
 
     def __call__(self, *, ctx: MigrationContext, step: MigrationInfo, heads: set, run_args: dict) -> None:
         revision = _step_revision(step)
-        scripts, up_revision = ctx.script, step.up_revision_id
-        script = scripts.get_revision(up_revision) if scripts and up_revision and not step.is_stamp else None
+        self.done.append(revision)
+        if ctx.as_sql:
+            return
+        script = ctx.script.get_revision(step.up_revision_id) if (ctx.script and not step.is_stamp) else None
         path = Path(script.path) if script is not None else None
         direction = self.stamp_direction if step.is_stamp else ("up" if step.is_upgrade else "down")
+        if direction == "up" and path is not None and post_deploy.is_marked(path):
+            direction = ledger.POST_DEPLOY
         elapsed_ms = int((time.monotonic() - self.mark) * 1000)
-        if ctx.connection is None:  # offline (--sql) runs never install the keeper
-            raise RuntimeError("the ledger records applied steps only on a database connection")
         ledger.record(
             ctx.connection,
             ledger.LedgerEntry(
@@ -112,9 +114,263 @@ class _Ledgerkeeper:
                 duration_ms=elapsed_ms,
             ),
         )
-        verb = {"up": "applied", "down": "reverted"}.get(direction, "stamped")
+        verb = {"up": "applied", ledger.POST_DEPLOY: "applied post-deploy revision", "down": "reverted"}.get(
+            direction, "stamped"
+        )
         log.info("%s %s in %d ms", verb, revision, elapsed_ms)
         self.mark = time.monotonic()
+
+
+# --- connections -----------------------------------------------------------------------
+
+
+def migration_engine(default_engine: Engine, settings: MigrationSettings) -> Engine:
+    """The engine migrations run on: ``MIGRATION_DATABASE_URL`` if set (bypassing a
+    transaction-pooling PgBouncer, which breaks session advisory locks), else the app's."""
+    url = settings.migration_database_url
+    if url is None and default_engine.dialect.name != "sqlite":
+        return default_engine
+    engine = create_engine(normalise_database_url(url) if url else default_engine.url, poolclass=pool.NullPool)
+    if engine.dialect.name == "sqlite":
+        _make_sqlite_ddl_transactional(engine)
+    return engine
+
+
+def _make_sqlite_ddl_transactional(engine: Engine) -> None:
+    # Python's sqlite3 module never emits BEGIN before DDL, so a failing
+    # revision would leave its first statements applied. SQLAlchemy's
+    # documented recipe: let SQLAlchemy emit BEGIN itself.
+    @event.listens_for(engine, "connect")
+    def _no_implicit_transactions(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+def prepare_session(connection: Connection, settings: MigrationSettings) -> None:
+    """Name the session and set the migration timeouts (PostgreSQL; our own connections only)."""
+    if not is_postgresql(connection.engine.url):
+        return
+    application_name = f"migration {socket.gethostname()}:{os.getpid()}"[:63]
+    connection.execute(text("SELECT set_config('application_name', :n, false)"), {"n": application_name})
+    for statement in timeout_statements(settings):
+        connection.execute(text(statement))
+    if connection.dialect.server_version_info >= (14,):
+        # A killed migration process is noticed within a second and its
+        # statement cancelled, instead of holding its table locks until
+        # the statement would have finished.
+        connection.execute(text("SET client_connection_check_interval = '1s'"))
+    connection.commit()
+
+
+@dataclass
+class RunConnection:
+    """The connection a command runs on, and whether the runtime may end its transactions."""
+
+    connection: Connection
+    # False when the caller passed a connection already inside its own
+    # transaction: then nothing here commits or rolls back; the caller does.
+    owns_transactions: bool
+
+    def end_reads(self) -> None:
+        """Close the transaction our reads opened (never the caller's)."""
+        if self.owns_transactions and self.connection.in_transaction():
+            self.connection.rollback()
+
+    def commit(self) -> None:
+        if self.owns_transactions:
+            self.connection.commit()
+
+    @contextmanager
+    def lock(self, settings: MigrationSettings) -> Iterator[None]:
+        """The migration lock: session-level normally; transaction-level inside a caller's transaction."""
+        if not is_postgresql(self.connection.engine.url):
+            yield
+        elif self.owns_transactions:
+            with migration_lock(self.connection, settings.lock_wait):
+                yield
+        else:
+            with transaction_lock(self.connection, settings.lock_wait):
+                yield
+
+
+# --- the jobs of an online run ---------------------------------------------------------
+
+
+def run_online(
+    environment: EnvironmentContext,
+    engine: Engine,
+    configure: Callable[..., None],
+    settings: MigrationSettings,
+) -> None:
+    """Run the current Alembic command safely (see the module docstring)."""
+    given = environment.config.attributes.get("connection")
+    if isinstance(given, Engine):  # some recipes pass an engine: it is the caller's, but the connection is ours
+        engine, given = given, None
+    if given is not None:
+        run_on_connection(environment, given, configure, settings, owns_transactions=not given.in_transaction())
+        return
+    with engine.connect() as connection:
+        prepare_session(connection, settings)
+        run_on_connection(environment, connection, configure, settings, owns_transactions=True)
+
+
+def run_on_connection(
+    environment: EnvironmentContext,
+    connection: Connection,
+    configure: Callable[..., None],
+    settings: MigrationSettings,
+    *,
+    owns_transactions: bool,
+) -> None:
+    """Configure Alembic on ``connection`` and run the command: read-only directly, writing ones gated."""
+    keeper = Ledgerkeeper(environment.config.attributes.get("ledger_direction", "stamp"))
+    configure(connection, on_version_apply=keeper)
+    if not plans.writes(environment.get_context()):
+        with environment.begin_transaction():
+            environment.run_migrations()
+        return
+    run_writing(environment, RunConnection(connection, owns_transactions), keeper, settings)
+
+
+def decide(
+    environment: EnvironmentContext, connection: Connection, settings: MigrationSettings
+) -> tuple[plans.Plan, schema.SchemaStatus] | None:
+    """The plan of a writing command against the database as it is now (None: nothing to do).
+
+    Edited history is refused here, before the emptiness of the plan is known:
+    ``flask db upgrade`` on a database at head with an edited applied revision
+    still says so.
+    """
+    context = environment.get_context()
+    script = context.script
+    assert script is not None  # env.py runs only within a command, which has its scripts
+    status = schema.read_status(connection, script)
+    kind = plans.command_kind(context, status.current)
+    if kind is plans.Kind.UPGRADE and status.state == schema.AHEAD:
+        message = schema.explain(status).summary
+        if settings.on_ahead == "fail":
+            raise MigrationRefused(f"{message}; refusing to migrate (MIGRATION_ON_AHEAD=fail)")
+        log.warning("%s; nothing to upgrade (MIGRATION_ON_AHEAD=warn)", message)
+        return None
+    if kind is not plans.Kind.STAMP and status.state == schema.UNKNOWN:
+        raise MigrationFailed(schema.explain(status).as_line())
+    if status.state == schema.MULTIPLE_HEADS and plans.destination(context) == "head":
+        raise MigrationFailed(schema.explain(status).as_line())  # "heads" (every branch) stays allowed
+    if kind is not plans.Kind.STAMP:
+        gates.refuse_edited_history(connection, script, settings)
+    try:
+        planned = plans.plan(kind, plans.destination(context), script, status.current)
+    except Exception as exc:  # an unreachable target: Alembic's message, in one line
+        raise MigrationFailed(f"{first_line(exc)}; the database stays at {status.current_label}") from None
+    if planned.is_empty and kind is not plans.Kind.STAMP:
+        return None
+    return planned, status
+
+
+def pass_gates(
+    environment: EnvironmentContext,
+    session: RunConnection,
+    planned: plans.Plan,
+    status: schema.SchemaStatus,
+) -> None:
+    """The gates on what the command would run (see :mod:`safe_migrations.gates`)."""
+    gates.refuse_failed_checks(planned, status.current_label)
+    confirmed = environment.get_x_argument(as_dictionary=True).get(CONFIRM_DATA_LOSS) in {"yes", "1", "true"}
+    confirmed = confirmed or environment.config.attributes.get(CONFIRM_DATA_LOSS) is True
+    gates.confirm_data_loss(session.connection, planned, confirmed=confirmed, stays_at=status.current_label)
+
+
+def run_writing(
+    environment: EnvironmentContext, session: RunConnection, keeper: Ledgerkeeper, settings: MigrationSettings
+) -> None:
+    """Plan, lock, plan again, gate, then apply (see the module docstring)."""
+    try:
+        first = decide(environment, session.connection, settings)
+    finally:
+        session.end_reads()
+    if first is None:
+        return
+    with session.lock(settings):
+        decided = decide(environment, session.connection, settings)
+        if decided is None:
+            log.info("another runner brought the database here while this one waited; nothing to apply")
+            session.end_reads()
+            return
+        planned, status = decided
+        pass_gates(environment, session, planned, status)
+        ledger.ensure_table(session.connection)
+        session.commit()
+        keeper.mark = time.monotonic()
+        environment.config.attributes[IN_CALLER_TRANSACTION] = not session.owns_transactions
+        apply(environment, session, keeper, planned, settings)
+
+
+def _failing_revision(planned: plans.Plan, keeper: Ledgerkeeper) -> str:
+    remaining = [s.revision for s in planned.scripts if s.revision not in keeper.done]
+    return remaining[0] if remaining else "?"
+
+
+def _stays_at(session: RunConnection) -> str:
+    if not session.owns_transactions:
+        return "the caller's transaction state (it must roll back)"
+    try:
+        session.end_reads()
+        heads = schema.current_heads(session.connection)
+        session.end_reads()
+        return ",".join(heads) or "base"
+    except Exception:  # the connection is gone: say so rather than guess
+        return "the last revision the ledger records"
+
+
+def apply(
+    environment: EnvironmentContext,
+    session: RunConnection,
+    keeper: Ledgerkeeper,
+    planned: plans.Plan,
+    settings: MigrationSettings,
+) -> None:
+    """Run the planned revisions, retrying one that hit ``lock_timeout``; failures become one line."""
+    attempt = 0
+    while True:
+        try:
+            with environment.begin_transaction():
+                environment.run_migrations()
+            return
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE or not session.owns_transactions:
+                raise _failure(session, planned, keeper, exc) from exc
+            session.end_reads()
+            revision = _failing_revision(planned, keeper)
+            who = _blockers(session.connection, exc.statement)
+            attempt += 1
+            if attempt > settings.lock_retries:
+                raise MigrationFailed(
+                    f"revision {revision} failed: lock_timeout ({settings.lock_timeout:g}s) hit {attempt} times, "
+                    f"giving up; {who}; the database stays at {_stays_at(session)}"
+                ) from None
+            pause = min(2**attempt * 0.5, 30.0)
+            log.warning(
+                "revision %s hit lock_timeout (%gs); %s; retry %d/%d in %.1fs",
+                revision,
+                settings.lock_timeout,
+                who,
+                attempt,
+                settings.lock_retries,
+                pause,
+            )
+            time.sleep(pause)
+        except (MigrationRefused, MigrationFailed):
+            raise
+        except Exception as exc:
+            raise _failure(session, planned, keeper, exc) from exc
+
+
+def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, exc: BaseException) -> MigrationFailed:
+    revision = _failing_revision(planned, keeper)
+    return MigrationFailed(f"revision {revision} failed: {first_line(exc)}; the database stays at {_stays_at(session)}")
 
 
 def _blockers(connection: Connection, statement: str | None) -> str:
@@ -136,125 +392,52 @@ def _blockers(connection: Connection, statement: str | None) -> str:
     return "; ".join(f"table {r.relname} locked by pid {r.pid} ({r.app or '-'}, {r.state or '-'})" for r in named)
 
 
-def _next_revision(migration_context: MigrationContext) -> str:
-    try:
-        steps = _plan(migration_context)
-    except Exception:  # the plan is only for the message; never mask the real error
-        return "?"
-    return _step_revision(steps[0].info) if steps else "?"
+# --- offline ---------------------------------------------------------------------------
 
 
-def _run_with_retries(environment: Environment, connection: Connection, settings: MigrationSettings) -> None:
-    """Run the planned migrations, retrying a step that hit ``lock_timeout``."""
-    migration_context = environment.get_context()
-    attempt = 0
-    while True:
-        try:
-            with environment.begin_transaction():
-                environment.run_migrations()
-            return
-        except OperationalError as exc:
-            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
-                raise
-            if connection.in_transaction():
-                connection.rollback()
-            revision = _next_revision(migration_context)
-            who = _blockers(connection, exc.statement)
-            attempt += 1
-            if attempt > settings.lock_retries:
-                raise MigrationFailed(
-                    f"database migration: revision {revision} failed: lock_timeout "
-                    f"({settings.lock_timeout:g}s) hit {attempt} times, giving up; {who}. "
-                    "The schema is unchanged at the previous revision."
-                ) from None
-            pause = min(2**attempt * 0.5, 30.0)
-            log.warning(
-                "revision %s hit lock_timeout (%gs); %s; retry %d/%d in %.1fs",
-                revision,
-                settings.lock_timeout,
-                who,
-                attempt,
-                settings.lock_retries,
-                pause,
-            )
-            time.sleep(pause)
+def run_offline(environment: EnvironmentContext, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
+    """Emit the SQL of the current command; PostgreSQL output starts with our timeouts.
 
-
-def migration_engine(default_engine: Engine, settings: MigrationSettings) -> Engine:
-    """The engine migrations run on: ``MIGRATION_DATABASE_URL`` if set (bypassing a
-    transaction-pooling PgBouncer, which breaks session advisory locks), else the app's."""
-    url = settings.migration_database_url
-    if url is None and default_engine.dialect.name != "sqlite":
-        return default_engine
-    engine = create_engine(normalise_database_url(url) if url else default_engine.url, poolclass=pool.NullPool)
-    if engine.dialect.name == "sqlite":
-        _make_sqlite_ddl_transactional(engine)
-    return engine
-
-
-def _make_sqlite_ddl_transactional(engine: Engine) -> None:
-    # Python's sqlite3 module never emits BEGIN before DDL, so a failing
-    # revision would leave its first statements applied. SQLAlchemy's
-    # documented recipe: let SQLAlchemy emit BEGIN itself.
-    @event.listens_for(engine, "connect")
-    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
-
-
-def run_online(
-    environment: Environment,
-    engine: Engine,
-    configure: Callable[..., None],
-    settings: MigrationSettings,
-) -> None:
-    """Run the current Alembic command against ``engine`` safely (see the module docstring)."""
-    postgres = is_postgresql(engine.url)
-    with engine.connect() as connection:
-        if postgres:
-            application_name = f"migration {socket.gethostname()}:{os.getpid()}"[:63]
-            connection.execute(text("SELECT set_config('application_name', :n, false)"), {"n": application_name})
-            for statement in timeout_statements(settings):
-                connection.execute(text(statement))
-            if (connection.dialect.server_version_info or (0,)) >= (14,):
-                # A killed migration process is noticed within a second and its
-                # statement cancelled, instead of holding its table locks until
-                # the statement would have finished.
-                connection.execute(text("SET client_connection_check_interval = '1s'"))
-            connection.commit()
-        keeper = _Ledgerkeeper(environment.config.attributes.get("ledger_direction", "stamp"))
-        configure(connection, on_version_apply=keeper)
-        migration_context = environment.get_context()
-        if _command_name(migration_context) not in _WRITING_COMMANDS:
-            with environment.begin_transaction():
-                environment.run_migrations()
-            return
-        if not _plan(migration_context):
-            connection.rollback()
-            return
-        connection.rollback()
-        if postgres:
-            with migration_lock(connection, settings.lock_wait):
-                ledger.ensure_table(connection)
-                connection.commit()
-                keeper.mark = time.monotonic()
-                _run_with_retries(environment, connection, settings)
-        else:
-            ledger.ensure_table(connection)
-            connection.commit()
-            keeper.mark = time.monotonic()
-            _run_with_retries(environment, connection, settings)
-
-
-def run_offline(environment: Environment, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
-    """Emit the SQL of the current command; PostgreSQL output starts with our timeouts."""
+    A revision whose Python needs a real database (an ORM data migration that
+    opens a ``Session`` on ``op.get_bind()``) cannot be rendered: that ends in
+    one line naming the revision and the fix, never a traceback.
+    """
     url = environment.config.attributes.get("offline_url", url)
-    environment.configure(url=url, literal_binds=True, **configure_kwargs)
+    progress = Ledgerkeeper()
+    environment.configure(url=url, literal_binds=True, on_version_apply=progress, **configure_kwargs)
     if is_postgresql(url):
         for statement in timeout_statements(settings):
             environment.execute(statement)
-    with environment.begin_transaction():
-        environment.run_migrations()
+    try:
+        with environment.begin_transaction():
+            environment.run_migrations()
+    except (MigrationRefused, MigrationFailed):
+        raise
+    except Exception as exc:
+        raise OfflineRenderError(_offline_revision(environment, progress), first_line(exc)) from exc
+
+
+class OfflineRenderError(MigrationFailed):
+    """A revision cannot be rendered as SQL (it needs a database)."""
+
+    def __init__(self, revision: str, reason: str) -> None:
+        super().__init__(
+            f"revision {revision} cannot be rendered as SQL (--sql, lint): {reason}; a step that needs the "
+            "database (a data migration) must skip offline mode: `if context.is_offline_mode(): return` "
+            "(see the migration guide)"
+        )
+        self.revision = revision
+
+
+def _offline_revision(environment: EnvironmentContext, progress: Ledgerkeeper) -> str:
+    try:
+        start = environment.get_starting_revision_argument()
+        heads = tuple(start) if isinstance(start, tuple | list) else ((start,) if start else ())
+        context = environment.get_context()
+        kind = plans.command_kind(context, heads)
+        assert context.script is not None
+        planned = plans.plan(kind, plans.destination(context), context.script, heads)
+    except Exception:  # only for the message
+        return "?"
+    remaining = [s.revision for s in planned.scripts if s.revision not in progress.done]
+    return remaining[0] if remaining else "?"

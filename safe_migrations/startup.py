@@ -18,20 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from alembic import command
-from alembic.script import Script, ScriptDirectory
+from alembic.script import ScriptDirectory
 from flask import Flask
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
+from safe_migrations import gates, runtime
+from safe_migrations import post_deploy as contract
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
-from safe_migrations.history import changed_revisions
-from safe_migrations.log import log
-from safe_migrations.scripts import alembic_config
+from safe_migrations.lock import LockWaitTimeout
+from safe_migrations.log import first_line, log
+from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.server import read_settings as read_server_settings
 from safe_migrations.server import serve as run_gunicorn
 from safe_migrations.settings import MigrationSettings, SettingsError
-from safe_migrations.summary import destructive_marker, destructive_operations
 from safe_migrations.urls import DatabaseURLError, mask_password, normalise_database_url
 
 EXIT_CONFIG = 2
@@ -44,12 +45,6 @@ class StartupError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
         super().__init__(message)
         self.exit_code = exit_code
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of an error (of the driver's error if wrapped), password masked."""
-    text_ = str(getattr(exc, "orig", None) or exc).strip()
-    return mask_password(text_.splitlines()[0]) if text_ else type(exc).__name__
 
 
 def load_app(spec: str) -> Flask:
@@ -93,53 +88,56 @@ def _report(state: schema.SchemaStatus) -> None:
         log.info("%d pending: %s", len(state.pending), ", ".join(state.pending))
 
 
+def _report_post_deploy(script: ScriptDirectory, engine: Engine) -> None:
+    """Start-up never applies post-deploy revisions; it says which ones wait for the job."""
+    with engine.connect() as connection:
+        waiting = contract.pending(script, schema.current_heads(connection))
+    if waiting:
+        log.info("%s", contract.pending_line(waiting))
+
+
+# States in which this image must not start; the message comes from the one table of states.
+_REFUSED_STATES = (schema.MULTIPLE_HEADS, schema.UNKNOWN, schema.NO_HISTORY, schema.STAMPED_EMPTY)
+
+
 def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
-    """Bring the database to this image's head, or explain in one line why not."""
+    """Bring the database to this image's head, or explain in one line why not.
+
+    The gates themselves (destructive steps, edited history, the lock and the
+    re-read after it) live in the migration runtime, so ``flask db upgrade``
+    and Alembic's Python API get the very same ones; start-up adds the report
+    and the states in which a pod must not serve.
+    """
     config = alembic_config(app)
     script = ScriptDirectory.from_config(config)
     with engine.connect() as connection:
         state = schema.read_status(connection, script)
         _report(state)
-        if state.state == schema.MULTIPLE_HEADS:
-            raise StartupError(
-                f"database migration: the image has multiple heads ({state.head_label}); "
-                "merge them with `flask db merge heads` and rebuild the image"
-            )
-        if state.state == schema.UNKNOWN:
-            raise StartupError(
-                f"database migration: unknown revision {', '.join(state.foreign)} in the database: "
-                'neither this image nor the ledger knows it ("Can\'t locate revision"); deploy the image '
-                "that has it, or see `flask db doctor` for the fix"
-            )
+        if state.state in _REFUSED_STATES:
+            raise StartupError(f"database migration: {schema.explain(state).as_line()}")
         if state.state == schema.AHEAD:
-            message = (
-                f"database is ahead of this image (at {state.current_label}, image head {state.head_label}); "
-                "`flask db downgrade "
-                f"{state.head_label}` reverts it with the ledger's stored source"
-            )
+            message = schema.explain(state).summary
             if settings.on_ahead == "fail":
                 raise StartupError(f"database migration: {message}; refusing to start (MIGRATION_ON_AHEAD=fail)")
             log.warning("%s; starting anyway (MIGRATION_ON_AHEAD=warn)", message)
             return
-        changed = changed_revisions(connection, script)
-        if changed:
-            names = ", ".join(f"{c.revision} ({c.filename})" for c in changed)
-            if not settings.allow_changed:
-                raise StartupError(
-                    f"database migration: applied migration files were edited after they ran: {names}; "
-                    "restore them and add a new revision instead (or set MIGRATION_ALLOW_CHANGED=1)"
-                )
-            log.warning("applied migration files were edited after they ran: %s (MIGRATION_ALLOW_CHANGED=1)", names)
-        if state.state == schema.AT_HEAD:
+        try:
+            gates.refuse_edited_history(connection, script, settings)
+        except gates.MigrationRefused as exc:
+            raise StartupError(f"database migration: {exc}") from None
+        if state.state in (schema.AT_HEAD, schema.POST_DEPLOY_PENDING):
             log.info("database is at head; nothing to apply")
+            _report_post_deploy(script, engine)
             return
-        refuse_unreviewed_destructive(schema.pending_scripts(script, state.current))
     started = time.monotonic()
     try:
         with app.app_context():
-            command.upgrade(config, "heads")
-    except StartupError:
-        raise
+            # The ordinary chain only: post-deploy revisions wait for the post-deploy
+            # job, and no ordinary revision needs one (safe_migrations/post_deploy.py).
+            for target in contract.cached_graph(script).trunk_heads:
+                command.upgrade(config, target)
+    except (gates.MigrationRefused, runtime.MigrationFailed, LockWaitTimeout) as exc:
+        raise StartupError(f"database migration: {exc}") from None
     except Exception as exc:
         with engine.connect() as connection:
             after = schema.read_status(connection, script)
@@ -149,29 +147,18 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             f"the database stays at {after.current_label}"
         ) from None
     log.info("complete in %.1fs", time.monotonic() - started)
-
-
-def refuse_unreviewed_destructive(pending: list[Script]) -> None:
-    """A pod never applies a destructive step nobody marked as reviewed."""
-    for revision in pending:
-        steps = destructive_operations(revision.path)
-        if steps and destructive_marker(revision.path) is None:
-            what = ", ".join(f"{name} {target}" for name, target in steps)
-            raise StartupError(
-                f"database migration: refusing revision {revision.revision} ({Path(revision.path).name}): "
-                f"destructive step(s) {what}; run `flask db backup`, then mark the revision "
-                'reviewed_destructive = "<reason>" and redeploy'
-            )
-        if steps:
-            log.warning(
-                "revision %s is destructive, reviewed: %s", revision.revision, destructive_marker(revision.path)
-            )
+    _report_post_deploy(script, engine)
 
 
 def report_drift(app: Flask, engine: Engine) -> None:
     """Warn when the models and the migrated schema disagree. The pod never writes migrations."""
     metadata = app.extensions["migrate"].db.metadata
     with engine.connect() as connection:
+        if contract.pending(script_directory(app), schema.current_heads(connection)):
+            # The models already match the schema after the post-deploy job:
+            # comparing now would only list what the pending revisions remove.
+            log.info("models are compared with the schema once the post-deploy revisions are applied")
+            return
         drift = model_drift(connection, metadata)
     if drift:
         log.warning(

@@ -1,4 +1,9 @@
-"""Where a database stands relative to the migration scripts of this image."""
+"""Where a database stands relative to the migration scripts of this image.
+
+:data:`STATES` is the one table of database states with, for each, the summary,
+the cause and the fix. Start-up, the runtime, ``/readyz`` and ``flask db doctor``
+all read it, so an operator gets the same words from each.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +15,20 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from safe_migrations import ledger
+from safe_migrations import post_deploy as contract
 
 AT_HEAD = "at_head"
 PENDING = "pending"
+# Every ordinary revision applied; post-deploy ones wait for the post-deploy job.
+POST_DEPLOY_PENDING = "post_deploy_pending"
 AHEAD = "ahead"
 UNKNOWN = "unknown_revision"
 MULTIPLE_HEADS = "multiple_heads"
+NO_HISTORY = "tables_without_history"
+STAMPED_EMPTY = "stamped_without_tables"
 VERSION_TABLE = "alembic_version"
+# Tables that say nothing about the application's schema.
+_BOOKKEEPING = {VERSION_TABLE, ledger.LEDGER_TABLE}
 
 
 @dataclass
@@ -26,9 +38,12 @@ class SchemaStatus:
     state: str
     current: tuple[str, ...]
     heads: tuple[str, ...]
+    # Ordinary revisions start-up applies, oldest first, as ``rev (message)``.
     pending: list[str] = field(default_factory=list)
     # Revisions the database has that this image does not ship (ahead/unknown).
     foreign: list[str] = field(default_factory=list)
+    # Post-deploy revisions (and anything after one) left for the post-deploy job.
+    post_deploy_pending: list[str] = field(default_factory=list)
 
     @property
     def current_label(self) -> str:
@@ -38,6 +53,12 @@ class SchemaStatus:
     def head_label(self) -> str:
         return ",".join(self.heads) or "base"
 
+    @property
+    def serves(self) -> bool:
+        """The image can serve on this database: at head; only post-deploy revisions
+        pending (they run after the rollout, by design); or ahead after a rollback."""
+        return self.state in (AT_HEAD, POST_DEPLOY_PENDING, AHEAD)
+
     def as_dict(self) -> dict:
         """A JSON-friendly view, as served by ``/readyz`` and ``doctor --json``."""
         return {
@@ -46,7 +67,81 @@ class SchemaStatus:
             "head": self.head_label,
             "pending": self.pending,
             "foreign": self.foreign,
+            "post_deploy_pending": self.post_deploy_pending,
         }
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What a state means for a person: a one-line summary, its cause, and the fix."""
+
+    summary: str
+    cause: str | None = None
+    fix: str | None = None
+
+    def as_line(self) -> str:
+        """Summary and fix in one line (start-up and the runtime print this)."""
+        return f"{self.summary}; {self.fix}" if self.fix else self.summary
+
+
+# state -> (summary, cause, fix); {current}, {head}, {pending}, {foreign} are filled in.
+STATES: dict[str, tuple[str, str | None, str | None]] = {
+    AT_HEAD: ("database is at head {head}", None, None),
+    POST_DEPLOY_PENDING: (
+        "database is at the ordinary head; {waiting} post-deploy revision(s) pending",
+        "post-deploy (contract) revisions wait until no pod of the previous image is left",
+        "after `kubectl rollout status`, run the post-deploy job (k8s/post-deploy-job.yaml), or `flask db upgrade`",
+    ),
+    PENDING: (
+        "Target database is not up to date: {count} pending migration(s)",
+        "migrations were added (git pull, a new image) but not applied to this database",
+        "flask db upgrade",
+    ),
+    AHEAD: (
+        "database is ahead of this image (at {current}, image head {head})",
+        "a newer image migrated it; this one was rolled back (kubectl rollout undo) or is out of date",
+        "deploy the newer image again, or revert the schema: `flask db downgrade {head}` "
+        "(it uses the ledger's stored source)",
+    ),
+    UNKNOWN: (
+        "Can't locate revision {foreign}: neither this image nor the ledger knows it",
+        "the database was migrated from another branch or a deleted revision file",
+        "deploy or check out the code that has the revision; or, to adopt the database as it is: "
+        "flask db backup, then DELETE FROM alembic_version, then flask db baseline (it stamps only a "
+        "matching schema)",
+    ),
+    MULTIPLE_HEADS: (
+        "multiple heads in the migration scripts: {head}",
+        "two branches each added a revision on the same parent (a post-deploy chain's head is no "
+        "such head: see safe_migrations/post_deploy.py)",
+        'flask db merge -m "Merge heads" {heads}, commit it, and rebuild the image',
+    ),
+    NO_HISTORY: (
+        "the database has tables but no migration history",
+        "it was created before migrations were adopted (by the app itself or by hand)",
+        "flask db baseline (stamps head only if the schema matches; `flask db upgrade` would fail)",
+    ),
+    STAMPED_EMPTY: (
+        "the database is stamped at {current} but has none of its tables",
+        "`flask db stamp head` ran on an empty database (the ledger says stamp): stamping records a "
+        "revision without running it",
+        "flask db stamp base, then flask db upgrade (creates the tables)",
+    ),
+}
+
+
+def explain(status: SchemaStatus) -> Explanation:
+    """The summary, cause and fix of ``status`` from :data:`STATES`."""
+    summary, cause, fix = STATES[status.state]
+    values = {
+        "current": status.current_label,
+        "head": status.head_label,
+        "count": len(status.pending),
+        "waiting": len(status.post_deploy_pending),
+        "heads": " ".join(status.heads),
+        "foreign": ", ".join(status.foreign),
+    }
+    return Explanation(summary.format(**values), cause, fix.format(**values) if fix else None)
 
 
 def is_known(script: ScriptDirectory, revision: str) -> bool:
@@ -68,29 +163,47 @@ def current_heads(connection: Connection) -> tuple[str, ...]:
     return tuple(connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars())
 
 
+def application_tables(connection: Connection) -> set[str]:
+    """The database's tables other than the migration bookkeeping."""
+    return set(inspect(connection).get_table_names()) - _BOOKKEEPING
+
+
 def pending_scripts(script: ScriptDirectory, current: tuple[str, ...]) -> list[Script]:
-    """The revisions between ``current`` and head, oldest first."""
-    revs = script.iterate_revisions("heads", current or "base")
-    return [r for r in reversed(list(revs)) if r.revision not in current]
+    """The ordinary revisions between ``current`` and the trunk head, oldest first:
+    what pod start-up applies (post-deploy revisions wait for the post-deploy job)."""
+    graph = contract.cached_graph(script)
+    done = contract.applied(script, current)
+    return [r for r in contract.oldest_first(script) if r.revision not in done and r.revision not in graph.waiting]
 
 
 def pending_revisions(script: ScriptDirectory, current: tuple[str, ...]) -> list[str]:
-    """Revisions between ``current`` and head, oldest first, as ``rev (message)``."""
-    return [f"{r.revision} ({r.doc})" for r in pending_scripts(script, current)]
+    """Ordinary revisions between ``current`` and the trunk head, oldest first, as ``rev (message)``."""
+    return contract.describe(pending_scripts(script, current))
 
 
 def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus:
-    """Compare the database behind ``connection`` with ``script``; one or two cheap queries."""
+    """Compare the database behind ``connection`` with ``script``; a few cheap queries."""
     heads = tuple(script.get_heads())
     current = current_heads(connection)
-    if len(heads) > 1:
-        return SchemaStatus(MULTIPLE_HEADS, current, heads)
+    # Several heads are fine when all but one are post-deploy chains; two
+    # ordinary heads (two branches, each with a new revision) are not.
+    trunk = contract.cached_graph(script).trunk_heads
+    if len(trunk) > 1:  # the ordinary heads to merge, never a post-deploy chain's
+        return SchemaStatus(MULTIPLE_HEADS, current, trunk)
     foreign = [rev for rev in current if not is_known(script, rev)]
     if foreign:
         known = {rev.revision for rev in script.walk_revisions()}
         chains = [ledger.applied_chain(connection, rev, known) for rev in foreign]
         state = AHEAD if all(chain is not None for chain in chains) else UNKNOWN
         return SchemaStatus(state, current, heads, foreign=foreign)
-    if set(current) == set(heads):
-        return SchemaStatus(AT_HEAD, current, heads)
-    return SchemaStatus(PENDING, current, heads, pending=pending_revisions(script, current))
+    # A post-deploy head depends on a trunk revision, so Alembic may keep only the
+    # post-deploy head's row: at head means every revision applied.
+    if set(current) == set(heads) or contract.everything_applied(script, current):
+        state = STAMPED_EMPTY if current and not application_tables(connection) else AT_HEAD
+        return SchemaStatus(state, current, heads)
+    if not current and application_tables(connection):
+        return SchemaStatus(NO_HISTORY, current, heads, pending=pending_revisions(script, current))
+    waiting = contract.describe(contract.pending(script, current))
+    ordinary = pending_revisions(script, current)
+    state = PENDING if ordinary else POST_DEPLOY_PENDING
+    return SchemaStatus(state, current, heads, pending=ordinary, post_deploy_pending=waiting)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -46,8 +48,16 @@ def normalise_database_url(raw: str) -> str:
     return parse_database_url(raw).render_as_string(hide_password=False)
 
 
+# libpq also takes the password as a query parameter: ``?password=...``.
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|sslpassword)=)[^&#\s'\"]*", re.IGNORECASE)
+
+
 def mask_password(raw: str) -> str:
-    """Return ``raw`` with any password replaced by ``***``, even if malformed."""
+    """Return ``raw`` with any password (``user:password@`` or ``?password=``) replaced by ``***``.
+
+    Works on malformed URLs and on text that merely contains one (an error message).
+    """
+    raw = _QUERY_PASSWORD.sub(r"\1***", raw)
     head, sep, rest = raw.partition("://")
     if not sep:
         return raw

@@ -414,10 +414,12 @@ def test_service_routes_port_80_to_the_container_port():
 
 def test_kustomization_lists_everything_but_the_secret():
     kustomization = load_manifest("kustomization.yaml")
+    # The post-deploy Job runs after the rollout, not with it: not a resource either.
     assert sorted(kustomization["resources"]) == [
         "configmap.yaml",
         "deployment.yaml",
         "forecast-fetch-cronjob.yaml",
+        "pdb.yaml",
         "service.yaml",
     ]
     assert all((K8S / resource).is_file() for resource in kustomization["resources"])
@@ -431,17 +433,129 @@ def test_image_version_is_the_same_everywhere():
     name, _, tag = container["image"].partition(":")
     assert name == image["name"]
     assert tag == image["newTag"] == load_manifest("configmap.yaml")["data"]["APP_VERSION"]
+    assert _container(load_manifest("post-deploy-job.yaml"))["image"] == container["image"]
 
 
-def test_startup_budget_covers_database_wait_and_migration_lock():
+# The derivation written in k8s/configmap.yaml: per rollout, pod start-up runs at
+# most this many statements at MIGRATION_STATEMENT_TIMEOUT (slow contract steps
+# are post-deploy revisions, run by the Job), and this long to import and serve.
+SLOW_STATEMENTS_AT_START_UP = 2
+IMPORT_AND_SERVE_SECONDS = 30
+
+
+def lock_retry_seconds(settings: MigrationSettings) -> float:
+    """The longest a revision spends on lock_timeout retries (the runtime's backoff)."""
+    pauses = sum(min(2**attempt * 0.5, 30.0) for attempt in range(1, settings.lock_retries + 1))
+    return (settings.lock_retries + 1) * settings.lock_timeout + pauses
+
+
+def test_startup_budget_is_derived_from_the_statement_timeout():
     container = load_manifest("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
     settings = MigrationSettings.from_env(load_manifest("configmap.yaml")["data"])
     probe = container["startupProbe"]
     budget = probe.get("initialDelaySeconds", 0) + probe["periodSeconds"] * probe["failureThreshold"]
-    # A pod waiting for the database and then for another pod's migration lock
-    # must not be killed by its own startup probe.
-    assert settings.db_wait_timeout + settings.lock_wait < budget
-    assert budget >= 150
+    migrating = SLOW_STATEMENTS_AT_START_UP * settings.statement_timeout + lock_retry_seconds(settings)
+    # The other pods wait for the migrating pod's lock at least as long as it may migrate ...
+    assert settings.lock_wait >= migrating
+    # ... and none is killed by its own startup probe while waiting for the database, then the lock.
+    assert budget >= settings.db_wait_timeout + settings.lock_wait + IMPORT_AND_SERVE_SECONDS
+    # The configmap says so, with the figures.
+    text = (K8S / "configmap.yaml").read_text()
+    assert "derived from the migration statement timeout" in text
+    assert f"= {budget} s" in text and f"{int(migrating)} s" in text
+
+
+def job_violations(job: dict[str, Any], deployment: dict[str, Any]) -> list[str]:
+    """The post-deploy Job runs `flask db upgrade` exactly as the pods run the image."""
+    problems: list[str] = []
+    spec = job.get("spec") or {}
+    pod, web = _pod(job), _pod(deployment)
+    container, web_container = pod["containers"][0], web["containers"][0]
+    if container.get("command") != ["flask", "db", "upgrade"]:
+        problems.append("the Job must run flask db upgrade")
+    for key in ("image", "envFrom", "env", "securityContext", "volumeMounts"):
+        if container.get(key) != web_container.get(key):
+            problems.append(f"the Job's container {key} differs from the Deployment's")
+    for key in ("securityContext", "volumes", "automountServiceAccountToken"):
+        if pod.get(key) != web.get(key):
+            problems.append(f"the Job's pod {key} differs from the Deployment's")
+    if pod.get("restartPolicy") != "Never":
+        problems.append("the Job's restartPolicy must be Never (backoffLimit retries)")
+    if not isinstance(spec.get("backoffLimit"), int):
+        problems.append("the Job needs a backoffLimit")
+    if not isinstance(spec.get("activeDeadlineSeconds"), int):
+        problems.append("the Job needs an activeDeadlineSeconds")
+    return problems
+
+
+def test_post_deploy_job_runs_the_image_like_the_pods():
+    job, deployment = load_manifest("post-deploy-job.yaml"), load_manifest("deployment.yaml")
+    assert job_violations(job, deployment) == []
+    settings = MigrationSettings.from_env(load_manifest("configmap.yaml")["data"])
+    # It may wait for the database and for a pod's migration lock, then run a few slow statements.
+    needed = settings.db_wait_timeout + settings.lock_wait + 3 * settings.statement_timeout
+    assert job["spec"]["activeDeadlineSeconds"] >= needed
+    header = (K8S / "post-deploy-job.yaml").read_text()
+    assert header.index("kubectl rollout status") < header.index("kubectl create -f k8s/post-deploy-job.yaml")
+
+
+JOB_MUTATIONS = {
+    "must run flask db upgrade": lambda j: _container(j).update(command=["flask", "db", "current"]),
+    "container securityContext differs": lambda j: _container(j)["securityContext"].update(
+        readOnlyRootFilesystem=False
+    ),
+    "container env differs": lambda j: _container(j)["env"].pop(0),
+    "pod securityContext differs": lambda j: _pod(j)["securityContext"].update(runAsUser=0),
+    "restartPolicy must be Never": lambda j: _pod(j).update(restartPolicy="OnFailure"),
+    "needs a backoffLimit": lambda j: j["spec"].pop("backoffLimit"),
+    "needs an activeDeadlineSeconds": lambda j: j["spec"].pop("activeDeadlineSeconds"),
+}
+
+
+@pytest.mark.parametrize("expected", JOB_MUTATIONS)
+def test_job_policy_reports_each_violation(expected):
+    job = copy.deepcopy(load_manifest("post-deploy-job.yaml"))
+    JOB_MUTATIONS[expected](job)
+    problems = job_violations(job, load_manifest("deployment.yaml"))
+    assert any(expected in problem for problem in problems), problems
+
+
+def disruption_violations(pdb: dict[str, Any], deployment: dict[str, Any]) -> list[str]:
+    """A node drain never takes every replica: a PDB keeping one, replicas spread over nodes."""
+    problems: list[str] = []
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = (pdb.get("spec") or {}).get("selector", {}).get("matchLabels") or {}
+    if not selector or not selector.items() <= labels.items():
+        problems.append("the PodDisruptionBudget does not select the API pods")
+    available = (pdb.get("spec") or {}).get("minAvailable")
+    if not isinstance(available, int) or not 1 <= available < deployment["spec"]["replicas"]:
+        problems.append("minAvailable must keep at least one replica and let a drain evict one")
+    spread = _pod(deployment).get("topologySpreadConstraints") or []
+    hosts = [c for c in spread if c.get("topologyKey") == "kubernetes.io/hostname"]
+    if not hosts or not hosts[0]["labelSelector"]["matchLabels"].items() <= labels.items():
+        problems.append("replicas must be spread over nodes (topologyKey kubernetes.io/hostname)")
+    return problems
+
+
+def test_a_node_drain_never_takes_every_replica():
+    assert disruption_violations(load_manifest("pdb.yaml"), load_manifest("deployment.yaml")) == []
+
+
+DISRUPTION_MUTATIONS = {
+    "does not select the API pods": lambda p, d: p["spec"]["selector"]["matchLabels"].update(
+        {"app.kubernetes.io/component": "worker"}
+    ),
+    "minAvailable must keep": lambda p, d: p["spec"].update(minAvailable=d["spec"]["replicas"]),
+    "spread over nodes": lambda p, d: _pod(d).pop("topologySpreadConstraints"),
+}
+
+
+@pytest.mark.parametrize("expected", DISRUPTION_MUTATIONS)
+def test_disruption_policy_reports_each_violation(expected):
+    pdb, deployment = copy.deepcopy(load_manifest("pdb.yaml")), copy.deepcopy(load_manifest("deployment.yaml"))
+    DISRUPTION_MUTATIONS[expected](pdb, deployment)
+    problems = disruption_violations(pdb, deployment)
+    assert any(expected in problem for problem in problems), problems
 
 
 def test_shutdown_fits_in_the_grace_period(monkeypatch):

@@ -55,7 +55,7 @@ def test_database_ahead(repo, pg_url):
     assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 0
     next((repo / "migrations/versions").glob(f"*{HEAD}*")).unlink()
     found = problems(doctor(pg_url, repo, "--json"))["revision"]
-    assert f"database is ahead of this code (at {HEAD}, code head {REVISIONS[-2]})" in found["summary"]
+    assert f"database is ahead of this image (at {HEAD}, image head {REVISIONS[-2]})" in found["summary"]
     assert f"flask db downgrade {REVISIONS[-2]}" in found["fix"]
 
 
@@ -76,7 +76,8 @@ def test_multiple_heads(repo, sqlite_url):
     result = doctor(sqlite_url, repo)
     assert result.returncode == 1
     assert "multiple heads in the migration scripts" in result.stdout
-    assert 'fix:   flask db merge heads -m "Merge heads"' in result.stdout
+    # The ordinary heads by id: `merge heads` would also merge a post-deploy chain's head.
+    assert 'fix:   flask db merge -m "Merge heads" ' in result.stdout and "ccc000000001" in result.stdout
 
 
 def test_models_and_migrations_disagree(repo, sqlite_url):
@@ -138,3 +139,31 @@ def test_tables_without_history_point_to_baseline(repo, pg_url):
     found = problems(doctor(pg_url, repo, "--json"))["revision"]
     assert "tables but no migration history" in found["summary"]
     assert found["fix"].startswith("flask db baseline")
+
+
+def test_stamp_head_on_an_empty_database_is_named_with_its_fix(repo, pg_url):
+    from tests.helpers import run, wait_for_http
+    from tests.test_entrypoint import start, stop
+
+    assert flask(pg_url, "db", "stamp", "head", cwd=repo).returncode == 0
+    found = problems(doctor(pg_url, repo, "--json"))["revision"]
+    assert found["summary"] == f"the database is stamped at {HEAD} but has none of its tables"
+    assert "the ledger says stamp" in found["cause"] and any(f"{HEAD} stamp" in d for d in found["details"])
+    assert found["fix"] == "flask db stamp base, then flask db upgrade (creates the tables)"
+    assert "init_migration" not in json.dumps(found)
+
+    refused = run(["./entrypoint.sh"], cwd=repo, database_url=pg_url)
+    assert refused.returncode == 1
+    assert "stamped at" in refused.stderr.strip().splitlines()[-1] and "flask db stamp base" in refused.stderr
+    from tests.conftest import make_app
+
+    probe = make_app(pg_url).test_client().get("/readyz")  # a pod would never get here; the probe agrees
+    assert probe.status_code == 503 and probe.json["schema"]["state"] == "stamped_without_tables"
+
+    # the fix works, and readiness follows the tables
+    assert flask(pg_url, "db", "stamp", "base", cwd=repo).returncode == 0
+    assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 0
+    process, port = start(pg_url, cwd=repo)
+    ready = wait_for_http(f"http://127.0.0.1:{port}/readyz", process).json()
+    stop(process)
+    assert ready["schema"]["state"] == "at_head"

@@ -115,3 +115,32 @@ def test_reset_needs_confirmation_and_never_touches_the_database(repo, sqlite_ur
     created = init(repo, "Initial migration", url=fresh)
     assert created.returncode == 0, created.stderr
     assert len(versions(repo)) == 1 and "- create_table market" in created.stdout
+
+
+def test_lint_findings_fail_and_keep_the_file_for_review(repo, sqlite_url):
+    assert flask(sqlite_url, "db", "upgrade", cwd=repo).returncode == 0
+    models = repo / "models.py"
+    required = HUMIDITY[1].replace(
+        "Mapped[int | None] = mapped_column(Integer)\n", "Mapped[int] = mapped_column(Integer)\n"
+    )
+    models.write_text(models.read_text().replace(HUMIDITY[0], required))
+    before = versions(repo)
+    result = init(repo, "Add required humidity to Forecast", url=sqlite_url)
+    assert result.returncode == 1
+    (name,) = versions(repo) - before  # kept for review
+    assert "adding-required-field" in result.stdout
+    assert f"lint found problems in migrations/versions/{name} (kept for review)" in result.stderr
+    assert "no findings" in result.stderr
+
+
+def test_multiple_heads_point_to_merge_not_upgrade(repo, sqlite_url):
+    from tests.helpers import REVISIONS, add_revision
+
+    assert flask(sqlite_url, "db", "upgrade", cwd=repo).returncode == 0
+    add_revision(repo, "ab0000000001", "pass", down_revision=REVISIONS[0])
+    models = repo / "models.py"
+    models.write_text(models.read_text().replace(*HUMIDITY))
+    result = init(repo, "Add humidity to Forecast", url=sqlite_url)
+    assert result.returncode == 1
+    assert 'flask db merge heads -m "Merge heads"' in result.stderr
+    assert "flask db upgrade" not in result.stderr

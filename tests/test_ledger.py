@@ -115,7 +115,8 @@ def test_older_image_downgrades_through_revisions_it_never_shipped(newer_image, 
     assert flask(database_url, "db", "upgrade", cwd=newer_image).returncode == 0
     seed_alarm(database_url)
     assert NEWER not in flask(database_url, "db", "history").stdout  # the old image really lacks it
-    assert f"{NEWER} (head)" in flask(database_url, "db", "current").stdout  # yet it can name the revision
+    current = flask(database_url, "db", "current").stdout  # yet it can name the revision, and says where it is
+    assert f"{NEWER} (ahead of this code's head {HEAD})" in current and "(head)" not in current
 
     result = flask(database_url, "db", "downgrade", target)
     assert result.returncode == 0, result.stderr
@@ -147,5 +148,5 @@ def test_unknown_revision_is_named_not_a_traceback(pg_url):
     result = run(["./entrypoint.sh"], database_url=pg_url)
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
-    assert "unknown revision deadbeef0000" in last and "Can't locate revision" in last
+    assert "Can't locate revision deadbeef0000: neither this image nor the ledger knows it" in last
     assert "Traceback" not in result.stderr

@@ -23,7 +23,7 @@ def test_shipped_revisions_pass(sqlite_url):
 
     result = flask(sqlite_url, "db", "lint", cwd=REPO)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "no findings" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "no findings"
 
 
 def test_index_without_concurrently_is_flagged(repo, sqlite_url):
@@ -83,7 +83,10 @@ def test_destructive_step_needs_marker(repo, sqlite_url):
     )
     result = lint(repo, sqlite_url, "aaa000000005")
     assert result.returncode == 1 and "destructive-operation" in result.stdout
-    path.write_text(path.read_text() + '\nreviewed_destructive = "backed up; column unused since v2"\n')
+    # A drop is a contract step too: post-deploy, so pods of the previous image keep their column.
+    path.write_text(
+        path.read_text() + '\nreviewed_destructive = "backed up; column unused since v2"\npost_deploy = True\n'
+    )
     assert lint(repo, sqlite_url, "aaa000000005").returncode == 0
 
 
@@ -98,3 +101,69 @@ def test_offline_sql_starts_with_the_timeouts(pg_url):
 def test_unknown_revision_is_a_usage_error(repo, sqlite_url):
     result = lint(repo, sqlite_url, "nope")
     assert result.returncode == 2 and "unknown revision 'nope'" in result.stderr
+
+
+ORM_DATA_MIGRATION = """
+session = Session(bind=op.get_bind())
+session.execute(sa.text("UPDATE market SET region = '서울' WHERE region = 'Seoul'"))
+session.flush()
+"""
+
+
+def branchy_tree(repo):
+    """Two branches from head (a nullable column; an ORM data migration) and their merge revision."""
+    add_revision(
+        repo,
+        "fff000000001",
+        "op.add_column('market', sa.Column('nickname', sa.String(50), nullable=True))",
+        "op.drop_column('market', 'nickname')",
+    )
+    add_revision(repo, "fff000000002", ORM_DATA_MIGRATION, header="from sqlalchemy.orm import Session")
+    add_revision(repo, "fff000000003", "pass", down_revision=("fff000000001", "fff000000002"))
+
+
+def test_orm_data_migration_and_merge_lint_and_doctor_cleanly(repo, database_url):
+    branchy_tree(repo)
+    result = lint(repo, database_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and result.stdout.strip().endswith("no findings")
+    assert "note: fff000000002" in result.stdout and "is_offline_mode" in result.stdout
+
+    assert flask(database_url, "db", "upgrade", cwd=repo).returncode == 0  # online it runs
+    doctor = flask(database_url, "db", "doctor", cwd=repo)
+    assert "Traceback" not in doctor.stderr
+    assert "[ok] lint: no lint findings" in doctor.stdout, doctor.stdout
+    assert "[ok] revision: database is at head fff000000003" in doctor.stdout
+
+
+def test_merge_revision_is_linted_on_its_own_sql(repo, sqlite_url):
+    add_revision(repo, "fff000000004", "op.create_index('ix_alarm_title', 'market_alarm_log', ['title'])")
+    add_revision(repo, "fff000000005", "pass")
+    add_revision(repo, "fff000000006", "pass", down_revision=("fff000000004", "fff000000005"))
+    assert lint(repo, sqlite_url, "fff000000004").returncode == 1  # the parent has a finding
+    result = lint(repo, sqlite_url, "fff000000006")
+    assert result.returncode == 0, result.stdout  # the merge does not inherit it
+    assert result.stdout.strip() == "no findings"
+
+
+def test_concurrent_index_beside_transactional_ddl_is_refused(repo, sqlite_url):
+    add_revision(
+        repo,
+        "fff000000007",
+        "op.add_column('market', sa.Column('nickname', sa.String(50), nullable=True))\n"
+        "create_index_concurrently('ix_market_nickname', 'market', ['nickname'])",
+        header="from safe_migrations.operations import create_index_concurrently",
+    )
+    result = lint(repo, sqlite_url, "fff000000007")
+    assert result.returncode == 1
+    assert "concurrent-beside-transactional" in result.stdout and "add_column market.nickname" in result.stdout
+    assert "revision of its own" in result.stdout
+
+
+def test_offline_sql_of_a_data_migration_is_one_line_naming_it(repo, pg_url):
+    branchy_tree(repo)
+    offline = flask(pg_url, "db", "upgrade", "--sql", cwd=repo)
+    assert offline.returncode == 1 and "Traceback" not in offline.stderr
+    last = offline.stderr.strip().splitlines()[-1]
+    assert "revision fff000000002 cannot be rendered as SQL" in last and "context.is_offline_mode()" in last
+    assert last.count("database migration:") == 1

@@ -47,10 +47,12 @@ def add_revision(
     upgrade: str,
     downgrade: str = "pass",
     *,
-    down_revision: str = HEAD,
+    down_revision: str | tuple[str, ...] | None = HEAD,
     header: str = "",
     message: str = "Test revision",
     file_prefix: str = "29990101_000000",
+    branch_labels: tuple[str, ...] | None = None,
+    depends_on: str | None = None,
 ) -> Path:
     """Write a revision file into a repository copy; bodies are indented Python source.
 
@@ -65,7 +67,8 @@ def add_revision(
         f'"""{message}"""\n'
         "from alembic import op\nimport sqlalchemy as sa\n"
         f"{header}\n"
-        f"revision = {revision!r}\ndown_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+        f"revision = {revision!r}\ndown_revision = {down_revision!r}\nbranch_labels = {branch_labels!r}\n"
+        f"depends_on = {depends_on!r}\n\n\n"
         f"def upgrade():\n{indent(upgrade)}\n\n\ndef downgrade():\n{indent(downgrade)}\n"
     )
     return path

@@ -1,0 +1,38 @@
+"""A rolling update under load, with real processes of two image trees on a real PostgreSQL.
+
+The previous image serves a steady read/write load through gunicorn; the new
+image (an expand revision and a contract revision dropping a column the previous
+models still map) starts against the same database; both serve; the previous
+image stops; the post-deploy step runs; the new image keeps serving. With the
+contract revision marked ``post_deploy = True`` not one request fails; the same
+rollout with the contract step applied at pod start-up (the naive row) fails the
+previous image's requests. bench/rollout.py plays the same scenario longer.
+"""
+
+from __future__ import annotations
+
+from bench import rollout
+
+
+def test_post_deploy_revision_makes_a_rolling_update_fail_no_request(new_pg_database, tmp_path):
+    result = rollout.compare(tmp_path, (new_pg_database(), new_pg_database()), phase=1.5)
+    ours, naive = result.post_deploy, result.naive
+
+    # Ours: both images served, nothing failed, the column lived until the post-deploy step.
+    assert ours.previous.requests > 0 and ours.new.requests > 0
+    assert ours.total.failures == 0, ours.total.failed_examples
+    assert ours.column_during_rollout and not ours.column_after
+    ready = ours.readyz_during_rollout
+    assert ready["status_code"] == 200 and ready["status"] == "ready"
+    assert ready["schema"]["state"] == "post_deploy_pending"
+    assert ready["schema"]["post_deploy_pending"] == [f"{rollout.CONTRACT} (Drop market.address (contract))"]
+    assert (
+        f"database migration: 1 post-deploy revision(s) pending: {rollout.CONTRACT} (Drop market.address (contract)) "
+        "(run the post-deploy job after the rollout)" in ours.new_log
+    )
+
+    # Naive: the contract step ran at the new pod's start-up; the previous image's requests failed.
+    assert not naive.column_during_rollout
+    assert naive.previous.failures > 0, naive.previous
+    assert naive.new.failures == 0, naive.new.failed_examples
+    assert naive.readyz_during_rollout["schema"]["state"] == "at_head"
