@@ -48,7 +48,7 @@ def configure_arguments() -> dict:
         # One transaction per revision: a failed revision rolls back alone and
         # the database stays at the previous one.
         "transaction_per_migration": True,
-        "include_name": runtime.include_name,
+        "include_name": runtime.include_name_for(target_db.metadata),
         **args,
     }
 

@@ -7,7 +7,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
-from safe_migrations.runtime import include_name
+from safe_migrations.runtime import include_name_for
 
 
 def describe(diff: tuple | list) -> str:
@@ -29,6 +29,6 @@ def model_drift(connection: Connection, metadata: MetaData) -> list[str]:
     """The differences autogenerate would write into a new migration (empty = no drift)."""
     context = MigrationContext.configure(
         connection,
-        opts={"compare_type": True, "compare_server_default": True, "include_name": include_name},
+        opts={"compare_type": True, "compare_server_default": True, "include_name": include_name_for(metadata)},
     )
     return [describe(diff) for diff in compare_metadata(context, metadata)]

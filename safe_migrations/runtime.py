@@ -22,7 +22,7 @@ from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
-from sqlalchemy import create_engine, event, pool, text
+from sqlalchemy import MetaData, create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
@@ -44,9 +44,21 @@ class MigrationFailed(RuntimeError):
     """A migration step failed; the message names the revision and the cause."""
 
 
-def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-    """Keep the toolset's own ledger table out of autogenerate and ``flask db check``."""
-    return not (type_ == "table" and name == ledger.LEDGER_TABLE)
+# MetaData.info key: name prefixes of tables another library owns (e.g. a job
+# queue whose schema arrives through a revision): in the database, not in the models.
+FOREIGN_TABLE_PREFIXES = "foreign_table_prefixes"
+
+
+def include_name_for(metadata: MetaData) -> Callable[[str | None, str, dict[str, Any]], bool]:
+    """Alembic's ``include_name``: autogenerate and ``flask db check`` skip the ledger and foreign tables."""
+    prefixes = tuple(metadata.info.get(FOREIGN_TABLE_PREFIXES, ()))
+
+    def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ != "table" or name is None:
+            return True
+        return name != ledger.LEDGER_TABLE and not name.startswith(prefixes)
+
+    return include_name
 
 
 def timeout_statements(settings: MigrationSettings) -> list[str]:
