@@ -16,7 +16,7 @@ overridden through the environment (see weather/config.py):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -45,16 +45,6 @@ class Thresholds:
 
 
 @dataclass(frozen=True)
-class Hour:
-    """The measurements of one forecast hour that the rules look at (None = not forecast)."""
-
-    temperature: float | None = None
-    precipitation_mm: float | None = None
-    snowfall_cm: float | None = None
-    wind_speed: float | None = None
-
-
-@dataclass(frozen=True)
 class Alarm:
     """An alarm to record: one per (market, type, target date)."""
 
@@ -65,30 +55,39 @@ class Alarm:
     message: str
 
 
-def _values(hours: Iterable[Hour], name: str) -> list[float]:
-    return [v for v in (getattr(h, name) for h in hours) if v is not None]
+@dataclass(frozen=True)
+class DaySummary:
+    """What the rules read of one market's KST day, aggregated over all its stored hours (None = not forecast)."""
+
+    max_temperature: float | None = None
+    min_temperature: float | None = None
+    max_wind_speed: float | None = None
+    max_precipitation_mm: float | None = None
+    total_snowfall_cm: float | None = None
 
 
-def evaluate_day(market_id: int, market_name: str, day: date, hours: list[Hour], thresholds: Thresholds) -> list[Alarm]:
-    """The alarms the forecast ``hours`` of ``day`` (a KST date) raise for one market."""
+def evaluate_day(
+    market_id: int, market_name: str, day: date, summary: DaySummary, thresholds: Thresholds
+) -> list[Alarm]:
+    """The alarms a day (a KST date) with ``summary`` raises for one market."""
     alarms: list[Alarm] = []
     when = f"{day.month}월 {day.day}일"
 
     def raise_(alarm_type: str, label: str, detail: str) -> None:
         alarms.append(Alarm(market_id, alarm_type, day, f"[{market_name}] {label}", f"{when} {detail}"))
 
-    temperatures = _values(hours, "temperature")
-    if temperatures and max(temperatures) >= thresholds.heat_max_temp_c:
-        raise_("HEAT", "폭염 주의", f"최고기온 {max(temperatures):.1f}°C 예보 (기준 {thresholds.heat_max_temp_c:g}°C)")
-    if temperatures and min(temperatures) <= thresholds.cold_min_temp_c:
-        raise_("COLD", "한파 주의", f"최저기온 {min(temperatures):.1f}°C 예보 (기준 {thresholds.cold_min_temp_c:g}°C)")
-    winds = _values(hours, "wind_speed")
-    if winds and max(winds) >= thresholds.wind_speed_ms:
-        raise_("WIND", "강풍 주의", f"최대풍속 {max(winds):.1f}m/s 예보 (기준 {thresholds.wind_speed_ms:g}m/s)")
-    rain = _values(hours, "precipitation_mm")
-    if rain and max(rain) >= thresholds.rain_hourly_mm:
-        raise_("RAIN", "호우 주의", f"시간당 강수량 {max(rain):.1f}mm 예보 (기준 {thresholds.rain_hourly_mm:g}mm)")
-    snow = _values(hours, "snowfall_cm")
-    if snow and sum(snow) >= thresholds.snow_daily_cm:
-        raise_("SNOW", "대설 주의", f"신적설 {sum(snow):.1f}cm 예보 (기준 {thresholds.snow_daily_cm:g}cm)")
+    high, low = summary.max_temperature, summary.min_temperature
+    if high is not None and high >= thresholds.heat_max_temp_c:
+        raise_("HEAT", "폭염 주의", f"최고기온 {high:.1f}°C 예보 (기준 {thresholds.heat_max_temp_c:g}°C)")
+    if low is not None and low <= thresholds.cold_min_temp_c:
+        raise_("COLD", "한파 주의", f"최저기온 {low:.1f}°C 예보 (기준 {thresholds.cold_min_temp_c:g}°C)")
+    wind = summary.max_wind_speed
+    if wind is not None and wind >= thresholds.wind_speed_ms:
+        raise_("WIND", "강풍 주의", f"최대풍속 {wind:.1f}m/s 예보 (기준 {thresholds.wind_speed_ms:g}m/s)")
+    rain = summary.max_precipitation_mm
+    if rain is not None and rain >= thresholds.rain_hourly_mm:
+        raise_("RAIN", "호우 주의", f"시간당 강수량 {rain:.1f}mm 예보 (기준 {thresholds.rain_hourly_mm:g}mm)")
+    snow = summary.total_snowfall_cm
+    if snow is not None and snow >= thresholds.snow_daily_cm:
+        raise_("SNOW", "대설 주의", f"신적설 {snow:.1f}cm 예보 (기준 {thresholds.snow_daily_cm:g}cm)")
     return alarms

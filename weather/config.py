@@ -41,11 +41,18 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
     return read_number(env, name, default, minimum=minimum, whole=True, error=ConfigError)
 
 
+def _int_at_most(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    value = _int(env, name, default, minimum=minimum)
+    if value > maximum:
+        raise ConfigError(f"{name}={value} must be at most {maximum}")
+    return value
+
+
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
     return read_number(env, name, default, minimum=minimum, error=ConfigError)
 
 
-def _http_url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+def _push_url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
     raw = (env.get(name) or "").strip() or default
     if not raw:
         return None
@@ -68,7 +75,7 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
 
 def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """Push delivery: the provider, its credentials and the retry policy (see weather/push/)."""
-    webhook_url = _http_url(env, "PUSH_WEBHOOK_URL")
+    webhook_url = _push_url(env, "PUSH_WEBHOOK_URL")
     credentials = (env.get("FCM_CREDENTIALS") or "").strip() or None
     implied = "webhook" if webhook_url else "fcm" if credentials else "recording"
     provider = _choice(env, "PUSH_PROVIDER", PUSH_PROVIDERS, implied)
@@ -85,8 +92,8 @@ def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "PUSH_WEBHOOK_URL": webhook_url,
         "FCM_CREDENTIALS": credentials,
         "FCM_PROJECT_ID": (env.get("FCM_PROJECT_ID") or "").strip() or None,
-        "FCM_ENDPOINT": _http_url(env, "FCM_ENDPOINT", "https://fcm.googleapis.com"),
-        "FCM_TOKEN_URI": _http_url(env, "FCM_TOKEN_URI"),
+        "FCM_ENDPOINT": _push_url(env, "FCM_ENDPOINT", "https://fcm.googleapis.com"),
+        "FCM_TOKEN_URI": _push_url(env, "FCM_TOKEN_URI"),
         # One provider call, start to end (connect, TLS, request, the whole answer).
         "PUSH_TIMEOUT_SECONDS": _float(env, "PUSH_TIMEOUT_SECONDS", 10.0, minimum=0.01),
         "PUSH_MAX_ATTEMPTS": _int(env, "PUSH_MAX_ATTEMPTS", 8, minimum=1),
@@ -107,6 +114,40 @@ def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
         if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.path or parsed.query:
             raise ConfigError(f"CORS_ORIGINS: {origin!r} is not an origin like https://app.example.org")
     return origins
+
+
+def _http_url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or "").strip() or default
+    parsed = urlsplit(raw)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.query or parsed.fragment:
+        raise ConfigError(f"{name} must be an http:// or https:// URL without a query")
+    return raw.rstrip("/")
+
+
+# KMA's short-term forecast service (단기예보 조회서비스); `flask forecasts fetch` appends the operation.
+KMA_DEFAULT_BASE_URL = "https://apis.data.go.kr/1360000/VilageFcstInfoService_2.0"
+
+
+def kma_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """How `flask forecasts fetch` talks to KMA. The service key is a credential: never logged."""
+    return {
+        "KMA_BASE_URL": _http_url(env, "KMA_BASE_URL", KMA_DEFAULT_BASE_URL),
+        "KMA_SERVICE_KEY": (env.get("KMA_SERVICE_KEY") or "").strip() or None,
+        "KMA_CONCURRENCY": _int_at_most(env, "KMA_CONCURRENCY", 4, 1, 64),
+        "KMA_TIMEOUT_SECONDS": _float(env, "KMA_TIMEOUT_SECONDS", 10.0, minimum=0.01),
+        "KMA_RETRIES": _int_at_most(env, "KMA_RETRIES", 3, 0, 10),
+        "KMA_RETRY_BACKOFF_SECONDS": _float(env, "KMA_RETRY_BACKOFF_SECONDS", 1.0, minimum=0),
+        # numOfRows: one cell's ~900 values of a base time fit in one page of 1,000.
+        "KMA_ROWS_PER_PAGE": _int_at_most(env, "KMA_ROWS_PER_PAGE", 1000, 1, 10_000),
+    }
+
+
+def forecast_window(env: Mapping[str, str]) -> dict[str, float]:
+    """How far from now a forecast time may lie (ingest and fetch alike): a year back, a month ahead."""
+    return {
+        "FORECAST_MAX_PAST_DAYS": _float(env, "FORECAST_MAX_PAST_DAYS", 366.0, minimum=0),
+        "FORECAST_MAX_FUTURE_DAYS": _float(env, "FORECAST_MAX_FUTURE_DAYS", 31.0, minimum=0),
+    }
 
 
 def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
@@ -139,6 +180,8 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "CORS_ORIGINS": _cors_origins(env),
         **alarm_thresholds(env),
         **push_settings(env),
+        **forecast_window(env),
+        **kma_settings(env),
         # flask-smorest: the OpenAPI document is generated from the schemas that validate input.
         "API_TITLE": "weather-backend",
         "API_VERSION": "v1",

@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from models import ALARM_TYPES, PLATFORMS
 from weather.cursor import InvalidCursor, decode_cursor
+from weather.forecast_rows import MAX_REPORTED_ROWS, ForecastWindow, RowChecker
 from weather.times import as_utc
 
 PG_INT_MAX = 2**31 - 1  # ids are PostgreSQL integers; larger values must be a 422, not a driver error
@@ -199,12 +201,35 @@ class ForecastInSchema(Schema):
     sky_code = _measure(1, 4, "KMA SKY code: 1 clear, 3 mostly cloudy, 4 overcast", integer=True)
 
 
+# The one check of forecast rows, for the API and the KMA fetcher alike.
+FORECAST_ROWS = RowChecker(ForecastInSchema, window_field="forecast_time")
+
+
+class ForecastRows(fields.List):
+    """A list of ForecastInSchema rows, checked by FORECAST_ROWS: the schema's rules without a
+    schema load per row, and forecast times inside the app's ForecastWindow.
+
+    Documented in OpenAPI as the plain list of ForecastIn it is; a bad batch is a
+    422 naming ``forecasts.<index>.<field>`` for its first rejected rows.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.Nested(ForecastInSchema), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if not isinstance(value, list):
+            raise self.make_error("invalid")
+        for validator in self.validators:  # the length bound, before any row is looked at
+            validator(value)
+        window = ForecastWindow.from_config(current_app.config) if has_app_context() else ForecastWindow()
+        checked = FORECAST_ROWS.check(value, window, stop_after=MAX_REPORTED_ROWS)
+        if checked.errors:
+            raise ValidationError(checked.errors)
+        return checked.rows
+
+
 class ForecastBatchSchema(Schema):
-    forecasts = fields.List(
-        fields.Nested(ForecastInSchema),
-        required=True,
-        validate=validate.Length(min=1, max=MAX_FORECASTS_PER_REQUEST),
-    )
+    forecasts = ForecastRows(required=True, validate=validate.Length(min=1, max=MAX_FORECASTS_PER_REQUEST))
 
 
 class ForecastSchema(ForecastInSchema):

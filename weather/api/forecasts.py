@@ -13,7 +13,7 @@ from weather.alarm_rules import Thresholds
 from weather.api.blueprint import Blueprint
 from weather.auth import BEARER_SECURITY, token_required
 from weather.errors import not_found
-from weather.forecast_store import alarms_for, check_batch, record_alarms, upsert_forecasts
+from weather.forecast_store import store_forecasts
 from weather.pagination import cursor_datetime, keyset_page
 from weather.schemas import ForecastBatchSchema, ForecastPageSchema, ForecastQuerySchema, IngestResultSchema
 from weather.times import as_utc
@@ -35,10 +35,8 @@ def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
     one transaction, whole or not at all. Push workers send them afterwards:
     this request never waits for a push provider.
     """
-    rows = data["forecasts"]
-    check_batch(db.session, rows)
-    upserted = upsert_forecasts(db.session, rows)
-    new_alarms = record_alarms(db.session, alarms_for(db.session, rows, Thresholds.from_config(current_app.config)))
+    stored = store_forecasts(db.session, data["forecasts"], Thresholds.from_config(current_app.config))
+    upserted, new_alarms = stored.upserted, stored.alarms
     db.session.commit()
     return {"upserted": upserted, "alarms": new_alarms}
 
