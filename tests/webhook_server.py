@@ -21,6 +21,7 @@ DEFAULT_ANSWERS = {
     "reject": (400, 0.0),
     "slow": (200, 1.0),
     "redirect": (302, 0.0),
+    "trickle": (200, 0.0),  # the status line one byte at a time, every 0.2 s, for 30 s
 }
 
 
@@ -72,6 +73,15 @@ class _Server:
     def respond(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes, delay: float):
         if delay:
             time.sleep(delay)
+        if headers.pop("X-Trickle", None):
+            try:
+                for byte in b"HTTP/1.1 200 OK\r\n" * 10:
+                    handler.wfile.write(bytes([byte]))
+                    handler.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+            return
         try:
             handler.send_response(status)
             for name, value in headers.items():
@@ -115,6 +125,8 @@ class WebhookServer(_Server):
         if failing:
             status = 503
         headers = {"Location": f"{self.base}/elsewhere"} if 300 <= status < 400 else {}
+        if self.mode == "trickle":
+            headers["X-Trickle"] = "1"
         return status, headers, b"", delay + self.latency
 
     def accepted(self) -> list[Received]:

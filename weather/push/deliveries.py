@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import update as _orm_update
 from sqlalchemy.orm import Session
 
 from models import Device, MarketAlarmLog, PushDelivery, Subscription, utcnow
@@ -27,6 +28,12 @@ from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def update(entity: Any) -> Any:
+    """UPDATE without SQLAlchemy matching the WHERE against loaded objects in Python (naive SQLite datetimes)."""
+    return _orm_update(entity).execution_options(synchronize_session=False)
+
 
 # A claimed delivery is leased for the call's deadline plus this margin: long
 # enough that no second worker takes it while the first still sends it.
@@ -191,7 +198,14 @@ def settle(session: Session, delivery_id: int, result: SendResult, policy: Polic
         _finish(session, delivery_id, "failed", result.error, commit=result.outcome == REJECTED)
         if result.outcome == UNREGISTERED and device_id is not None:
             # The provider says the token is dead: forget the device (and its subscriptions).
-            session.execute(delete(Device).where(Device.id == device_id))
+            # Explicit, not ON DELETE: SQLite enforces foreign keys only when asked to.
+            session.execute(update(PushDelivery).where(PushDelivery.device_id == device_id).values(device_id=None))
+            session.execute(
+                delete(Subscription)
+                .where(Subscription.device_id == device_id)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(delete(Device).where(Device.id == device_id).execution_options(synchronize_session=False))
             session.commit()
             log.info("push: device %s unregistered by the provider, registration removed", device_id)
         return None
