@@ -34,6 +34,7 @@ class Received:
     headers: dict[str, str]
     body: dict[str, Any]
     status: int = 0
+    done: float | None = None  # time.time() once the answer was written
 
 
 class _Server:
@@ -57,6 +58,7 @@ class _Server:
                 with owner.lock:
                     owner.received.append(item)
                 owner.respond(self, status, headers, payload, delay)
+                item.done = time.time()
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -132,7 +134,7 @@ class WebhookServer(_Server):
     def accepted(self) -> list[Received]:
         """The requests answered 2xx."""
         with self.lock:
-            return [r for r in self.received if 200 <= r.status < 300]
+            return [r for r in self.received if 200 <= r.status < 300 and r.done is not None]
 
 
 @dataclass

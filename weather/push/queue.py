@@ -25,6 +25,7 @@ import procrastinate
 from flask import Flask
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
+from procrastinate.tasks import configure_task
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -75,7 +76,8 @@ async def fan_out(context: procrastinate.JobContext, alarm_id: int) -> int:
     """One send job per pending delivery of the alarm (a rerun only adds harmless duplicates)."""
     runtime = _runtime(context)
     ids = await asyncio.to_thread(runtime.in_session, lambda s: pending_for_alarm(s, alarm_id))
-    deferrer = context.app.configure_task(SEND_TASK, queue=QUEUE)
+    # Through this worker's (opened) app: a task object still belongs to the module-level app.
+    deferrer = configure_task(name=SEND_TASK, job_manager=context.app.job_manager, queue=QUEUE)
     for start in range(0, len(ids), 1000):
         await deferrer.batch_defer_async(*({"delivery_id": i} for i in ids[start : start + 1000]))
     return len(ids)
