@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -62,6 +63,18 @@ def _push_url(env: Mapping[str, str], name: str, default: str | None = None) -> 
     return raw
 
 
+def _service_account_project(credentials: str) -> str:
+    """The project of a service account key; its content (a private key) never reaches the message."""
+    try:
+        info = json.loads(credentials)
+    except ValueError:
+        info = None
+    fields = ("client_email", "private_key", "project_id")
+    if not isinstance(info, dict) or not all(isinstance(info.get(f), str) and info[f] for f in fields):
+        raise ConfigError(f"FCM_CREDENTIALS is not a service account key (JSON with {', '.join(fields)})")
+    return info["project_id"]
+
+
 APP_ENVS = ("development", "production")
 PUSH_PROVIDERS = ("recording", "webhook", "fcm")
 
@@ -83,6 +96,9 @@ def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
     if provider == "fcm" and not credentials:
         raise ConfigError("PUSH_PROVIDER=fcm needs FCM_CREDENTIALS (the service account JSON, from the Secret)")
+    project_id = (env.get("FCM_PROJECT_ID") or "").strip() or None
+    if credentials:
+        project_id = project_id or _service_account_project(credentials)
     app_env = _choice(env, "APP_ENV", APP_ENVS, "development")
     if app_env == "production" and provider == "recording":
         raise ConfigError("APP_ENV=production refuses the recording push sender: set PUSH_PROVIDER to fcm or webhook")
@@ -91,7 +107,7 @@ def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "PUSH_PROVIDER": provider,
         "PUSH_WEBHOOK_URL": webhook_url,
         "FCM_CREDENTIALS": credentials,
-        "FCM_PROJECT_ID": (env.get("FCM_PROJECT_ID") or "").strip() or None,
+        "FCM_PROJECT_ID": project_id,
         "FCM_ENDPOINT": _push_url(env, "FCM_ENDPOINT", "https://fcm.googleapis.com"),
         "FCM_TOKEN_URI": _push_url(env, "FCM_TOKEN_URI"),
         # One provider call, start to end (connect, TLS, request, the whole answer).
