@@ -16,6 +16,7 @@ from flask_migrate import Migrate
 
 import safe_migrations.flask_ext
 import weather.api
+import weather.forecasts_cli
 import weather.http_headers
 import weather.push
 from models import db
@@ -45,6 +46,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     weather.api.init_app(app)  # /api/v1/... and /api/v1/openapi.json (flask-smorest)
     weather.push.init_app(app)
+    app.cli.add_command(weather.forecasts_cli.cli)  # flask forecasts fetch (the KMA CronJob)
     weather.http_headers.init_app(app)  # security headers; CORS only for CORS_ORIGINS
     # After the API: flask-smorest installs an error handler that this one replaces.
     register_error_handlers(app)

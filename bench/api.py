@@ -37,6 +37,7 @@ measurement) override the sizes.
 from __future__ import annotations
 
 import http.client
+import io
 import json
 import os
 import sys
@@ -101,7 +102,9 @@ def forecast_rows(count: int, run: int) -> list[dict]:
     """``count`` forecast rows over MARKETS markets, hours no earlier run used; mild weather
     (no alarm raised), every measurement given."""
     per_market = -(-count // MARKETS)
-    base = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(hours=run * (per_market + 24))
+    # Inside the forecast window (FORECAST_MAX_PAST_DAYS, 366): from 250 days ago on.
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=250)
+    base += timedelta(hours=run * (per_market + 24))
     rows = []
     for index in range(count):
         market, hour = 1 + index % MARKETS, index // MARKETS
@@ -300,6 +303,104 @@ def sql_upsert_only(url: str, rows: list[dict]) -> float:
         connection.close()
 
 
+# --------------------------------------------------------------------------- ingest vs its floor
+
+FLOOR_TABLE = "floor_forecast"
+FLOOR_COLUMNS = (
+    "market_id",
+    "forecast_time",
+    "temperature",
+    "precipitation_probability",
+    "precipitation_mm",
+    "snowfall_cm",
+    "wind_speed",
+    "sky_code",
+)
+
+
+def seed_ingest_markets(url: str, count: int) -> list[int]:
+    """``count`` more markets for the ingest-vs-floor rows; their ids."""
+    rows = common.query(
+        url,
+        "INSERT INTO market (name, region, latitude, longitude, grid_nx, grid_ny, created_at, updated_at) "
+        "SELECT 'ingest market ' || g, 'ingest', 37.5665, 126.9780, 60, 127, now(), now() "
+        "FROM generate_series(1, %s) AS g RETURNING id",
+        (count,),
+    )
+    common.query(
+        url,
+        f"CREATE TABLE {FLOOR_TABLE} (market_id integer, forecast_time timestamptz, "
+        "temperature float8, precipitation_probability integer, precipitation_mm float8, "
+        "snowfall_cm float8, wind_speed float8, sky_code integer)",
+    )
+    return sorted(row[0] for row in rows)
+
+
+def ingest_bodies(market_ids: list[int], hours: int, per_request: int, run: int) -> list[bytes]:
+    """The JSON request bodies of ``len(market_ids) x hours`` rows, ``per_request`` rows each; new hours every run."""
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(hours=run * (hours + 1))
+    rows = [
+        {
+            "market_id": market,
+            "forecast_time": (base + timedelta(hours=hour)).isoformat(),
+            "temperature": 20.0 + (hour % 7) / 2,
+            "precipitation_probability": hour % 50,
+            "precipitation_mm": (hour % 5) / 10,
+            "snowfall_cm": 0.0,
+            "wind_speed": 2.0 + (hour % 3),
+            "sky_code": 1 + hour % 4,
+        }
+        for market in market_ids
+        for hour in range(hours)
+    ]
+    return [
+        json.dumps({"forecasts": rows[start : start + per_request]}).encode()
+        for start in range(0, len(rows), per_request)
+    ]
+
+
+def post_bodies(port: int, bodies: list[bytes]) -> float:
+    """Seconds for POSTing every body in turn (each answered 200 with every row upserted)."""
+    total = 0.0
+    for body in bodies:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+        try:
+            began = time.perf_counter()
+            connection.request(
+                "POST", "/api/v1/forecasts", body=body, headers={**AUTH, "Content-Type": "application/json"}
+            )
+            response = connection.getresponse()
+            answer = response.read()
+            total += time.perf_counter() - began
+        finally:
+            connection.close()
+        if response.status != 200:
+            raise RuntimeError(f"ingest failed ({response.status}): {answer[:500]!r}")
+    return total
+
+
+def json_copy_floor(url: str, bodies: list[bytes]) -> float:
+    """The floor: decode the same bodies and COPY their rows into a bare table (no index, no key), one commit."""
+    import psycopg2
+
+    common.query(url, f"TRUNCATE {FLOOR_TABLE}")
+    connection = psycopg2.connect(common.libpq(url))
+    try:
+        began = time.perf_counter()
+        with connection.cursor() as cursor:
+            for body in bodies:
+                rows = json.loads(body)["forecasts"]
+                text = "".join(
+                    "\t".join("\\N" if row.get(name) is None else str(row[name]) for name in FLOOR_COLUMNS) + "\n"
+                    for row in rows
+                )
+                cursor.copy_expert(f"COPY {FLOOR_TABLE} ({', '.join(FLOOR_COLUMNS)}) FROM STDIN", io.StringIO(text))
+        connection.commit()
+        return time.perf_counter() - began
+    finally:
+        connection.close()
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -378,6 +479,26 @@ def main() -> int:
         breakdown[only_validation].values.append(ingest_rows / validation_only(rows_in))
         breakdown[only_sql].values.append(ingest_rows / sql_upsert_only(url, rows_in))
 
+    # The issue's shape: 400 markets x 100 hours, in requests of 10,000 rows.
+    floor_markets = seed_ingest_markets(url, common.size(400, 400, 20))
+    floor_hours = common.size(100, 100, 10)
+    per_request = common.size(10_000, 10_000, 100)
+    floor_rows = len(floor_markets) * floor_hours
+    bulk_new = f"POST /api/v1/forecasts, {floor_rows:,} new rows"
+    bulk_again = "POST /api/v1/forecasts, the same rows again (upsert)"
+    floor = "floor: JSON decode + COPY into a bare table"
+    versus_floor = {bulk_new: Series(bulk_new), bulk_again: Series(bulk_again), floor: Series(floor)}
+
+    def floor_run(index: int) -> None:
+        bodies = ingest_bodies(floor_markets, floor_hours, per_request, index)
+        measures = [floor, bulk_new] if index % 2 == 0 else [bulk_new, floor]
+        for name in measures:
+            if name == floor:
+                versus_floor[floor].values.append(json_copy_floor(url, bodies))
+            else:
+                versus_floor[bulk_new].values.append(post_bodies(port, bodies))
+                versus_floor[bulk_again].values.append(post_bodies(port, bodies))
+
     started = time.perf_counter()
     try:
         for index in range(runs):
@@ -391,9 +512,10 @@ def main() -> int:
             for name in (ingest_api, ingest_orm) if forward else (ingest_orm, ingest_api):
                 ingest[name].values.append((post_batch if name == ingest_api else orm_batch)())
             breakdown_run()
+            floor_run(index)
             print(f"  ... round {index + 1}/{runs} done ({time.perf_counter() - started:.0f}s)", flush=True)
         stored = common.query(url, "SELECT count(*) FROM forecast")[0][0]
-        assert stored == 3 * runs * ingest_rows, stored
+        assert stored == 3 * runs * ingest_rows + runs * floor_rows, stored
     finally:
         common.kill(server)
         common.drop_database(url)
@@ -445,6 +567,23 @@ def main() -> int:
             for s in (*ingest.values(), *breakdown.values())
         ],
     )
+    common.print_table(
+        f"Bulk ingest vs its floor: {floor_rows:,} rows ({len(floor_markets)} markets x {floor_hours} hours) in "
+        f"requests of {per_request:,} ({runs} alternating runs)",
+        ["how", "runs", "median s", "min s", "max s", "rows/s", "ratio vs floor"],
+        [
+            [
+                s.name,
+                len(s.values),
+                s.median,
+                s.min,
+                s.max,
+                floor_rows / s.median,
+                s.median / versus_floor[floor].median,
+            ]
+            for s in versus_floor.values()
+        ],
+    )
     print(
         "\nThe breakdown rows time parts of the endpoint's work on the same rows in this process: they bound "
         "what the endpoint could reach if the rest of its work cost nothing."
@@ -464,6 +603,8 @@ def main() -> int:
         20,
         lower_is_better=False,
     )
+    for name in (bulk_new, bulk_again):
+        common.goal(f"{name} / its floor (median)", versus_floor[name].median / versus_floor[floor].median, 15)
     return 0
 
 

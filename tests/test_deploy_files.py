@@ -42,7 +42,9 @@ SECRET_ENV = ("DATABASE_URL", "API_TOKEN", "FCM_CREDENTIALS")
 # What the image must contain to start; nothing for development only.
 RUNTIME_FILES = ("app.py", "models.py", "gunicorn.conf.py", "entrypoint.sh", "weather", "safe_migrations", "migrations")
 DEV_ONLY = ("tests", "bench", "docs", ".venv", ".git", "instance")
-SECRET_LOOKING_KEY = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_KEY|PRIVATE_KEY|DATABASE_URL", re.I)
+SECRET_LOOKING_KEY = re.compile(
+    r"PASSWORD|PASSWD|TOKEN|SECRET|CREDENTIAL|API_KEY|SERVICE_KEY|PRIVATE_KEY|DATABASE_URL", re.I
+)
 URL_WITH_PASSWORD = re.compile(r"://[^/@:\s]+:[^/@\s]+@")
 # An obvious placeholder: CHANGE-ME, PASSWORD, DB-PASSWORD, DBNAME, <your-token>. Capitals
 # alone are not enough ("HUNTER2" is a password): it must name what goes there.
@@ -443,6 +445,7 @@ def test_kustomization_lists_everything_but_the_secret():
     assert sorted(kustomization["resources"]) == [
         "configmap.yaml",
         "deployment.yaml",
+        "forecast-fetch-cronjob.yaml",
         "push-worker-deployment.yaml",
         "service.yaml",
     ]

@@ -10,6 +10,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import flask_migrate
 import pytest
@@ -25,6 +26,13 @@ from tests.webhook_server import FcmStandIn, WebhookServer
 from weather.push.deliveries import Policy, deliver
 from weather.push.queue import WorkerRuntime
 from weather.push.senders import FcmSender, PushSender, WebhookSender
+from weather.times import KST
+
+
+def tomorrow(days: int = 1) -> str:
+    """A day inside the ingest's forecast window whenever the tests run."""
+    return (datetime.now(KST) + timedelta(days=days)).date().isoformat()
+
 
 POLICY = Policy(timeout=1.0, max_attempts=3, max_age=3600, retry_base=0.1, retry_max=0.2)
 
@@ -45,7 +53,7 @@ def raise_alarm(app: Flask, *tokens: str) -> list[int]:
     market = create_market(client)["id"]
     for token in tokens:
         subscribe(client, register_device(client, token), token, market, "HEAT")
-    assert ingest(client, hour(market, "2026-08-01T12:00:00+09:00", temperature=35.0)).status_code == 200
+    assert ingest(client, hour(market, f"{tomorrow()}T12:00:00+09:00", temperature=35.0)).status_code == 200
     with app.app_context():
         return list(db.session.scalars(select(PushDelivery.id).order_by(PushDelivery.id)))
 

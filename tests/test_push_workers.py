@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import time
+from datetime import datetime, timedelta
 
 import requests
 
@@ -17,6 +18,7 @@ from tests.helpers import execute, scalar, wait_for_http
 from tests.push_processes import WorkerProcess, wait_until
 from tests.test_entrypoint import start, stop
 from tests.webhook_server import WebhookServer
+from weather.times import KST
 
 DEVICES = 300
 CONCURRENCY = 4
@@ -46,7 +48,10 @@ def new_market(base: str) -> int:
     return response.json()["id"]
 
 
-HEAT = {"forecasts": [{"market_id": 0, "forecast_time": "2026-08-01T14:00:00+09:00", "temperature": 36.0}]}
+def heat(market: int, days: int = 1) -> dict:
+    """A heat-wave forecast ``days`` after today (Korea): inside the ingest's forecast window."""
+    when = (datetime.now(KST) + timedelta(days=days)).date().isoformat()
+    return {"forecasts": [{"market_id": market, "forecast_time": f"{when}T14:00:00+09:00", "temperature": 36.0}]}
 
 
 def test_every_device_gets_the_alarm_despite_a_flaky_provider_and_a_killed_worker(pg_url):
@@ -71,8 +76,7 @@ def test_every_device_gets_the_alarm_despite_a_flaky_provider_and_a_killed_worke
         workers = [WorkerProcess(pg_url, **env) for _ in range(2)]
         wait_until(lambda: scalar(pg_url, "SELECT count(*) FROM procrastinate_workers") == 2, 60, "both workers up")
 
-        HEAT["forecasts"][0]["market_id"] = market
-        ingest = requests.post(f"{base}/api/v1/forecasts", json=HEAT, headers=AUTH, timeout=30)
+        ingest = requests.post(f"{base}/api/v1/forecasts", json=heat(market), headers=AUTH, timeout=30)
         answered_at = time.time()
         assert ingest.status_code == 200, ingest.text
         assert [a["sent_to_devices"] for a in ingest.json()["alarms"]] == [0]
@@ -128,11 +132,7 @@ def test_a_trickling_provider_never_delays_an_ingest_nor_kills_a_web_worker(pg_u
         subscribe_devices(pg_url, market, 30)
         worker = WorkerProcess(pg_url, **env)
         for day in range(1, 6):
-            body = {
-                "forecasts": [
-                    {"market_id": market, "forecast_time": f"2026-08-0{day}T14:00:00+09:00", "temperature": 36.0}
-                ]
-            }
+            body = heat(market, day)
             began = time.monotonic()
             response = requests.post(f"{base}/api/v1/forecasts", json=body, headers=AUTH, timeout=30)
             took.append(time.monotonic() - began)
