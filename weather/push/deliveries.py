@@ -1,7 +1,8 @@
-"""Deliveries as data: created with the alarm, claimed, sent and settled one at a time.
+"""Deliveries as data: one row per (alarm, device), claimed, sent and settled one at a time.
 
-``enqueue_deliveries`` runs inside the transaction that records the alarms, so
-an alarm and everything it owes commit together. ``deliver`` is the one
+``enqueue_deliveries`` turns an alarm into its rows: inside the transaction
+that records the alarm on SQLite, and in the alarm's fan-out job on
+PostgreSQL (see weather.push.queue). ``deliver`` is the one
 delivery step every worker runs (the procrastinate task on PostgreSQL, the
 polling loop on SQLite): claim the row with a lease (so two workers never send
 the same delivery at once), make one provider call under an overall deadline,
@@ -18,9 +19,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, insert, literal, select
+from sqlalchemy import delete, exists, func, insert, literal, select
 from sqlalchemy import update as _orm_update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from models import Device, MarketAlarmLog, PushDelivery, Subscription, utcnow
 from weather.push.senders import ACCEPTED, REJECTED, RETRY, UNREGISTERED, Message, PushSender, SendResult
@@ -70,24 +71,25 @@ class Policy:
 def enqueue_deliveries(session: Session, alarm_ids: Sequence[int]) -> int:
     """One pending delivery per device subscribed to each alarm's market and type, in one statement.
 
-    Runs in the caller's transaction (the one that inserted the alarms).
-    Returns how many deliveries it created.
+    Idempotent: a device that already has its delivery of an alarm gets no
+    second one (a fan-out job run twice adds nothing). Runs in the caller's
+    transaction. Returns how many deliveries it created.
     """
     if not alarm_ids:
         return 0
-    now = utcnow()
-    alarm, sub = MarketAlarmLog, Subscription
+    alarm, sub, existing = MarketAlarmLog, Subscription, aliased(PushDelivery)
     key = literal("alarm-") + func.cast(alarm.id, PushDelivery.idempotency_key.type) + literal("-device-")
     owed = (
         select(
             alarm.id,
             sub.device_id,
             key + func.cast(sub.device_id, PushDelivery.idempotency_key.type),
-            literal(now, PushDelivery.created_at.type),
-            literal(now, PushDelivery.next_attempt_at.type),
+            alarm.created_at,  # PUSH_MAX_AGE_SECONDS counts from the alarm
+            literal(utcnow(), PushDelivery.next_attempt_at.type),
         )
         .join(sub, (sub.market_id == alarm.market_id) & (sub.alarm_type == alarm.alarm_type))
         .where(alarm.id.in_(alarm_ids))
+        .where(~exists().where(existing.alarm_id == alarm.id, existing.device_id == sub.device_id))
     )
     columns = ["alarm_id", "device_id", "idempotency_key", "created_at", "next_attempt_at"]
     result = session.execute(insert(PushDelivery).from_select(columns, owed))

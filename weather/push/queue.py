@@ -5,10 +5,12 @@ Why procrastinate: its queue lives in the PostgreSQL the service already has
 retries with a strategy we choose, and its schema arrives through our own
 Alembic revision, under the toolset's lock, ledger and lint.
 
-The ingest's transaction inserts the alarm, its ``push_delivery`` rows and one
-``push.fan_out`` job per alarm (``defer_fan_out``): all commit together, or
-none does. A worker runs the fan-out (one ``push.send`` job per pending
-delivery), and every worker sends. A failed attempt raises ``RetryLater``; the
+The ingest's transaction inserts the alarm and one ``push.fan_out`` job per
+alarm (``defer_fan_out``): both commit together, or neither does, so a pod
+killed after the commit loses nothing, and the ingest's cost does not grow
+with the number of subscribers. A worker runs the fan-out (one
+``push_delivery`` row and one ``push.send`` job per subscribed device), and
+every worker sends. A failed attempt raises ``RetryLater``; the
 retry strategy below turns it into procrastinate's retry at the time our
 policy chose (back-off with jitter, or the provider's Retry-After).
 """
@@ -31,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from models import db
-from weather.push.deliveries import Policy, deliver, pending_for_alarm
+from weather.push.deliveries import Policy, deliver, enqueue_deliveries, pending_for_alarm
 from weather.push.senders import PushSender
 
 log = logging.getLogger(__name__)
@@ -73,9 +75,19 @@ def _runtime(context: procrastinate.JobContext) -> WorkerRuntime:
 
 @queue_app.task(name=FAN_OUT_TASK, queue=QUEUE, pass_context=True, retry=DeliveryRetryStrategy())
 async def fan_out(context: procrastinate.JobContext, alarm_id: int) -> int:
-    """One send job per pending delivery of the alarm (a rerun only adds harmless duplicates)."""
+    """The alarm's delivery rows (one per subscribed device), then one send job per pending one.
+
+    A rerun (after a crash) creates no second row and only adds send jobs that
+    find their delivery settled or leased.
+    """
     runtime = _runtime(context)
-    ids = await asyncio.to_thread(runtime.in_session, lambda s: pending_for_alarm(s, alarm_id))
+
+    def expand(session: Session) -> list[int]:
+        enqueue_deliveries(session, [alarm_id])
+        session.commit()
+        return pending_for_alarm(session, alarm_id)
+
+    ids = await asyncio.to_thread(runtime.in_session, expand)
     # Through this worker's (opened) app: a task object still belongs to the module-level app.
     deferrer = configure_task(name=SEND_TASK, job_manager=context.app.job_manager, queue=QUEUE)
     for start in range(0, len(ids), 1000):
