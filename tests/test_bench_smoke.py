@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import PG_SERVER_URL
 from tests.helpers import REPO, child_env
 
-SCRIPTS = ["startup", "fleet", "many_revisions", "zero_downtime", "backfill", "api", "fetch"]
+SCRIPTS = ["startup", "fleet", "many_revisions", "zero_downtime", "backfill", "api", "fetch", "push"]
 
 
 def test_every_benchmark_runs_in_smoke_mode(pg_admin):

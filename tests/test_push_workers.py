@@ -13,8 +13,10 @@ from datetime import datetime, timedelta
 
 import requests
 
-from tests.conftest import API_TOKEN, AUTH
-from tests.helpers import execute, scalar, wait_for_http
+from models import db
+from tests.api_helpers import create_market, register_device, subscribe
+from tests.conftest import API_TOKEN, AUTH, make_app
+from tests.helpers import execute, flask, scalar, wait_for_http
 from tests.push_processes import WorkerProcess, wait_until
 from tests.test_entrypoint import start, stop
 from tests.webhook_server import WebhookServer
@@ -148,3 +150,30 @@ def test_a_trickling_provider_never_delays_an_ingest_nor_kills_a_web_worker(pg_u
     assert [(a["sent_to_devices"], a["pending_deliveries"]) for a in logs.json()["items"]] == [(0, 30)] * 5
     assert "WORKER TIMEOUT" not in web_output and "Traceback" not in web_output
     assert web_code == 0 and worker_code == 0  # SIGTERM: the worker finished (deadline-bounded) calls and left
+
+
+def test_sqlite_worker_beside_make_run_delivers_with_the_recording_sender(sqlite_url):
+    """The development set-up: SQLite, no queue server; `flask push worker` drains push_delivery."""
+    assert flask(sqlite_url, "db", "upgrade").returncode == 0
+    app = make_app(sqlite_url, API_TOKEN=API_TOKEN)
+    client = app.test_client()
+    market = create_market(client)["id"]
+    for token in ("dev-phone-1", "dev-phone-2"):
+        subscribe(client, register_device(client, token), token, market, "HEAT")
+    assert client.post("/api/v1/forecasts", json=heat(market), headers=AUTH).status_code == 200
+    worker = WorkerProcess(sqlite_url)
+    try:
+        wait_until(lambda: scalar(sqlite_url, "SELECT sent_to_devices FROM market_alarm_log") == 2, 60, "both sent")
+    finally:
+        code = worker.stop()
+        with app.app_context():
+            db.engine.dispose()
+    assert code == 0
+    assert worker.output.count("push recorded: alarm") == 2 and "polling push_delivery (SQLite)" in worker.output
+    assert "dev-phone-1" not in worker.output  # a push token is a credential: only its tail is logged
+
+
+def test_production_refuses_the_recording_sender(sqlite_url):
+    result = flask(sqlite_url, "push", "worker", APP_ENV="production")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "APP_ENV=production refuses the recording push sender" in result.stderr
