@@ -50,8 +50,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import REPO, Series
+from bench import report, session, sizes
+from bench.report import Series
+from tests.helpers import REPO, child_env, free_port, launch, libpq, query, stop, wait_for_http
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -77,24 +78,24 @@ def seed(url: str, rows: int) -> float:
     (the unique key never collides), created one second after row g - 1.
     """
     started = time.perf_counter()
-    common.query(
+    query(
         url,
         "INSERT INTO market (name, region, latitude, longitude, grid_nx, grid_ny, created_at, updated_at) "
         "SELECT 'market ' || g, 'region', 37.5665, 126.9780, 60, 127, now(), now() "
-        "FROM generate_series(1, %s) AS g",
-        (MARKETS,),
+        "FROM generate_series(1, :m) AS g",
+        {"m": MARKETS},
     )
-    common.query(
+    query(
         url,
         "INSERT INTO market_alarm_log (market_id, alarm_type, target_date, title, message, created_at) "
-        "SELECT 1 + g %% %(m)s, (ARRAY['RAIN', 'HEAT', 'COLD', 'WIND', 'SNOW'])[1 + (g / %(m)s) %% 5], "
-        "date '2000-01-01' + g / (5 * %(m)s), 'Heavy rain warning ' || g, "
+        "SELECT 1 + g % :m, (ARRAY['RAIN', 'HEAT', 'COLD', 'WIND', 'SNOW'])[1 + (g / :m) % 5], "
+        "date '2000-01-01' + g / (5 * :m), 'Heavy rain warning ' || g, "
         "'Rain of 30 mm or more is expected tomorrow; cover the stalls. #' || g, "
-        "timestamptz '2020-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(0, %(n)s - 1) AS g",
+        "timestamptz '2020-01-01 00:00:00+00' + g * interval '1 second' FROM generate_series(0, :n - 1) AS g",
         {"m": MARKETS, "n": rows},
     )
-    common.query(url, "VACUUM ANALYZE market_alarm_log")
-    common.query(url, "VACUUM ANALYZE market")
+    query(url, "VACUUM ANALYZE market_alarm_log")
+    query(url, "VACUUM ANALYZE market")
     return time.perf_counter() - started
 
 
@@ -138,7 +139,7 @@ class Load:
         return self.requests / self.seconds
 
     def p(self, fraction: float) -> float:
-        return common.percentile(self.latencies, fraction)
+        return report.percentile(self.latencies, fraction)
 
 
 def http_load(port: int, path: str, headers: dict[str, str], seconds: float) -> Load:
@@ -206,7 +207,7 @@ def sql_page_ms(url: str, sql: str, params: tuple, repeats: int) -> float:
     """Median milliseconds of ``repeats`` executions (fetching every row) on one connection."""
     import psycopg2
 
-    connection = psycopg2.connect(common.libpq(url))
+    connection = psycopg2.connect(libpq(url))
     connection.autocommit = True
     try:
         with connection.cursor() as cursor:
@@ -290,7 +291,7 @@ def sql_upsert_only(url: str, rows: list[dict]) -> float:
         )
         for r in sorted(rows, key=lambda r: (r["market_id"], r["forecast_time"]))
     ]
-    connection = psycopg2.connect(common.libpq(url))
+    connection = psycopg2.connect(libpq(url))
     try:
         began = time.perf_counter()
         with connection.cursor() as cursor:
@@ -320,14 +321,14 @@ FLOOR_COLUMNS = (
 
 def seed_ingest_markets(url: str, count: int) -> list[int]:
     """``count`` more markets for the ingest-vs-floor rows; their ids."""
-    rows = common.query(
+    rows = query(
         url,
         "INSERT INTO market (name, region, latitude, longitude, grid_nx, grid_ny, created_at, updated_at) "
         "SELECT 'ingest market ' || g, 'ingest', 37.5665, 126.9780, 60, 127, now(), now() "
-        "FROM generate_series(1, %s) AS g RETURNING id",
-        (count,),
+        "FROM generate_series(1, :count) AS g RETURNING id",
+        {"count": count},
     )
-    common.query(
+    query(
         url,
         f"CREATE TABLE {FLOOR_TABLE} (market_id integer, forecast_time timestamptz, "
         "temperature float8, precipitation_probability integer, precipitation_mm float8, "
@@ -383,8 +384,8 @@ def json_copy_floor(url: str, bodies: list[bytes]) -> float:
     """The floor: decode the same bodies and COPY their rows into a bare table (no index, no key), one commit."""
     import psycopg2
 
-    common.query(url, f"TRUNCATE {FLOOR_TABLE}")
-    connection = psycopg2.connect(common.libpq(url))
+    query(url, f"TRUNCATE {FLOOR_TABLE}")
+    connection = psycopg2.connect(libpq(url))
     try:
         began = time.perf_counter()
         with connection.cursor() as cursor:
@@ -405,12 +406,12 @@ def json_copy_floor(url: str, bodies: list[bytes]) -> float:
 
 
 def main() -> int:
-    common.begin("bench/api.py", __doc__)
-    rows = int(os.environ.get("BENCH_ROWS") or common.size(1_000_000, 50_000, 2_000))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(3, 2, 1))
-    ingest_rows = int(os.environ.get("BENCH_INGEST_ROWS") or common.size(10_000, 10_000, 200))
-    seconds = float(os.environ.get("BENCH_SECONDS") or {"full": 3.0, "quick": 1.5, "smoke": 0.3}[common.MODE])
-    repeats = common.size(30, 15, 3)
+    session.begin("bench/api.py", __doc__)
+    rows = int(os.environ.get("BENCH_ROWS") or sizes.size(1_000_000, 50_000, 2_000))
+    runs = int(os.environ.get("BENCH_RUNS") or sizes.size(3, 2, 1))
+    ingest_rows = int(os.environ.get("BENCH_INGEST_ROWS") or sizes.size(10_000, 10_000, 200))
+    seconds = float(os.environ.get("BENCH_SECONDS") or {"full": 3.0, "quick": 1.5, "smoke": 0.3}[sizes.MODE])
+    repeats = sizes.size(30, 15, 3)
     per_market = rows // MARKETS
     deep = max(1, per_market * 9 // 10)  # rows before the deep page
 
@@ -418,27 +419,34 @@ def main() -> int:
     from weather.cursor import encode_cursor
     from weather.times import as_utc
 
-    url = common.create_database()
-    port = common.free_port()
-    env = common.child_env(url, PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="2", API_TOKEN=TOKEN)
-    log = common.temp_dir("bench-api-") / "gunicorn.log"
-    server = common.launch(["./entrypoint.sh"], cwd=REPO, env=env, output=log)
-    if common.wait_ready(port, server, timeout=120) is None:
-        raise RuntimeError(f"entrypoint.sh never became ready:\n{log.read_text(errors='replace')[-3000:]}")
+    url = session.create_database()
+    port = free_port()
+    env = child_env(url, PORT=str(port), HOST="127.0.0.1", WEB_CONCURRENCY="2", API_TOKEN=TOKEN)
+    log = session.temp_dir("bench-api-") / "gunicorn.log"
+    server = launch(["./entrypoint.sh"], cwd=REPO, env=env, output=log)
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", server, timeout=120)
+    except AssertionError as exc:
+        raise RuntimeError(f"entrypoint.sh never became ready:\n{log.read_text(errors='replace')[-3000:]}") from exc
     print("\nserver: ./entrypoint.sh, WEB_CONCURRENCY=2, on a fresh database (migrated by the entrypoint)")
     print(f"seeded {MARKETS} markets and {rows:,} alarm-log rows in {seed(url, rows):.1f}s", flush=True)
 
     # The deep page: the cursor of the row just before it, as the API encodes it.
-    created_at, last_id = common.query(
+    created_at, last_id = query(
         url,
-        "SELECT created_at, id FROM market_alarm_log WHERE market_id = 1 ORDER BY created_at, id OFFSET %s LIMIT 1",
-        (deep - 1,),
+        "SELECT created_at, id FROM market_alarm_log WHERE market_id = 1 ORDER BY created_at, id OFFSET :n LIMIT 1",
+        {"n": deep - 1},
     )[0]
     cursor = encode_cursor(as_utc(created_at).isoformat(), last_id)
     page1_path, deep_path = "/api/v1/alarm-logs?market_id=1", f"/api/v1/alarm-logs?market_id=1&cursor={cursor}"
     # Correctness first: the API's deep page is exactly the OFFSET page.
     status, body, _ = http_json(port, "GET", deep_path)
-    offset_ids = [r[0] for r in common.query(url, OFFSET_SQL, (1, LIMIT, deep))]
+    offset_page = query(
+        url,
+        "SELECT id FROM market_alarm_log WHERE market_id = 1 ORDER BY created_at, id LIMIT :limit OFFSET :offset",
+        {"limit": LIMIT, "offset": deep},
+    )
+    offset_ids = [row[0] for row in offset_page]
     if status != 200 or [item["id"] for item in body["items"]] != offset_ids:
         raise RuntimeError(f"deep page differs from the OFFSET page ({status}): {str(body)[:500]}")
 
@@ -480,9 +488,9 @@ def main() -> int:
         breakdown[only_sql].values.append(ingest_rows / sql_upsert_only(url, rows_in))
 
     # The issue's shape: 400 markets x 100 hours, in requests of 10,000 rows.
-    floor_markets = seed_ingest_markets(url, common.size(400, 400, 20))
-    floor_hours = common.size(100, 100, 10)
-    per_request = common.size(10_000, 10_000, 100)
+    floor_markets = seed_ingest_markets(url, sizes.size(400, 400, 20))
+    floor_hours = sizes.size(100, 100, 10)
+    per_request = sizes.size(10_000, 10_000, 100)
     floor_rows = len(floor_markets) * floor_hours
     bulk_new = f"POST /api/v1/forecasts, {floor_rows:,} new rows"
     bulk_again = "POST /api/v1/forecasts, the same rows again (upsert)"
@@ -514,11 +522,11 @@ def main() -> int:
             breakdown_run()
             floor_run(index)
             print(f"  ... round {index + 1}/{runs} done ({time.perf_counter() - started:.0f}s)", flush=True)
-        stored = common.query(url, "SELECT count(*) FROM forecast")[0][0]
+        stored = query(url, "SELECT count(*) FROM forecast")[0][0]
         assert stored == 3 * runs * ingest_rows + runs * floor_rows, stored
     finally:
-        common.kill(server)
-        common.drop_database(url)
+        stop(server)
+        session.drop_database(url)
 
     # ---- tables
     ceiling = Series("", [load.rate for load in http_loads["GET /healthz (ceiling)"]])
@@ -538,7 +546,7 @@ def main() -> int:
                 rate.median / ceiling.median,
             ]
         )
-    common.print_table(
+    report.print_table(
         f"HTTP, {CONNECTIONS} client threads, {seconds:g} s per run ({runs} alternating runs); "
         f"{rows:,} alarm-log rows, {per_market:,} of them market 1's",
         ["what", "runs", "req/s median", "req/s min", "req/s max", "p50 ms", "p99 ms", "errors", "ratio vs /healthz"],
@@ -550,7 +558,7 @@ def main() -> int:
         "SQL deep page, keyset query": f"SQL deep page, OFFSET {deep:,}",
         f"SQL deep page, OFFSET {deep:,}": f"SQL deep page, OFFSET {deep:,}",
     }
-    common.print_table(
+    report.print_table(
         f"The endpoint's query, keyset vs OFFSET, LIMIT {LIMIT + 1} ({runs} alternating runs, median of "
         f"{repeats} executions each)",
         ["query", "runs", "median ms", "min ms", "max ms", "ratio vs OFFSET"],
@@ -559,7 +567,7 @@ def main() -> int:
             for name, s in sql_ms.items()
         ],
     )
-    common.print_table(
+    report.print_table(
         f"Bulk forecast ingest, {ingest_rows:,} rows per batch ({runs} alternating runs); peer: ORM row by row",
         ["how", "runs", "rows/s median", "rows/s min", "rows/s max", "ratio vs peer"],
         [
@@ -567,7 +575,7 @@ def main() -> int:
             for s in (*ingest.values(), *breakdown.values())
         ],
     )
-    common.print_table(
+    report.print_table(
         f"Bulk ingest vs its floor: {floor_rows:,} rows ({len(floor_markets)} markets x {floor_hours} hours) in "
         f"requests of {per_request:,} ({runs} alternating runs)",
         ["how", "runs", "median s", "min s", "max s", "rows/s", "ratio vs floor"],
@@ -593,18 +601,18 @@ def main() -> int:
     page1_p50 = Series("", [load.p(0.5) for load in http_loads[names[1]]]).median
     deep_p50 = Series("", [load.p(0.5) for load in http_loads[names[2]]]).median
     deep_keyset, deep_offset = list(sql_ms.values())[2], list(sql_ms.values())[3]
-    common.goal(
+    report.goal(
         f"deep page (after {deep:,} rows), keyset / OFFSET SQL (median)", deep_keyset.median / deep_offset.median, 0.1
     )
-    common.goal("API deep page / page 1, p50 latency (median)", deep_p50 / page1_p50, 1.2)
-    common.goal(
+    report.goal("API deep page / page 1, p50 latency (median)", deep_p50 / page1_p50, 1.2)
+    report.goal(
         f"bulk ingest rows/s, POST {ingest_rows:,} rows / ORM row by row (median)",
         ingest[ingest_api].median / ingest[ingest_orm].median,
         20,
         lower_is_better=False,
     )
     for name in (bulk_new, bulk_again):
-        common.goal(f"{name} / its floor (median)", versus_floor[name].median / versus_floor[floor].median, 15)
+        report.goal(f"{name} / its floor (median)", versus_floor[name].median / versus_floor[floor].median, 15)
     return 0
 
 

@@ -36,26 +36,28 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import REPO, Series, Stall
+from bench import load, report, session, sizes
+from bench.load import Stall
+from bench.report import Series
+from tests.helpers import flask, query
 
 OURS, PEER, BASE = "backfill() helper, default batch size (ours)", "single UPDATE of all rows (peer)", "load alone"
 SMALL = "backfill() helper, batch_size=1,000"
 
 
 def main() -> int:
-    common.begin("bench/backfill.py", __doc__)
-    rows = int(os.environ.get("BENCH_ROWS") or common.size(1_000_000, 50_000, 2_000))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(2, 2, 1))
-    workers = common.alarm_log_load(rows)
+    session.begin("bench/backfill.py", __doc__)
+    rows = int(os.environ.get("BENCH_ROWS") or sizes.size(1_000_000, 50_000, 2_000))
+    runs = int(os.environ.get("BENCH_RUNS") or sizes.size(2, 2, 1))
+    workers = load.alarm_log_load(rows)
 
     from sqlalchemy import create_engine, pool, text
 
     from safe_migrations.backfill import backfill
 
-    with common.temp_database() as url:
-        common.flask(REPO, url, "db", "upgrade")
-        print(f"\nseeded {rows:,} rows in {common.seed_alarm_log(url, rows):.1f}s")
+    with session.temp_database() as url:
+        flask(url, "db", "upgrade").check()
+        print(f"\nseeded {rows:,} rows in {load.seed_alarm_log(url, rows):.1f}s")
         engine = create_engine(url, poolclass=pool.NullPool, isolation_level="AUTOCOMMIT")
         value = iter(range(1, 1000))
 
@@ -97,14 +99,15 @@ def main() -> int:
                     PEER: single_update,
                     BASE: lambda: time.sleep(2.0) or 0,
                 }[name]
-                stall, updated, elapsed = common.measure_under_load(url, workers, action)
+                measured = load.measure_under_load(url, workers, action)
+                stall, updated, elapsed = measured.stall, measured.result, measured.seconds
                 stalls[name].append(stall)
                 seconds[name].values.append(elapsed)
                 if name != BASE:
                     if updated < rows:
                         raise RuntimeError(f"{name} updated {updated} rows, expected at least {rows}")
                     speeds[name].values.append(updated / elapsed)
-                    common.query(url, "VACUUM market_alarm_log")
+                    query(url, "VACUUM market_alarm_log")
             print(f"  ... round {index + 1}/{runs} done", flush=True)
         engine.dispose()
 
@@ -126,7 +129,7 @@ def main() -> int:
                 sum(s.errors for s in stalls[name]),
             ]
         )
-    common.print_table(
+    report.print_table(
         f"Rewriting one column of {rows:,} rows under load ({runs} alternating runs)",
         [
             "how",
@@ -144,7 +147,7 @@ def main() -> int:
     print()
     ours_longest = max(s.longest for s in stalls[OURS]) * 1000
     base_longest = max(s.longest for s in stalls[BASE]) * 1000
-    common.goal("backfill() longest stall, ms (max over runs)", ours_longest, 100)
+    report.goal("backfill() longest stall, ms (max over runs)", ours_longest, 100)
     small_longest = max(s.longest for s in stalls[SMALL]) * 1000
     print(
         f"(the load alone had a longest request of {base_longest:.0f} ms on this machine; "

@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta
@@ -40,8 +41,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import REPO, Series
+from bench import report, session, sizes
+from bench.report import Series
+from tests.helpers import child_env, flask, launch, query, stop
 from weather.times import KST
 
 KEY = "bench+service/key=="
@@ -49,12 +51,12 @@ CONCURRENCY = 4
 SUMMARY = re.compile(r"(\d+) cells ok, (\d+) failed; (\d+) rows stored; (\d+) alarms raised; ([\d.]+) s")
 
 
-def start_stand_in(delay: float) -> tuple[object, str]:
+def start_stand_in(delay: float) -> tuple[subprocess.Popen[bytes], str]:
     """The stand-in KMA in its own process group; returns (process, service root URL)."""
-    output = common.temp_dir("bench-kma-") / "stand-in.log"
-    process = common.launch(
+    output = session.temp_dir("bench-kma-") / "stand-in.log"
+    process = launch(
         [sys.executable, "-m", "tests.kma_server", "--key", KEY, "--delay", str(delay)],
-        env=common.child_env(),
+        env=child_env(),
         output=output,
     )
     deadline = time.perf_counter() + 30
@@ -70,33 +72,32 @@ def start_stand_in(delay: float) -> tuple[object, str]:
 
 def seed_cells(url: str, cells: int) -> None:
     """``cells`` markets, each in a grid cell of its own."""
-    common.query(
+    query(
         url,
         "INSERT INTO market (name, region, latitude, longitude, grid_nx, grid_ny, created_at, updated_at) "
-        "SELECT 'market ' || g, 'region', 37.5, 127.0, 1 + g %% 149, 1 + g / 149, now(), now() "
-        "FROM generate_series(0, %s - 1) AS g",
-        (cells,),
+        "SELECT 'market ' || g, 'region', 37.5, 127.0, 1 + g % 149, 1 + g / 149, now(), now() "
+        "FROM generate_series(0, :cells - 1) AS g",
+        {"cells": cells},
     )
 
 
 def whole_fetch(url: str, base_url: str, now: datetime) -> tuple[float, int, float]:
     """(seconds the command reports, rows stored, wall seconds) of one ``flask forecasts fetch``."""
-    code, output, wall = common.flask(
-        REPO,
+    finished = flask(
         url,
         "forecasts",
         "fetch",
         "--now",
         now.isoformat(),
-        check=False,
+        timeout=900,
         KMA_BASE_URL=base_url,
         KMA_SERVICE_KEY=KEY,
         KMA_CONCURRENCY=str(CONCURRENCY),
     )
-    match = SUMMARY.search(output)
-    if code != 0 or not match or match.group(2) != "0":
-        raise RuntimeError(f"flask forecasts fetch failed ({code}):\n{output[-3000:]}")
-    return float(match.group(5)), int(match.group(3)), wall
+    match = SUMMARY.search(finished.output)
+    if finished.returncode != 0 or not match or match.group(2) != "0":
+        raise RuntimeError(f"flask forecasts fetch failed ({finished.returncode}):\n{finished.output[-3000:]}")
+    return float(match.group(5)), int(match.group(3)), finished.seconds
 
 
 def pure_download(base_url: str, now: datetime, cells: list[tuple[int, int]]) -> tuple[float, int]:
@@ -122,15 +123,15 @@ def pure_download(base_url: str, now: datetime, cells: list[tuple[int, int]]) ->
 
 
 def main() -> int:
-    common.begin("bench/fetch.py", __doc__)
-    cells = int(os.environ.get("BENCH_CELLS") or common.size(1000, 200, 20))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(3, 2, 1))
+    session.begin("bench/fetch.py", __doc__)
+    cells = int(os.environ.get("BENCH_CELLS") or sizes.size(1000, 200, 20))
+    runs = int(os.environ.get("BENCH_RUNS") or sizes.size(3, 2, 1))
     delay = float(os.environ.get("BENCH_FETCH_DELAY") or 0.05)
 
-    url = common.create_database()
-    common.flask(REPO, url, "db", "upgrade")
+    url = session.create_database()
+    flask(url, "db", "upgrade").check()
     seed_cells(url, cells)
-    grid = [(nx, ny) for nx, ny in common.query(url, "SELECT grid_nx, grid_ny FROM market ORDER BY id")]
+    grid = [(nx, ny) for nx, ny in query(url, "SELECT grid_nx, grid_ny FROM market ORDER BY id")]
     stand_in, base_url = start_stand_in(delay)
     print(
         f"\n{cells:,} cells (one market each), stand-in KMA answering after {delay:g} s per request, "
@@ -157,13 +158,13 @@ def main() -> int:
                     seconds, _ = pure_download(base_url, now, grid)
                     download.values.append(seconds)
             print(f"  ... run {index + 1}/{runs} done ({time.perf_counter() - started:.0f}s)", flush=True)
-        stored = common.query(url, "SELECT count(*) FROM forecast")[0][0]
+        stored = query(url, "SELECT count(*) FROM forecast")[0][0]
     finally:
-        common.kill(stand_in)
-        common.drop_database(url)
+        stop(stand_in)
+        session.drop_database(url)
 
-    rows = Series("", [float(r) for r in rows_stored]).median
-    common.print_table(
+    rows_per_fetch = Series("", [float(r) for r in rows_stored]).median
+    report.print_table(
         f"Fetch of {cells:,} cells, {runs} alternating runs ({stored:,} forecast rows stored in the end)",
         ["what", "runs", "median s", "min s", "max s", "cells/s", "rows/s", "ratio vs pure download"],
         [
@@ -174,7 +175,7 @@ def main() -> int:
                 s.min,
                 s.max,
                 cells / s.median,
-                rows / s.median if s is whole else "-",
+                rows_per_fetch / s.median if s is whole else "-",
                 s.median / download.median,
             ]
             for s in (whole, download)
@@ -197,7 +198,7 @@ def main() -> int:
         "commit); the wall row adds the interpreter and app start-up."
     )
     print()
-    common.goal("whole fetch / pure download of the same pages (median)", whole.median / download.median, 2.0)
+    report.goal("whole fetch / pure download of the same pages (median)", whole.median / download.median, 2.0)
     return 0
 
 

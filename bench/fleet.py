@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 import time
 from collections import Counter
@@ -42,8 +43,9 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import HEAD, REPO, SHIPPED_REVISIONS, Series
+from bench import report, session, sizes
+from bench.report import Series
+from tests.helpers import HEAD, REPO, REVISIONS, child_env, flask, free_port, http_status, launch, query, stop_many
 
 READY_TIMEOUT = 120.0
 OURS, PEER = "ours", "peer (stock env.py, no lock)"
@@ -80,19 +82,28 @@ class Tally:
         return Series("all ready", [r.all_ready for r in self.rounds if r.all_ready is not None])
 
 
+def stock_peer_repository() -> Path:
+    """A repository copy whose migrations/env.py is Flask-Migrate's own template: no lock,
+    no ledger, no timeouts -- the team's original, lock-free set-up."""
+    import flask_migrate
+
+    repo = session.copy_repository()
+    template = Path(flask_migrate.__file__).parent / "templates" / "flask" / "env.py"
+    shutil.copyfile(template, repo / "migrations" / "env.py")
+    return repo
+
+
 def start_fleet(n: int, command: str, cwd: Path, database_url: str) -> Round:
     """Release ``n`` copies of ``command`` at once; wait until all serve or fail; kill them all."""
-    folder = common.temp_dir("bench-fleet-")
+    folder = session.temp_dir("bench-fleet-")
     gate = folder / "gate"
     pods = []
     try:
         for index in range(n):
-            port = common.free_port()
-            env = common.child_env(
-                database_url, PORT=str(port), WEB_CONCURRENCY="1", HOST="127.0.0.1", BENCH_GATE=str(gate)
-            )
+            port = free_port()
+            env = child_env(database_url, PORT=str(port), WEB_CONCURRENCY="1", HOST="127.0.0.1", BENCH_GATE=str(gate))
             output = folder / f"pod{index}.log"
-            process = common.launch(["sh", "-c", GATE, "gate", command], cwd=cwd, env=env, output=output)
+            process = launch(["sh", "-c", GATE, "gate", command], cwd=cwd, env=env, output=output)
             pods.append((process, port, output))
             # free_port() is racy with many pods; the ports are reserved by the time they bind
         time.sleep(0.3)  # every shell is waiting at the gate
@@ -106,13 +117,13 @@ def start_fleet(n: int, command: str, cwd: Path, database_url: str) -> Round:
                 if process.poll() is not None:
                     failed.add(index)
                     del pending[index]
-                elif common.http_status(port, timeout=1.0) == 200:
+                elif http_status(f"http://127.0.0.1:{port}/readyz", timeout=1.0) == 200:
                     ready_at[index] = time.perf_counter() - opened
                     del pending[index]
             time.sleep(0.02)
         failed.update(pending)  # never ready within the timeout
     finally:
-        common.kill_many([process for process, _, _ in pods])
+        stop_many([process for process, _, _ in pods])
     logs = [output.read_text(errors="replace") for _, _, output in pods]
     return Round(
         failures=len(failed),
@@ -135,63 +146,65 @@ def failure_cause(log: str) -> str:
 
 def applied_once(database_url: str, ledger: bool) -> bool:
     """alembic_version at head and (with the ledger) exactly one 'up' row per shipped revision."""
-    version = common.query(database_url, "SELECT version_num FROM alembic_version")
+    version = query(database_url, "SELECT version_num FROM alembic_version")
     if [row[0] for row in version] != [HEAD]:
         return False
     if not ledger:
         return True
-    rows = common.query(
+    rows = query(
         database_url, "SELECT revision, count(*) FROM migration_history WHERE direction = 'up' GROUP BY revision"
     )
-    return dict(rows) == dict.fromkeys(SHIPPED_REVISIONS, 1)
+    return dict(rows) == dict.fromkeys(REVISIONS, 1)
 
 
 def main() -> int:
-    common.begin("bench/fleet.py", __doc__)
-    sizes = [int(s) for s in (os.environ.get("BENCH_FLEET_SIZES") or "").split(",") if s.strip()]
-    forced_sizes = bool(sizes)
-    if not sizes:
-        sizes = [2] if common.SMOKE else [1, 4, 8, 16]
+    session.begin("bench/fleet.py", __doc__)
+    pod_counts = [int(s) for s in (os.environ.get("BENCH_FLEET_SIZES") or "").split(",") if s.strip()]
+    forced_counts = bool(pod_counts)
+    if not pod_counts:
+        pod_counts = [2] if sizes.SMOKE else [1, 4, 8, 16]
     forced_rounds = int(os.environ.get("BENCH_ROUNDS") or 0)
 
     def rounds(scenario: str, n: int, name: str) -> int:
         if forced_rounds:
             return forced_rounds
-        if common.SMOKE:
+        if sizes.SMOKE:
             return 1
         if n >= 16 and scenario == "empty":
             # The goal is about ours; the peer's crashes show after a round or two.
-            return common.size(20, 3) if name == OURS else common.size(2, 1)
+            return sizes.size(20, 3) if name == OURS else sizes.size(2, 1)
         if n == 8 and scenario == "head":
-            return common.size(3, 2)  # the goal's ratio: a median of 3
+            return sizes.size(3, 2)  # the goal's ratio: a median of 3
         # No goal on the other sizes: one round each shows the trend (make bench under 15 minutes).
         return 1
 
-    peer_repo = common.stock_peer_repository()
+    peer_repo = stock_peer_repository()
     seed = "bench/peers/seed_entrypoint.sh"
     who = {
         OURS: ("./entrypoint.sh", REPO, True),
         PEER: (seed, peer_repo, False),
     }
     results: dict[tuple[str, int, str], Tally] = {}
-    head_db = common.create_database()
-    common.flask(REPO, head_db, "db", "upgrade")
+    head_db = session.create_database()
+    flask(head_db, "db", "upgrade").check()
     started = time.perf_counter()
     for scenario in ("empty", "head"):
         # At head, 16 at once adds nothing the goal needs (time for 8): skipped unless asked for.
-        for n in sizes if scenario == "empty" or forced_sizes else [n for n in sizes if n < 16] or sizes:
+        for n in (
+            pod_counts if scenario == "empty" or forced_counts else [n for n in pod_counts if n < 16] or pod_counts
+        ):
             for index in range(max(rounds(scenario, n, name) for name in who)):
                 order = list(who) if index % 2 == 0 else list(reversed(who))
                 for name in [name for name in order if index < rounds(scenario, n, name)]:
                     command, cwd, ledger = who[name]
-                    url = common.create_database() if scenario == "empty" else head_db
+                    url = session.create_database() if scenario == "empty" else head_db
                     result = start_fleet(n, command, cwd, url)
                     result.applied_once = applied_once(url, ledger)
                     results.setdefault((scenario, n, name), Tally()).add(result)
                     if scenario == "empty":
-                        common.drop_database(url)
+                        session.drop_database(url)
             print(f"  ... {scenario} x{n} done ({time.perf_counter() - started:.0f}s)", flush=True)
-    common.drop_database(head_db)
+    session.drop_database(head_db)
 
     rows = []
     for (scenario, n, name), tally in results.items():
@@ -218,7 +231,7 @@ def main() -> int:
                 "yes" if all(r.applied_once for r in tally.rounds) else "NO",
             ]
         )
-    common.print_table(
+    report.print_table(
         "Fleet start: N pods released at once (ours and the lock-free peer alternating)",
         [
             "database",
@@ -242,15 +255,15 @@ def main() -> int:
         "only alembic_version is checked. Rounds alternate ours/peer while both have rounds left."
     )
     print()
-    biggest = max(sizes)
+    biggest = max(pod_counts)
     ours_big = results[("empty", biggest, OURS)]
-    common.goal(
+    report.goal(
         f"ours: failed pods in {len(ours_big.rounds)} rounds of {biggest} on an empty database", ours_big.failures, 0
     )
-    eight = 8 if 8 in sizes else biggest
+    eight = 8 if 8 in pod_counts else biggest
     ours8, peer8 = results[("head", eight, OURS)].times, results[("head", eight, PEER)].times
     if ours8.values and peer8.values:
-        common.goal(f"time for {eight} at head, ours / peer (median)", ours8.median / peer8.median, 0.7)
+        report.goal(f"time for {eight} at head, ours / peer (median)", ours8.median / peer8.median, 0.7)
     return 0
 
 

@@ -30,60 +30,42 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import BIN, HEAD, REPO, SHIPPED_REVISIONS
-
-REVISION = '''"""Bench revision {index}: no schema change"""
-from alembic import op
-
-
-revision = "{revision}"
-down_revision = "{down_revision}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade():
-    op.execute("SELECT 1")
-
-
-def downgrade():
-    op.execute("SELECT 1")
-'''
+from bench import report, session, sizes
+from bench.startup import PREPARE
+from tests.helpers import BIN, HEAD, REPO, REVISIONS, add_revision, flask, query, run
 
 
 def add_trivial_revisions(repo: Path, count: int) -> str:
-    """Chain ``count`` trivial revisions after the shipped head (read from the migration files);
-    return the new head."""
+    """Chain ``count`` trivial revisions after the shipped head; return the new head."""
     down = HEAD
     for index in range(1, count + 1):
         revision = f"bench{index:07d}"
-        path = repo / "migrations" / "versions" / f"29990101_{index:06d}_{revision}_bench.py"
-        path.write_text(REVISION.format(index=index, revision=revision, down_revision=down))
+        noop = 'op.execute("SELECT 1")'
+        message = f"Bench revision {index}: no schema change"
+        add_revision(
+            repo, revision, noop, noop, down_revision=down, message=message, file_prefix=f"29990101_{index:06d}"
+        )
         down = revision
     return down
 
 
 def timed(repo: Path, url: str, *args: str) -> float:
-    code, output, elapsed = common.run(list(args), cwd=repo, env=common.child_env(url))
-    if code != 0:
-        raise RuntimeError(f"{args} failed in {repo.name} ({code}):\n{output[-3000:]}")
-    return elapsed
+    return run(args, cwd=repo, database_url=url, timeout=600).check().seconds
 
 
 def main() -> int:
-    common.begin("bench/many_revisions.py", __doc__)
-    count = int(os.environ.get("BENCH_REVISIONS") or common.size(300, 300, 5))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(6, 3, 1))
-    long_repo = common.copy_repository()
+    session.begin("bench/many_revisions.py", __doc__)
+    count = int(os.environ.get("BENCH_REVISIONS") or sizes.size(300, 300, 5))
+    runs = int(os.environ.get("BENCH_RUNS") or sizes.size(6, 3, 1))
+    long_repo = session.copy_repository()
     new_head = add_trivial_revisions(long_repo, count)
-    shipped = len(SHIPPED_REVISIONS)
-    flask, python = str(BIN / "flask"), str(BIN / "python")
-    with common.temp_database() as long_db, common.temp_database() as short_db:
-        _, _, apply_long = common.flask(long_repo, long_db, "db", "upgrade")
-        _, _, apply_short = common.flask(REPO, short_db, "db", "upgrade")
-        assert common.query(long_db, "SELECT version_num FROM alembic_version") == [(new_head,)]
-        common.print_table(
+    shipped = len(REVISIONS)
+    flask_bin, python = str(BIN / "flask"), str(BIN / "python")
+    with session.temp_database() as long_db, session.temp_database() as short_db:
+        apply_long = flask(long_db, "db", "upgrade", cwd=long_repo, timeout=600).check().seconds
+        apply_short = flask(short_db, "db", "upgrade").check().seconds
+        assert query(long_db, "SELECT version_num FROM alembic_version") == [(new_head,)]
+        report.print_table(
             "Applying the whole history once (empty database to head, one `flask db upgrade`)",
             ["history", "revisions", "seconds"],
             [[f"{count} generated + shipped", count + shipped, apply_long], ["shipped", shipped, apply_short]],
@@ -91,32 +73,32 @@ def main() -> int:
         long_upgrade = f"flask db upgrade, {count + shipped} revisions"
         short_upgrade = f"flask db upgrade, shipped {shipped}"
         long_prepare, short_prepare = f"prepare(), {count + shipped} revisions", f"prepare(), shipped {shipped}"
-        series = common.alternate(
+        series = report.alternate(
             runs,
             {
-                long_upgrade: lambda: timed(long_repo, long_db, flask, "db", "upgrade"),
-                short_upgrade: lambda: timed(REPO, short_db, flask, "db", "upgrade"),
-                long_prepare: lambda: timed(long_repo, long_db, python, "-c", common.PREPARE),
-                short_prepare: lambda: timed(REPO, short_db, python, "-c", common.PREPARE),
+                long_upgrade: lambda: timed(long_repo, long_db, flask_bin, "db", "upgrade"),
+                short_upgrade: lambda: timed(REPO, short_db, flask_bin, "db", "upgrade"),
+                long_prepare: lambda: timed(long_repo, long_db, python, "-c", PREPARE),
+                short_prepare: lambda: timed(REPO, short_db, python, "-c", PREPARE),
             },
         )
-    common.series_table(
+    report.series_table(
         f"No-op `flask db upgrade` at head ({runs} alternating runs); peer: the shipped history",
         [series[long_upgrade], series[short_upgrade]],
         series[short_upgrade],
     )
-    common.series_table(
+    report.series_table(
         f"Entrypoint pre-start work prepare() at head ({runs} alternating runs); peer: the shipped history",
         [series[long_prepare], series[short_prepare]],
         series[short_prepare],
     )
     print()
-    common.goal(
+    report.goal(
         f"no-op flask db upgrade, {count + shipped} / {shipped} revisions (median)",
         series[long_upgrade].median / series[short_upgrade].median,
         1.2,
     )
-    common.goal(
+    report.goal(
         f"prepare() at head, {count + shipped} / {shipped} revisions (median)",
         series[long_prepare].median / series[short_prepare].median,
         1.2,

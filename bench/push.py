@@ -34,8 +34,10 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import REPO, Series
+from bench import report, session, sizes
+from bench.report import Series
+from tests.helpers import BIN, child_env, flask, launch, query, stop_many
+from tests.webhook_server import WebhookServer
 from weather.times import KST
 
 LATENCY = float(os.environ.get("BENCH_PUSH_LATENCY", "0.1"))
@@ -53,39 +55,38 @@ def heat(market: int, offset: int) -> dict:
 
 
 def add_market(url: str, name: str, devices: int, first_device: int) -> int:
-    common.query(
+    [(market,)] = query(
         url,
         "INSERT INTO market (name, region, latitude, longitude, grid_nx, grid_ny, created_at, updated_at)"
-        " VALUES (%s, '서울', 37.57, 126.99, 60, 127, now(), now()) RETURNING id",
-        [name],
+        " VALUES (:name, '서울', 37.57, 126.99, 60, 127, now(), now()) RETURNING id",
+        {"name": name},
     )
-    market = common.query(url, "SELECT id FROM market WHERE name = %s", [name])[0][0]
     if devices:
-        common.query(
+        query(
             url,
             "WITH d AS (INSERT INTO device (push_token, platform, created_at, last_seen_at)"
-            " SELECT 'bench-' || n, 'android', now(), now() FROM generate_series(%s, %s) AS n RETURNING id)"
-            " INSERT INTO subscription (device_id, market_id, alarm_type) SELECT id, %s, 'HEAT' FROM d RETURNING 1",
-            [first_device, first_device + devices - 1, market],
+            " SELECT 'bench-' || n, 'android', now(), now() FROM generate_series(:first, :last) AS n RETURNING id)"
+            " INSERT INTO subscription (device_id, market_id, alarm_type) SELECT id, :market, 'HEAT' FROM d",
+            {"first": first_device, "last": first_device + devices - 1, "market": market},
         )
     return market
 
 
 def throughput(url: str, app, market: int, devices: int, workers: int, offset: int, hook) -> float:
     """Deliveries/s of one alarm to ``devices`` devices with ``workers`` worker processes."""
-    env = common.child_env(
+    env = child_env(
         url,
         PUSH_WEBHOOK_URL=hook.url,
         PUSH_WORKER_CONCURRENCY=str(CONCURRENCY),
         LOG_LEVEL="WARNING",
     )
     processes = [
-        common.launch([str(common.BIN / "flask"), "push", "worker"], env=env, output=common.temp_dir() / "w.log")
+        launch([str(BIN / "flask"), "push", "worker"], env=env, output=session.temp_dir() / "worker.log")
         for _ in range(workers)
     ]
     try:
         deadline = time.perf_counter() + 60
-        while common.query(url, "SELECT count(*) FROM procrastinate_workers")[0][0] < workers:
+        while query(url, "SELECT count(*) FROM procrastinate_workers")[0][0] < workers:
             if time.perf_counter() > deadline:
                 raise RuntimeError("workers did not start")
             time.sleep(0.1)
@@ -94,29 +95,26 @@ def throughput(url: str, app, market: int, devices: int, workers: int, offset: i
         assert response.status_code == 200, response.json
         [alarm] = response.json["alarms"]
         deadline = time.perf_counter() + 600
-        sql = "SELECT sent_to_devices FROM market_alarm_log WHERE id = %s"
-        while common.query(url, sql, [alarm["id"]])[0][0] < devices:
+        sql = "SELECT sent_to_devices FROM market_alarm_log WHERE id = :id"
+        while query(url, sql, {"id": alarm["id"]})[0][0] < devices:
             if time.perf_counter() > deadline:
                 raise RuntimeError("deliveries did not finish")
             time.sleep(0.05)
         calls = hook.received[before:]
         return devices / (max(c.done for c in calls if c.done) - min(c.at for c in calls))
     finally:
-        common.kill_many(processes)
-        common.query(url, "DELETE FROM procrastinate_workers RETURNING 1")
+        stop_many(processes)
+        query(url, "DELETE FROM procrastinate_workers")
 
 
 def main() -> int:
-    common.begin("bench/push.py", __doc__)
-    sys.path.insert(0, str(REPO))
-    from tests.webhook_server import WebhookServer
-
-    devices = common.size(2000, 600, 40)
-    subscribers = common.size(10_000, 10_000, 200)
-    runs = common.size(15, 6, 2)
+    session.begin("bench/push.py", __doc__)
+    devices = sizes.size(2000, 600, 40)
+    subscribers = sizes.size(10_000, 10_000, 200)
+    runs = sizes.size(15, 6, 2)
     hook = WebhookServer(latency=LATENCY)
-    with common.temp_database() as url:
-        common.flask(REPO, url, "db", "upgrade")
+    with session.temp_database() as url:
+        assert flask(url, "db", "upgrade").returncode == 0
         os.environ["DATABASE_URL"] = url
         os.environ["API_TOKEN"] = TOKEN
         from app import create_app
@@ -128,11 +126,11 @@ def main() -> int:
 
         rates = {1: Series("1 worker"), 2: Series("2 workers")}
         offset = 1
-        for _ in range(common.size(2, 1, 1)):
+        for _ in range(sizes.size(2, 1, 1)):
             for workers in (1, 2):
                 rates[workers].values.append(throughput(url, app, fans, devices, workers, offset, hook))
                 offset += 1
-        common.print_table(
+        report.print_table(
             f"Deliveries/s, {devices} devices, provider latency {LATENCY:g} s, concurrency {CONCURRENCY}/worker",
             ["workers", "runs", "median deliveries/s", "ratio vs 1 worker"],
             [[s.name, len(s.values), s.median, s.median / rates[1].median] for s in rates.values()],
@@ -152,16 +150,16 @@ def main() -> int:
 
             return measure
 
-        latency = common.alternate(runs, {f"{subscribers} subscribers": ingest(crowd), "no subscribers": ingest(quiet)})
+        latency = report.alternate(runs, {f"{subscribers} subscribers": ingest(crowd), "no subscribers": ingest(quiet)})
         series = list(latency.values())
-        common.series_table("Ingest latency (one alarm raised)", series, series[1], unit="ms", scale=1000)
+        report.series_table("Ingest latency (one alarm raised)", series, series[1], unit="ms", scale=1000)
         hook.close()
         with app.app_context():
             from models import db
 
             db.engine.dispose()
-    ok = common.goal("2 workers / 1 worker deliveries/s", rates[2].median / rates[1].median, 1.8, lower_is_better=False)
-    ok &= common.goal(f"ingest with {subscribers} subscribers / none", series[0].median / series[1].median, 1.2)
+    ok = report.goal("2 workers / 1 worker deliveries/s", rates[2].median / rates[1].median, 1.8, lower_is_better=False)
+    ok &= report.goal(f"ingest with {subscribers} subscribers / none", series[0].median / series[1].median, 1.2)
     return 0
 
 

@@ -32,33 +32,41 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import BIN, REPO, Series
+from bench import report, session, sizes
+from bench.report import Series
+from tests.helpers import BIN, REPO, child_env, flask, free_port, launch, run, stop, wait_for_http
 
 SEED = REPO / "bench" / "peers" / "seed_entrypoint.sh"
+# The entrypoint's pre-start work alone (wait, report, lock check, upgrade,
+# drift), as ``python -c PREPARE`` runs it in a fresh process.
+PREPARE = (
+    "from pathlib import Path\n"
+    "from safe_migrations.settings import MigrationSettings\n"
+    "from safe_migrations.startup import configure_logging, load_app, prepare\n"
+    "configure_logging(Path('migrations'))\n"
+    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
+)
 
 
 def launch_to_ready(command: list[str], database_url: str, cwd: Path = REPO) -> float:
     """Seconds from launching ``command`` to its first /readyz 200; the process is killed after."""
-    port = common.free_port()
-    env = common.child_env(database_url, PORT=str(port), WEB_CONCURRENCY="1", HOST="127.0.0.1")
-    output = common.temp_dir("bench-start-") / "output.log"
+    port = free_port()
+    env = child_env(database_url, PORT=str(port), WEB_CONCURRENCY="1", HOST="127.0.0.1")
+    output = session.temp_dir("bench-start-") / "output.log"
     started = time.perf_counter()
-    process = common.launch(command, cwd=cwd, env=env, output=output)
+    process = launch(command, cwd=cwd, env=env, output=output)
     try:
-        ready = common.wait_ready(port, process, timeout=60)
+        wait_for_http(f"http://127.0.0.1:{port}/readyz", process, timeout=60, poll=0.01)
+        return time.perf_counter() - started
+    except AssertionError as exc:
+        log = output.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"{command[0]} never became ready ({exc}):\n{log}") from exc
     finally:
-        common.kill(process)
-    if ready is None:
-        raise RuntimeError(f"{command[0]} never became ready:\n{output.read_text(errors='replace')[-3000:]}")
-    return ready - started
+        stop(process)
 
 
 def process_seconds(args: list[str], database_url: str) -> float:
-    code, output, elapsed = common.run(args, cwd=REPO, env=common.child_env(database_url))
-    if code != 0:
-        raise RuntimeError(f"{args} failed ({code}):\n{output[-3000:]}")
-    return elapsed
+    return run(args, database_url=database_url).check().seconds
 
 
 def warm_prepare(database_url: str, runs: int) -> Series:
@@ -79,20 +87,20 @@ def warm_prepare(database_url: str, runs: int) -> Series:
 
 
 def main() -> int:
-    common.begin("bench/startup.py", __doc__)
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(6, 4, 1))
+    session.begin("bench/startup.py", __doc__)
+    runs = int(os.environ.get("BENCH_RUNS") or sizes.size(6, 4, 1))
     python = str(BIN / "python")
-    with common.temp_database() as url:
-        common.flask(REPO, url, "db", "upgrade")
+    with session.temp_database() as url:
+        flask(url, "db", "upgrade").check()
         ours, peer = "entrypoint.sh (ours)", "seed_entrypoint.sh (peer)"
-        launch = common.alternate(
+        launch = report.alternate(
             runs,
             {
                 ours: lambda: launch_to_ready(["./entrypoint.sh"], url),
                 peer: lambda: launch_to_ready([str(SEED)], url),
             },
         )
-        common.series_table(
+        report.series_table(
             f"Launch to first /readyz 200 at head, WEB_CONCURRENCY=1 ({runs} alternating runs)",
             [launch[ours], launch[peer]],
             launch[peer],
@@ -100,16 +108,16 @@ def main() -> int:
         ratio = launch[ours].median / launch[peer].median
 
         import_app, prestart, seed_upgrade = "python -c 'import app'", "prepare() (ours)", "flask db upgrade (peer)"
-        pre = common.alternate(
+        pre = report.alternate(
             runs,
             {
                 import_app: lambda: process_seconds([python, "-c", "import app"], url),
-                prestart: lambda: process_seconds([python, "-c", common.PREPARE], url),
+                prestart: lambda: process_seconds([python, "-c", PREPARE], url),
                 seed_upgrade: lambda: process_seconds([str(BIN / "flask"), "db", "upgrade"], url),
             },
         )
         warm = warm_prepare(url, max(runs * 3, 3))
-        common.series_table(
+        report.series_table(
             f"Pre-start work alone, each in a fresh process ({runs} alternating runs); peer: import app",
             [pre[prestart], pre[seed_upgrade], pre[import_app], warm],
             pre[import_app],
@@ -119,7 +127,7 @@ def main() -> int:
             f"(warm: {warm.median * 1000:.1f} ms of database work)."
         )
     print()
-    common.goal("launch-to-ready ratio entrypoint.sh / seed peer (median)", ratio, 0.65)
+    report.goal("launch-to-ready ratio entrypoint.sh / seed peer (median)", ratio, 0.65)
     return 0
 
 

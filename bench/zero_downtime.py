@@ -45,13 +45,16 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common
-from bench.common import INITIAL, SHIPPED, Series, Stall
+from bench import load, report, session, sizes
+from bench.load import Stall
+from bench.report import Series
+from tests.helpers import INITIAL, SHIPPED, flask, libpq
 
 NAIVE = {
     "naive: CREATE INDEX (no CONCURRENTLY)": (
@@ -99,7 +102,7 @@ def run_sql(url: str, statements: list[str]) -> None:
     """Statements in one transaction (a literal "COMMIT" ends it and starts the next), no timeouts."""
     import psycopg2
 
-    connection = psycopg2.connect(common.libpq(url))
+    connection = psycopg2.connect(libpq(url))
     try:
         with connection.cursor() as cursor:
             for statement in statements:
@@ -116,7 +119,7 @@ def hold_table(url: str, seconds: float, holding: threading.Event) -> None:
     """Another session: an open transaction that read the table (ACCESS SHARE) for ``seconds``."""
     import psycopg2
 
-    connection = psycopg2.connect(common.libpq(url), application_name="bench long reader")
+    connection = psycopg2.connect(libpq(url), application_name="bench long reader")
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT count(*) FROM market_alarm_log WHERE id < 10")
@@ -128,30 +131,30 @@ def hold_table(url: str, seconds: float, holding: threading.Event) -> None:
 
 
 def main() -> int:
-    common.begin("bench/zero_downtime.py", __doc__)
-    rows = int(os.environ.get("BENCH_ROWS") or common.size(1_000_000, 50_000, 2_000))
-    runs = int(os.environ.get("BENCH_RUNS") or common.size(2, 2, 1))
-    hold = float(common.size(4, 3, 2))
-    repo = common.REPO
-    workers = common.alarm_log_load(rows)
+    session.begin("bench/zero_downtime.py", __doc__)
+    rows = int(os.environ.get("BENCH_ROWS") or sizes.size(1_000_000, 50_000, 2_000))
+    runs = int(os.environ.get("BENCH_RUNS") or sizes.size(2, 2, 1))
+    hold = float(sizes.size(4, 3, 2))
+    workers = load.alarm_log_load(rows)
     stalls: dict[str, list[Stall]] = {}
 
-    def measure(name: str, action) -> None:
-        stall, _, _ = common.measure_under_load(url, workers, action)
-        stalls.setdefault(name, []).append(stall)
+    def measure(name: str, action: Callable[[], object]) -> None:
+        stalls.setdefault(name, []).append(load.measure_under_load(url, workers, action).stall)
 
-    with common.temp_database() as url:
-        common.flask(repo, url, "db", "upgrade", INITIAL)
-        seeded = common.seed_alarm_log(url, rows)
+    with session.temp_database() as url:
+        flask(url, "db", "upgrade", INITIAL).check()
+        seeded = load.seed_alarm_log(url, rows)
         print(f"\nseeded {rows:,} rows in {seeded:.1f}s")
         for index in range(runs):
             naive = list(NAIVE.items()) if index % 2 == 0 else list(reversed(NAIVE.items()))
             for step, (name, command, target) in enumerate(STEPS):
-                if step == 0 or not common.SMOKE:
-                    measure(BASE_FLASK, lambda: common.flask(repo, url, "db", "current"))
-                measure(name, lambda command=command, target=target: common.flask(repo, url, "db", command, target))
+                if step == 0 or not sizes.SMOKE:
+                    measure(BASE_FLASK, lambda: flask(url, "db", "current").check())
+                measure(
+                    name, lambda command=command, target=target: flask(url, "db", command, target, timeout=600).check()
+                )
                 naive_name, (apply, undo) = naive[step % len(naive)]
-                if step == 0 or not common.SMOKE:
+                if step == 0 or not sizes.SMOKE:
                     measure(BASE_SLEEP, lambda: time.sleep(1.0))
                 measure(naive_name, lambda apply=apply: run_sql(url, apply))
                 run_sql(url, undo)
@@ -167,12 +170,12 @@ def main() -> int:
             def migrate(timeout=timeout, holder=holder, holding=holding, outputs=outputs) -> None:
                 holder.start()
                 holding.wait(10)
-                _, output, _ = common.flask(repo, url, "db", "upgrade", first, MIGRATION_LOCK_TIMEOUT=timeout)
-                outputs.append(output)
+                upgraded = flask(url, "db", "upgrade", first, MIGRATION_LOCK_TIMEOUT=timeout, timeout=600)
+                outputs.append(upgraded.check().output)
                 holder.join()
 
-            stall, _, _ = common.measure_under_load(url, workers, migrate)
-            common.flask(repo, url, "db", "downgrade", INITIAL)
+            stall = load.measure_under_load(url, workers, migrate).stall
+            flask(url, "db", "downgrade", INITIAL).check()
             lock_rows.append(
                 [
                     label,
@@ -205,7 +208,7 @@ def main() -> int:
         if name.startswith("shipped"):
             shipped_excess.append((name, excess))
         rows_out.append([name, *values, excess if not name.startswith("baseline") else "-"])
-    common.print_table(
+    report.print_table(
         f"Longest stall and p99 of the concurrent load during each step, {rows:,} rows ({runs} runs, alternated "
         "with the baseline)",
         [
@@ -224,15 +227,15 @@ def main() -> int:
         "\nBaseline for shipped steps: the load while `flask db current` runs (the same process start, no DDL); "
         "for the in-process naive steps: the load alone for 1 s."
     )
-    common.print_table(
+    report.print_table(
         f"Lock queue: the table held by another session while `flask db upgrade {first}` starts",
         ["migration", "held for s", "longest stall ms", "p99 ms", "requests", "lock_timeout retries"],
         lock_rows,
     )
     print()
     for name, excess in shipped_excess:
-        common.goal(f"{name}: longest stall above baseline, ms", excess, 100)
-    common.goal("lock queue, MIGRATION_LOCK_TIMEOUT=0.5: longest stall ms", lock_rows[0][2], 500 + 100)
+        report.goal(f"{name}: longest stall above baseline, ms", excess, 100)
+    report.goal("lock queue, MIGRATION_LOCK_TIMEOUT=0.5: longest stall ms", lock_rows[0][2], 500 + 100)
     return 0
 
 

@@ -6,9 +6,7 @@ skip) when the server at TEST_DATABASE_URL is unreachable.
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import flask_migrate
 import pytest
@@ -18,8 +16,9 @@ from sqlalchemy.engine import Engine, make_url
 
 from app import create_app
 from safe_migrations.urls import normalise_database_url
+from tests.helpers import create_database, drop_database, server_url
 
-PG_SERVER_URL = normalise_database_url(os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"))
+PG_SERVER_URL = server_url("TEST_DATABASE_URL")
 
 
 @pytest.fixture(scope="session")
@@ -36,21 +35,17 @@ def pg_admin() -> Iterator[Engine]:
 
 
 @pytest.fixture
-def new_pg_database(pg_admin: Engine) -> Iterator[callable]:
+def new_pg_database(pg_admin: Engine) -> Iterator[Callable[[], str]]:
     """A factory of fresh, empty PostgreSQL databases, all dropped after the test."""
     created: list[str] = []
 
     def create() -> str:
-        name = f"wbtest_{uuid.uuid4().hex[:16]}"
-        with pg_admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        created.append(name)
-        return make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+        created.append(create_database(PG_SERVER_URL, "wbtest_"))
+        return created[-1]
 
     yield create
-    with pg_admin.connect() as connection:
-        for name in created:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    for url in created:
+        drop_database(PG_SERVER_URL, url)
 
 
 @pytest.fixture
@@ -108,11 +103,8 @@ def api_database_url(request, tmp_path_factory) -> Iterator[str]:
         url = f"sqlite:///{tmp_path_factory.mktemp('api') / 'api.db'}"
         yield url
         return
-    admin = request.getfixturevalue("pg_admin")
-    name = f"wbtest_api_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    request.getfixturevalue("pg_admin")  # fails the test when the server is unreachable
+    url = create_database(PG_SERVER_URL, "wbtest_api_")
     migrated = make_app(url)
     with migrated.app_context():
         flask_migrate.upgrade()
@@ -120,8 +112,7 @@ def api_database_url(request, tmp_path_factory) -> Iterator[str]:
 
         db.engine.dispose()
     yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    drop_database(PG_SERVER_URL, url)
 
 
 @pytest.fixture(scope="session")

@@ -84,7 +84,7 @@ ANSWERS: dict[str, tuple[int, str, str, float]] = {
 
 def forecast_items(nx: int, ny: int, base: datetime, hours: int, weather: Weather | None) -> list[dict[str, Any]]:
     """The items of one cell's forecast of base time ``base`` (KST), in KMA's order."""
-    items = []
+    items: list[dict[str, Any]] = []
     base_date, base_time = base.strftime("%Y%m%d"), base.strftime("%H%M")
     for offset in range(1, hours + 1):
         when = base + timedelta(hours=offset)

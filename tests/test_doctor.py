@@ -8,9 +8,7 @@ import pytest
 from sqlalchemy import create_engine, pool, text
 
 from safe_migrations.lock import migration_lock
-from tests.helpers import HEAD, REVISIONS, add_revision, copy_repository, flask, free_port
-
-INITIAL = REVISIONS[0]
+from tests.helpers import HEAD, INITIAL, REVISIONS, add_revision, copy_repository, flask, free_port
 
 
 @pytest.fixture

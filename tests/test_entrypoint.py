@@ -7,8 +7,7 @@ import subprocess
 
 import requests
 
-from tests.helpers import REPO, child_env, copy_repository, free_port, run, wait_for_http
-from tests.test_migrations import HEAD
+from tests.helpers import HEAD, REPO, child_env, copy_repository, free_port, run, wait_for_http
 
 
 def start(database_url: str, *, cwd=REPO, **env: str) -> tuple[subprocess.Popen, int]:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tests.helpers import BIN, copy_repository, flask, run
-from tests.test_migrations import HEAD, INITIAL, SENT_TO_DEVICES
+from tests.helpers import BIN, HEAD, INITIAL, copy_repository, flask, run
+from tests.test_migrations import SENT_TO_DEVICES
 
 
 def ok(result) -> str:

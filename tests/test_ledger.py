@@ -8,10 +8,20 @@ import socket
 import pytest
 from sqlalchemy import create_engine, inspect, pool, text
 
-from tests.helpers import HEAD, REPO, REVISIONS, add_revision, copy_repository, flask, query, run, wait_for_http
+from tests.helpers import (
+    HEAD,
+    INITIAL,
+    REPO,
+    REVISIONS,
+    add_revision,
+    copy_repository,
+    flask,
+    query,
+    run,
+    wait_for_http,
+)
 from tests.test_entrypoint import start, stop
 
-INITIAL = REVISIONS[0]
 NEWER = "fff000000001"
 
 

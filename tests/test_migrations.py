@@ -10,12 +10,13 @@ from safe_migrations.drift import model_drift
 from safe_migrations.scripts import script_directory
 from safe_migrations.status import current_heads
 from tests.conftest import make_app
+from tests.helpers import HEAD, REVISIONS
 
+# The shipped revisions by name, for the checks of what each one does.
 INITIAL = "e31e0b2e6de7"
 SENT_TO_DEVICES = "43e96d39df75"
 KEYSET_INDEX = "eed4f6347fc7"
 PUSH_QUEUE = "7c1d2e3f4a5b"
-HEAD = PUSH_QUEUE
 KEYSET_INDEX_NAME = "ix_market_alarm_log_market_id_created_at_id"
 
 
@@ -32,6 +33,7 @@ def test_single_head_and_linear_chain(database_url):
     assert script.get_heads() == [HEAD]
     chain = [rev.revision for rev in script.walk_revisions()]
     assert chain == [PUSH_QUEUE, KEYSET_INDEX, SENT_TO_DEVICES, INITIAL]
+    assert chain[::-1] == REVISIONS and HEAD == PUSH_QUEUE  # the chain every other test and benchmark reads
     assert script.get_revision(KEYSET_INDEX).doc == (
         "Add keyset index on market alarm log and unique market name per region"
     )

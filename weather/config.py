@@ -11,9 +11,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
+from marshmallow import ValidationError, fields, validate
 
-from safe_migrations.settings import read_number
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
+from weather.alarm_rules import Thresholds
+from weather.forecast_rows import ForecastWindow
 
 
 class ConfigError(click.ClickException, ValueError):
@@ -38,19 +40,29 @@ def _log_level(env: Mapping[str, str]) -> str:
     return level
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    return read_number(env, name, default, minimum=minimum, whole=True, error=ConfigError)
-
-
-def _int_at_most(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    value = _int(env, name, default, minimum=minimum)
-    if value > maximum:
-        raise ConfigError(f"{name}={value} must be at most {maximum}")
+def _number(env: Mapping[str, str], name: str, field: fields.Number, default: float) -> float:
+    """``env[name]`` read by a marshmallow number ``field`` (``default`` when unset or blank);
+    a ConfigError naming the variable and what is wrong with it."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value: float = field.deserialize(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{name}={raw!r}: {' '.join(map(str, exc.messages))}") from None
     return value
 
 
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    return int(_number(env, name, fields.Integer(validate=validate.Range(min=minimum)), default))
+
+
+def _int_at_most(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
+    return int(_number(env, name, fields.Integer(validate=validate.Range(min=minimum, max=maximum)), default))
+
+
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
-    return read_number(env, name, default, minimum=minimum, error=ConfigError)
+    return _number(env, name, fields.Float(allow_nan=False, validate=validate.Range(min=minimum)), default)
 
 
 def _push_url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -160,20 +172,22 @@ def kma_settings(env: Mapping[str, str]) -> dict[str, Any]:
 
 def forecast_window(env: Mapping[str, str]) -> dict[str, float]:
     """How far from now a forecast time may lie (ingest and fetch alike): a year back, a month ahead."""
+    default = ForecastWindow()
     return {
-        "FORECAST_MAX_PAST_DAYS": _float(env, "FORECAST_MAX_PAST_DAYS", 366.0, minimum=0),
-        "FORECAST_MAX_FUTURE_DAYS": _float(env, "FORECAST_MAX_FUTURE_DAYS", 31.0, minimum=0),
+        "FORECAST_MAX_PAST_DAYS": _float(env, "FORECAST_MAX_PAST_DAYS", default.past_days, minimum=0),
+        "FORECAST_MAX_FUTURE_DAYS": _float(env, "FORECAST_MAX_FUTURE_DAYS", default.future_days, minimum=0),
     }
 
 
 def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
-    """Alarm thresholds; the defaults are KMA advisory levels (see weather/alarms.py)."""
+    """Alarm thresholds; the defaults are KMA advisory levels (see weather/alarm_rules.py)."""
+    kma = Thresholds()
     return {
-        "ALARM_HEAT_MAX_TEMP_C": _float(env, "ALARM_HEAT_MAX_TEMP_C", 33.0),
-        "ALARM_COLD_MIN_TEMP_C": _float(env, "ALARM_COLD_MIN_TEMP_C", -12.0),
-        "ALARM_WIND_SPEED_MS": _float(env, "ALARM_WIND_SPEED_MS", 14.0, minimum=0),
-        "ALARM_RAIN_HOURLY_MM": _float(env, "ALARM_RAIN_HOURLY_MM", 30.0, minimum=0),
-        "ALARM_SNOW_DAILY_CM": _float(env, "ALARM_SNOW_DAILY_CM", 5.0, minimum=0),
+        "ALARM_HEAT_MAX_TEMP_C": _float(env, "ALARM_HEAT_MAX_TEMP_C", kma.heat_max_temp_c),
+        "ALARM_COLD_MIN_TEMP_C": _float(env, "ALARM_COLD_MIN_TEMP_C", kma.cold_min_temp_c),
+        "ALARM_WIND_SPEED_MS": _float(env, "ALARM_WIND_SPEED_MS", kma.wind_speed_ms, minimum=0),
+        "ALARM_RAIN_HOURLY_MM": _float(env, "ALARM_RAIN_HOURLY_MM", kma.rain_hourly_mm, minimum=0),
+        "ALARM_SNOW_DAILY_CM": _float(env, "ALARM_SNOW_DAILY_CM", kma.snow_daily_cm, minimum=0),
     }
 
 

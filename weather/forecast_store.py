@@ -128,7 +128,8 @@ def _upsert_postgresql(session: Session, rows: Sequence[dict[str, Any]]) -> list
     connection = session.connection()
     _staging.create(connection)
     # psycopg2's COPY, on the session's own connection and transaction.
-    with connection.connection.dbapi_connection.cursor() as cursor:
+    psycopg2_connection: Any = connection.connection.dbapi_connection
+    with psycopg2_connection.cursor() as cursor:
         cursor.copy_expert(f"COPY forecast_ingest ({', '.join(COLUMNS)}) FROM STDIN", _copy_text(rows))
     # A fixed order makes concurrent ingests lock rows in the same order: no deadlock.
     now = bindparam("now", utcnow(), type_=DateTime(timezone=True))

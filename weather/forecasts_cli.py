@@ -61,7 +61,7 @@ def fetch_command(now: datetime | None) -> None:
     base = latest_base_time(now or datetime.now(UTC))
     progress = _progress_line if sys.stderr.isatty() else None
     report = run_fetch(
-        db.session, settings, base, Thresholds.from_config(config), ForecastWindow.from_config(config), progress
+        db.session(), settings, base, Thresholds.from_config(config), ForecastWindow.from_config(config), progress
     )
     if progress:
         click.echo("\r\x1b[K", nl=False, err=True)

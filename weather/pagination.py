@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from weather.cursor import encode_cursor
 from weather.errors import invalid
+from weather.schemas import PG_INT_MAX
 from weather.times import as_utc
 
 
@@ -39,6 +40,6 @@ def cursor_datetime(value: object) -> datetime:
 def cursor_int(value: object) -> int:
     """An id part of a decoded cursor; 422 on ``cursor`` if it is not one."""
     # Bounded to PostgreSQL's integer: a forged huge id must be a 422, not a driver error.
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 2**31 - 1:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= PG_INT_MAX:
         raise invalid("cursor", "not a cursor issued by this API")
     return value

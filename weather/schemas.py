@@ -216,7 +216,7 @@ class ForecastRows(fields.List):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(fields.Nested(ForecastInSchema), **kwargs)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[Any]:
         if not isinstance(value, list):
             raise self.make_error("invalid")
         for validator in self.validators:  # the length bound, before any row is looked at

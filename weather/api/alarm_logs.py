@@ -11,8 +11,8 @@ from sqlalchemy import DateTime, Integer, literal, select, tuple_
 
 from models import Market, MarketAlarmLog, db
 from weather.api.blueprint import Blueprint
+from weather.api.lookup import get_or_404
 from weather.auth import BEARER_SECURITY, token_required
-from weather.errors import not_found
 from weather.pagination import cursor_datetime, cursor_int, keyset_page
 from weather.push.deliveries import delivery_counts
 from weather.schemas import AlarmLogPageSchema, AlarmLogQuerySchema
@@ -36,8 +36,7 @@ def list_alarm_logs(args: dict[str, Any]) -> dict[str, Any]:
     log = MarketAlarmLog
     query = select(log).order_by(log.created_at, log.id)
     if "market_id" in args:
-        if db.session.get(Market, args["market_id"]) is None:
-            raise not_found("market", args["market_id"])
+        get_or_404(Market, args["market_id"], "market")
         query = query.where(log.market_id == args["market_id"])
     if "alarm_type" in args:
         query = query.where(log.alarm_type == args["alarm_type"])

@@ -14,19 +14,13 @@ from sqlalchemy import delete, select
 
 from models import ALARM_TYPES, Device, Market, Subscription, db, utcnow
 from weather.api.blueprint import Blueprint
+from weather.api.lookup import get_or_404
 from weather.device_auth import DEVICE_SECURITY, check_device_token
-from weather.errors import ApiError, not_found
-from weather.schemas import PG_INT_MAX, DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema
+from weather.errors import ApiError
+from weather.schemas import DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema
 from weather.upsert import insert_for
 
 blp = Blueprint("devices", __name__, url_prefix="/api/v1/devices", description="Devices that receive push alarms")
-
-
-def _get(device_id: int) -> Device:
-    device = db.session.get(Device, device_id) if device_id <= PG_INT_MAX else None
-    if device is None:
-        raise not_found("device", device_id)
-    return device
 
 
 def device_view(device: Device) -> dict[str, Any]:
@@ -59,7 +53,7 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
     ).returning(Device.id)
     device_id = db.session.scalar(stmt)
     db.session.commit()
-    device = _get(device_id)
+    device = get_or_404(Device, device_id, "device")
     created = device.created_at == device.last_seen_at
     return device_view(device), 201 if created else 200
 
@@ -70,7 +64,7 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 @blp.doc(security=DEVICE_SECURITY)
 def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any]:
     """Replace all of a device's subscriptions (markets x alarm types); an empty list unsubscribes."""
-    device = _get(device_id)
+    device = get_or_404(Device, device_id, "device")
     check_device_token(device)
     wanted = sorted({(s["market_id"], t) for s in data["subscriptions"] for t in s["alarm_types"]})
     market_ids = {m for m, _ in wanted}
@@ -97,7 +91,7 @@ def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any
 @blp.doc(security=DEVICE_SECURITY)
 def unregister_device(device_id: int) -> Response:
     """Forget a device and its subscriptions."""
-    device = _get(device_id)
+    device = get_or_404(Device, device_id, "device")
     check_device_token(device)
     db.session.delete(device)
     db.session.commit()

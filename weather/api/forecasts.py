@@ -11,8 +11,8 @@ from sqlalchemy import select
 from models import Forecast, Market, db
 from weather.alarm_rules import Thresholds
 from weather.api.blueprint import Blueprint
+from weather.api.lookup import get_or_404
 from weather.auth import BEARER_SECURITY, token_required
-from weather.errors import not_found
 from weather.forecast_store import store_forecasts
 from weather.pagination import cursor_datetime, keyset_page
 from weather.schemas import ForecastBatchSchema, ForecastPageSchema, ForecastQuerySchema, IngestResultSchema
@@ -46,8 +46,7 @@ def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, ForecastPageSchema)
 def list_forecasts(args: dict[str, Any]) -> dict[str, Any]:
     """A market's forecast hours in a time range, by forecast time; follow ``next_cursor`` for more."""
-    if db.session.get(Market, args["market_id"]) is None:
-        raise not_found("market", args["market_id"])
+    get_or_404(Market, args["market_id"], "market")
     query = select(Forecast).where(Forecast.market_id == args["market_id"]).order_by(Forecast.forecast_time)
     if "start" in args:
         query = query.where(Forecast.forecast_time >= args["start"])

@@ -8,12 +8,12 @@ from sqlalchemy import select
 
 from models import Market, db
 from weather.api.blueprint import Blueprint
+from weather.api.lookup import get_or_404
 from weather.auth import BEARER_SECURITY, token_required
-from weather.errors import ApiError, invalid, not_found
+from weather.errors import ApiError, invalid
 from weather.grid import in_grid, to_grid
 from weather.pagination import cursor_int, keyset_page
 from weather.schemas import (
-    PG_INT_MAX,
     MarketCreateSchema,
     MarketPageSchema,
     MarketQuerySchema,
@@ -33,13 +33,6 @@ def grid_cell(latitude: float, longitude: float) -> tuple[int, int]:
     if not in_grid(nx, ny):
         raise invalid("latitude", "position is outside the KMA forecast grid (markets must be in Korea)")
     return nx, ny
-
-
-def _get(market_id: int) -> Market:
-    market = db.session.get(Market, market_id) if market_id <= PG_INT_MAX else None
-    if market is None:
-        raise not_found("market", market_id)
-    return market
 
 
 def _ensure_unique(name: str, region: str, market_id: int | None = None) -> None:
@@ -69,7 +62,7 @@ def list_markets(args: dict[str, Any]) -> dict[str, Any]:
 @blp.response(200, MarketSchema)
 def get_market(market_id: int) -> Market:
     """One market."""
-    return _get(market_id)
+    return get_or_404(Market, market_id, "market")
 
 
 @blp.post("")
@@ -94,7 +87,7 @@ def create_market(data: dict[str, Any]) -> Market:
 @blp.doc(security=BEARER_SECURITY)
 def update_market(data: dict[str, Any], market_id: int) -> Market:
     """Change some fields of a market; a new position recomputes the grid cell."""
-    market = _get(market_id)
+    market = get_or_404(Market, market_id, "market")
     latitude = data.get("latitude", market.latitude)
     longitude = data.get("longitude", market.longitude)
     grid_nx, grid_ny = grid_cell(latitude, longitude)

@@ -1,0 +1,71 @@
+"""The shipped revision chain, read the one way Alembic reads it, and test revisions added to copies."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from alembic.script import ScriptDirectory
+
+from tests.support.repository import REPO
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One shipped migration: its id, the first line of its docstring and its file."""
+
+    revision: str
+    title: str
+    path: Path
+
+
+def shipped_revisions(migrations: Path = REPO / "migrations") -> tuple[Revision, ...]:
+    """The revisions of ``migrations``, oldest first, through Alembic's own script loader.
+
+    Refuses a history that is not one linear chain (two heads or a merge): the
+    tests and benchmarks count on "each revision once, in this order".
+    """
+    script = ScriptDirectory(str(migrations))
+    heads = script.get_heads()
+    if len(heads) != 1:
+        raise RuntimeError(f"{migrations}: expected one head, found {heads}")
+    chain = list(reversed(list(script.walk_revisions())))
+    for previous, current in zip([None, *chain], chain, strict=False):
+        if current.down_revision != (previous.revision if previous else None):
+            raise RuntimeError(f"{current.path}: not a linear chain at {current.revision}")
+    return tuple(Revision(r.revision, (r.doc or r.revision).splitlines()[0], Path(r.path)) for r in chain)
+
+
+SHIPPED = shipped_revisions()
+REVISIONS = [r.revision for r in SHIPPED]
+INITIAL, HEAD = REVISIONS[0], REVISIONS[-1]
+
+
+def add_revision(
+    repo: Path,
+    revision: str,
+    upgrade: str,
+    downgrade: str = "pass",
+    *,
+    down_revision: str = HEAD,
+    header: str = "",
+    message: str = "Test revision",
+    file_prefix: str = "29990101_000000",
+) -> Path:
+    """Write a revision file into a repository copy; bodies are indented Python source.
+
+    ``file_prefix`` keeps init_migration.sh's ``YYYYMMDD_HHMMSS`` form, so files sort after the shipped ones.
+    """
+
+    def indent(body: str) -> str:
+        return "\n".join("    " + line for line in body.strip("\n").splitlines())
+
+    path = repo / "migrations" / "versions" / f"{file_prefix}_{revision}_test.py"
+    path.write_text(
+        f'"""{message}"""\n'
+        "from alembic import op\nimport sqlalchemy as sa\n"
+        f"{header}\n"
+        f"revision = {revision!r}\ndown_revision = {down_revision!r}\nbranch_labels = None\ndepends_on = None\n\n\n"
+        f"def upgrade():\n{indent(upgrade)}\n\n\ndef downgrade():\n{indent(downgrade)}\n"
+    )
+    return path
