@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import procrastinate
 from flask import Flask
@@ -188,14 +188,3 @@ async def run_postgresql_worker(flask_app: Flask, sender: PushSender, name: str)
         finally:
             recovery.cancel()
             await sender.aclose()
-
-
-def queue_depth(flask_app: Flask) -> dict[str, Any]:
-    """Jobs per status (for the worker's start-up line)."""
-    with flask_app.app_context():
-        rows = db.session.execute(
-            text("SELECT status::text, count(*) FROM procrastinate_jobs WHERE queue_name = :q GROUP BY status"),
-            {"q": QUEUE},
-        ).all()
-        db.session.remove()
-    return dict(rows)
