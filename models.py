@@ -38,10 +38,13 @@ NAMING_CONVENTION = {
 
 PLATFORMS = ("ios", "android", "web")
 ALARM_TYPES = ("RAIN", "HEAT", "COLD", "WIND", "SNOW")
+DELIVERY_STATES = ("pending", "sent", "failed")
 
 
 class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # procrastinate (the push queue) owns the procrastinate_* tables; its schema
+    # arrives through a revision, so `flask db check` leaves those tables alone.
+    metadata = MetaData(naming_convention=NAMING_CONVENTION, info={"foreign_table_prefixes": ("procrastinate_",)})
 
 
 db = SQLAlchemy(model_class=Base)
@@ -156,3 +159,33 @@ class MarketAlarmLog(Model):
     # How many devices the alarm was pushed to. Added by its own migration; the
     # server default makes the column cheap to add (no table rewrite).
     sent_to_devices: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+
+
+class PushDelivery(db.Model):
+    """One alarm owed to one device: committed with the alarm, sent by a push worker.
+
+    The row is the durable record of the obligation; the queue only says when
+    to try it. ``idempotency_key`` stays the same across retries, so a provider
+    (or the device) can tell a retry from a new alarm.
+    """
+
+    __tablename__ = "push_delivery"
+    __table_args__ = (
+        UniqueConstraint("alarm_id", "device_id"),
+        CheckConstraint(_in_list("state", DELIVERY_STATES), name="state"),
+        # The alarm log counts each alarm's pending and failed deliveries from this index alone.
+        Index("ix_push_delivery_alarm_id_state", "alarm_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alarm_id: Mapped[int] = mapped_column(ForeignKey("market_alarm_log.id", ondelete="CASCADE"))
+    # SET NULL: an unregistered device's deliveries stay visible (as failed), without its token.
+    device_id: Mapped[int | None] = mapped_column(ForeignKey("device.id", ondelete="SET NULL"), index=True)
+    state: Mapped[str] = mapped_column(String(10), default="pending", server_default=text("'pending'"))
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    idempotency_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Not before this moment: the retry back-off, and the lease of the worker sending it now.
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -20,7 +20,7 @@ from flask import current_app
 from sqlalchemy.engine import Connection
 
 from safe_migrations import post_deploy, runtime
-from safe_migrations.drift import COMPARE_OPTIONS
+from safe_migrations.drift import compare_options
 from safe_migrations.settings import MigrationSettings
 
 config = context.config
@@ -59,7 +59,7 @@ def configure_arguments() -> dict[str, Any]:
         "target_metadata": target_db.metadata,
         # compare_type, compare_server_default, include_name: shared with
         # start-up's drift report and flask db baseline.
-        **COMPARE_OPTIONS,
+        **compare_options(target_db.metadata),
         # SQLite cannot ALTER most things; batch mode rebuilds the table there
         # and emits plain ALTERs on PostgreSQL, so every generated script runs
         # on both, whichever database it was generated against.

@@ -1,12 +1,13 @@
 """Do the models and the migrated database agree? (what ``flask db check`` asks).
 
-:data:`COMPARE_OPTIONS` is the one set of comparison options: ``migrations/env.py``
+:func:`compare_options` is the one set of comparison options: ``migrations/env.py``
 (autogenerate, ``flask db check``), start-up's drift report and ``flask db baseline``
 all compare with it, so they never disagree about what counts as a difference.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 # PostgreSQL enum types: autogenerate creates the type with the column that
@@ -20,17 +21,26 @@ from sqlalchemy.engine import Connection
 
 from safe_migrations.ledger import LEDGER_TABLE
 
+# MetaData.info key: table name prefixes of tables a library owns (e.g. a job
+# queue's schema, applied by a migration but not described by the models).
+FOREIGN_TABLE_PREFIXES = "foreign_table_prefixes"
 
-def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
-    """Keep the toolset's own ledger table out of autogenerate and ``flask db check``."""
-    return not (type_ == "table" and name == LEDGER_TABLE)
+
+def include_name_for(metadata: MetaData) -> Callable[[str | None, str, dict[str, Any]], bool]:
+    """Alembic's ``include_name``: autogenerate and ``flask db check`` skip the ledger and foreign tables."""
+    prefixes = tuple(metadata.info.get(FOREIGN_TABLE_PREFIXES, ()))
+
+    def include_name(name: str | None, type_: str, parent_names: dict[str, Any]) -> bool:
+        if type_ != "table" or name is None:
+            return True
+        return name != LEDGER_TABLE and not name.startswith(prefixes)
+
+    return include_name
 
 
-COMPARE_OPTIONS: dict[str, Any] = {
-    "compare_type": True,
-    "compare_server_default": True,
-    "include_name": include_name,
-}
+def compare_options(metadata: MetaData) -> dict[str, Any]:
+    """The one set of comparison options for ``metadata``'s models."""
+    return {"compare_type": True, "compare_server_default": True, "include_name": include_name_for(metadata)}
 
 
 def describe(diff: tuple | list) -> str:
@@ -50,5 +60,5 @@ def describe(diff: tuple | list) -> str:
 
 def model_drift(connection: Connection, metadata: MetaData) -> list[str]:
     """The differences autogenerate would write into a new migration (empty = no drift)."""
-    context = MigrationContext.configure(connection, opts=dict(COMPARE_OPTIONS))
+    context = MigrationContext.configure(connection, opts=compare_options(metadata))
     return [describe(diff) for diff in compare_metadata(context, metadata)]

@@ -92,7 +92,7 @@ def app(database_url: str) -> Flask:
 API_TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 # Children before parents, so the deletes never trip a foreign key.
-DATA_TABLES = ("subscription", "market_alarm_log", "forecast", "device", "market")
+DATA_TABLES = ("push_delivery", "subscription", "market_alarm_log", "forecast", "device", "market")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -142,14 +142,12 @@ def shared_api_app(api_app_factory) -> Iterator[Flask]:
 
 @pytest.fixture
 def api_app(shared_api_app: Flask) -> Iterator[Flask]:
-    """The shared API app, its database emptied of data and a fresh push sender."""
+    """The shared API app, its database emptied of data."""
     from models import db
-    from weather.push import EXTENSION, sender_from_config
 
     with shared_api_app.app_context(), db.engine.begin() as connection:
         for table in DATA_TABLES:
             connection.execute(text(f"DELETE FROM {table}"))
-    shared_api_app.extensions[EXTENSION] = sender_from_config(shared_api_app.config)
     yield shared_api_app
     with shared_api_app.app_context():
         db.session.remove()

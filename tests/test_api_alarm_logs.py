@@ -52,6 +52,8 @@ def test_lists_alarms_raised_by_ingest(client):
         "message",
         "created_at",
         "sent_to_devices",
+        "pending_deliveries",
+        "failed_deliveries",
     }
     heat = client.get("/api/v1/alarm-logs", query_string={"market_id": market, "alarm_type": "HEAT"}, headers=AUTH)
     assert [row["alarm_type"] for row in heat.json["items"]] == ["HEAT"]

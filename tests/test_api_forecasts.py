@@ -1,17 +1,16 @@
-"""/api/v1/forecasts: bulk ingest, the alarms it raises and pushes, and listing."""
+"""/api/v1/forecasts: bulk ingest, the alarms and push deliveries it records, and listing."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
-from models import Forecast, MarketAlarmLog, db
+from models import Forecast, MarketAlarmLog, PushDelivery, db
 from tests.api_helpers import create_market, hour, ingest, register_device, subscribe
 from tests.conftest import AUTH
 from weather.config import ConfigError, load_config
-from weather.push import EXTENSION, Delivery
 from weather.times import KST
 
 # Tomorrow in Korea: inside the forecast window (FORECAST_MAX_PAST_DAYS/FUTURE_DAYS) whenever the tests run.
@@ -26,6 +25,23 @@ def alarm_rows(app) -> list[tuple]:
                 MarketAlarmLog.id
             )
         ).all()
+
+
+def delivery_rows(app) -> list[tuple]:
+    with app.app_context():
+        d = PushDelivery
+        query = select(d.alarm_id, d.device_id, d.state, d.idempotency_key).order_by(d.id)
+        return [tuple(row) for row in db.session.execute(query)]
+
+
+def owed(app, alarm_id: int, device_id: int) -> list[tuple]:
+    """What an ingest commits with a new alarm: the delivery rows (SQLite) or its fan-out job (PostgreSQL)."""
+    with app.app_context():
+        if db.engine.dialect.name == "postgresql":
+            jobs = db.session.execute(text("SELECT task_name, args FROM procrastinate_jobs ORDER BY id")).all()
+            assert [tuple(job) for job in jobs][-1] == ("push.fan_out", {"alarm_id": alarm_id})
+            return []
+    return [(alarm_id, device_id, "pending", f"alarm-{alarm_id}-device-{device_id}")]
 
 
 def forecast_count(app) -> int:
@@ -46,13 +62,18 @@ def test_heat_wave_is_recorded_and_pushed_once(client, api_app):
     assert response.json["upserted"] == 12
     [alarm] = response.json["alarms"]
     assert alarm["alarm_type"] == "HEAT" and alarm["target_date"] == DAY
-    assert alarm["sent_to_devices"] == 1 and market["name"] in alarm["title"] and "34.2" in alarm["message"]
-    deliveries = api_app.extensions[EXTENSION].deliveries
-    assert [(d.push_token, d.alarm["id"]) for d in deliveries] == [("heat-fan", alarm["id"])]
+    assert market["name"] in alarm["title"] and "34.2" in alarm["message"]
+    # Recorded with the alarm, sent later by a push worker: the request never waits for a provider.
+    assert alarm["sent_to_devices"] == 0
+    expected = owed(api_app, alarm["id"], heat_fan["id"])
+    assert delivery_rows(api_app) == expected
 
     again = ingest(client, *rows)
     assert again.status_code == 200 and again.json["alarms"] == []
-    assert len(alarm_rows(api_app)) == 1 and len(deliveries) == 1
+    assert len(alarm_rows(api_app)) == 1 and delivery_rows(api_app) == expected
+    [logged] = client.get("/api/v1/alarm-logs", headers=AUTH).json["items"]
+    pending = len(expected)  # PostgreSQL: the rows appear when a worker runs the fan-out job
+    assert (logged["sent_to_devices"], logged["pending_deliveries"], logged["failed_deliveries"]) == (0, pending, 0)
 
 
 def test_reingest_updates_in_place(client, api_app):
@@ -109,26 +130,15 @@ def test_thresholds_are_configurable(api_app_factory):
         ({"ALARM_SNOW_DAILY_CM": "nan"}, "ALARM_SNOW_DAILY_CM"),
         ({"PUSH_WEBHOOK_URL": "ftp://example"}, "PUSH_WEBHOOK_URL"),
         ({"PUSH_TIMEOUT_SECONDS": "0"}, "PUSH_TIMEOUT_SECONDS"),
-        ({"PUSH_RETRIES": "-2"}, "PUSH_RETRIES"),
+        ({"PUSH_MAX_ATTEMPTS": "0"}, "PUSH_MAX_ATTEMPTS"),
+        ({"PUSH_PROVIDER": "pigeon"}, "PUSH_PROVIDER"),
+        ({"PUSH_PROVIDER": "fcm"}, "FCM_CREDENTIALS"),
+        ({"APP_ENV": "production"}, "APP_ENV=production refuses the recording push sender"),
     ],
 )
 def test_invalid_configuration_names_the_variable(env, variable, tmp_path):
     with pytest.raises(ConfigError, match=variable):
         load_config(env, str(tmp_path))
-
-
-def test_failing_push_keeps_the_alarm_and_the_request(client, api_app):
-    class Broken:
-        def send(self, delivery: Delivery) -> bool:
-            raise RuntimeError("provider down")
-
-    api_app.extensions[EXTENSION] = Broken()
-    market = create_market(client)["id"]
-    subscribe(client, register_device(client, "t1"), "t1", market, "HEAT")
-    response = ingest(client, hour(market, f"{DAY}T12:00:00+09:00", temperature=35.0))
-    assert response.status_code == 200
-    assert [a["sent_to_devices"] for a in response.json["alarms"]] == [0]
-    assert len(alarm_rows(api_app)) == 1
 
 
 def test_ten_thousand_rows_in_one_request(client, api_app):

@@ -36,7 +36,9 @@ DOCKERFILE = REPO / "Dockerfile"
 KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
 APP_UID = 10001
 CONTAINER_PORT = 8000
-SECRET_ENV = ("DATABASE_URL", "API_TOKEN")
+# The shape of a service account key, with placeholders (the configuration checks the shape).
+FCM_PLACEHOLDER = json.dumps({"client_email": "EMAIL", "private_key": "KEY", "project_id": "PROJECT"})
+SECRET_ENV = ("DATABASE_URL", "API_TOKEN", "FCM_CREDENTIALS")
 # What the image must contain to start; nothing for development only.
 RUNTIME_FILES = ("app.py", "models.py", "gunicorn.conf.py", "entrypoint.sh", "weather", "safe_migrations", "migrations")
 DEV_ONLY = ("tests", "bench", "docs", ".venv", ".git", "instance")
@@ -373,13 +375,39 @@ def test_deployment_follows_the_policy():
     assert deployment_violations(load_manifest("deployment.yaml")) == []
 
 
+# The push worker serves no HTTP: it has no probes (procrastinate's heartbeat in
+# the database marks a dead worker; its jobs go to the others).
+WORKER_WITHOUT_HTTP = {
+    f"push-worker: {probe} must GET {path} (found None)"
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/readyz"))
+}
+
+
+def test_push_worker_deployment_follows_the_same_policy():
+    worker, api = load_manifest("push-worker-deployment.yaml"), load_manifest("deployment.yaml")
+    assert set(deployment_violations(worker)) == WORKER_WITHOUT_HTTP
+    worker_pod, api_pod = _pod(worker), _pod(api)
+    assert worker_pod["securityContext"] == api_pod["securityContext"]
+    assert _container(worker)["securityContext"] == _container(api)["securityContext"]
+    assert _container(worker)["image"] == _container(api)["image"]  # one image, another command
+    assert _container(worker)["command"] == ["flask", "push", "worker"]
+    assert worker["spec"]["replicas"] >= 2
+    # Running deliveries finish inside the grace period: each call is bounded by PUSH_TIMEOUT_SECONDS.
+    data = load_manifest("configmap.yaml")["data"]
+    assert float(data["PUSH_TIMEOUT_SECONDS"]) < float(data["PUSH_SHUTDOWN_SECONDS"])
+    assert float(data["PUSH_SHUTDOWN_SECONDS"]) < worker_pod["terminationGracePeriodSeconds"]
+
+
 def test_configmap_holds_no_secrets_and_valid_settings():
     configmap = load_manifest("configmap.yaml")
     assert configmap_violations(configmap) == []
     data = configmap["data"]
     # The real parsers accept every value (a typo would crash-loop every pod).
     MigrationSettings.from_env(data)
-    load_config({**data, "DATABASE_URL": "postgresql://USER:PASSWORD@HOST:5432/DBNAME"}, "instance")
+    secrets = {"DATABASE_URL": "postgresql://USER:PASSWORD@HOST:5432/DBNAME", "FCM_CREDENTIALS": FCM_PLACEHOLDER}
+    config = load_config({**data, **secrets}, "instance")
+    # The cluster always names a real push provider; the recording sender is refused there.
+    assert config["APP_ENV"] == "production" and config["PUSH_PROVIDER"] in ("fcm", "webhook")
 
 
 def test_secret_example_holds_placeholders_only():
@@ -420,6 +448,7 @@ def test_kustomization_lists_everything_but_the_secret():
         "deployment.yaml",
         "forecast-fetch-cronjob.yaml",
         "pdb.yaml",
+        "push-worker-deployment.yaml",
         "service.yaml",
     ]
     assert all((K8S / resource).is_file() for resource in kustomization["resources"])
@@ -754,6 +783,7 @@ def test_image_files_start_with_the_pod_configuration(tmp_path, pg_url):
         PORT=str(port),
         WEB_CONCURRENCY="1",
         API_TOKEN="CHANGE-ME",
+        FCM_CREDENTIALS=FCM_PLACEHOLDER,
         HOME=str(writable),
         TMPDIR=str(writable),
         BACKUP_DIR=str(writable / "backups"),

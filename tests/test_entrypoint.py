@@ -42,12 +42,12 @@ def test_migrates_serves_and_stops_cleanly(pg_url):
     assert code == 0, output
     migration_lines = [line for line in output.splitlines() if "alembic" in line or "safe_migrations" in line]
     assert migration_lines and all("database migration" in line for line in migration_lines), output
-    assert "3 pending: e31e0b2e6de7 (Initial migration), 43e96d39df75" in output
+    assert "4 pending: e31e0b2e6de7 (Initial migration), 43e96d39df75" in output
     assert "Traceback" not in output
 
 
 def test_restart_at_head_applies_nothing(pg_url):
-    for expected in ("3 pending", "nothing to apply"):
+    for expected in ("4 pending", "nothing to apply"):
         process, port = start(pg_url)
         wait_for_http(f"http://127.0.0.1:{port}/readyz", process)
         code, output = stop(process)

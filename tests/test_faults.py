@@ -20,7 +20,6 @@ from tests.conftest import API_TOKEN
 from tests.faults import FaultProxy, child_pids
 from tests.helpers import run, scalar, wait_for_http
 from tests.test_entrypoint import start, stop
-from tests.webhook_server import WebhookServer
 
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
@@ -64,7 +63,7 @@ def test_database_down_at_start_then_up_within_the_wait(pg_url, proxy):
     assert refused_while_down >= 3  # it retried with backoff, not once
     assert ready_after < 30  # backoff is capped at 5 s; the rest is migrating on a possibly busy machine
     assert "waiting for database at postgresql+psycopg2://postgres:***@127.0.0.1" in output
-    assert "is reachable after" in output and "3 pending" in output
+    assert "is reachable after" in output and "4 pending" in output
     assert "s3cret-pw" not in output and "Traceback" not in output
 
 
@@ -130,63 +129,6 @@ def test_database_restart_while_serving_gives_503_then_recovers(pg_url, proxy):
     assert recovered == [200] * 6
     assert slowest < 5
     assert scalar(pg_url, "SELECT count(*) FROM market") == 1  # the writes during the outage wrote nothing
-    assert code == 0 and "Traceback" not in output, output
-
-
-# 'hang': longer than the sender's timeout; 'error': a 500.
-FAILING_WEBHOOK = {"hang": (200, 3.0), "error": (500, 0.0)}
-
-
-@pytest.mark.parametrize("mode", ["hang", "error"])
-def test_hanging_or_failing_push_webhook_never_stalls_the_ingest(pg_url, mode):
-    hook = WebhookServer(mode, FAILING_WEBHOOK)
-    devices = 30
-    process, port = start(
-        pg_url,
-        API_TOKEN=API_TOKEN,
-        PUSH_WEBHOOK_URL=hook.url,
-        PUSH_TIMEOUT_SECONDS="0.5",
-        PUSH_RETRIES="1",
-        PUSH_BUDGET_SECONDS="4",
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_http(f"{base}/readyz", process)
-        market = new_market(base)
-        for n in range(devices):
-            token = f"phone-{mode}-{n}"
-            device = requests.post(f"{base}/api/v1/devices", json={"push_token": token, "platform": "ios"}, timeout=10)
-            subs = {"subscriptions": [{"market_id": market, "alarm_types": ["HEAT", "WIND"]}]}
-            put = requests.put(
-                f"{base}/api/v1/devices/{device.json()['id']}/subscriptions",
-                json=subs,
-                headers={"X-Push-Token": token},
-                timeout=10,
-            )
-            assert put.status_code == 200
-        rows = [
-            {"market_id": market, "forecast_time": "2026-08-01T14:00:00+09:00", "temperature": 36.0, "wind_speed": 20.0}
-        ]
-        began = time.monotonic()
-        ingest = requests.post(f"{base}/api/v1/forecasts", json={"forecasts": rows}, headers=AUTH, timeout=60)
-        took = time.monotonic() - began
-        logs = requests.get(f"{base}/api/v1/alarm-logs", params={"market_id": market}, headers=AUTH, timeout=10)
-    finally:
-        code, output = stop(process)
-        hook.close()
-    alarms = sorted((a["alarm_type"], a["sent_to_devices"]) for a in logs.json()["items"])
-    print(
-        f"\ninjected: webhook '{mode}' for {devices} devices x 2 alarms (timeout 0.5 s, 1 retry, budget 4 s); "
-        f"survived: ingest {ingest.status_code} in {took:.1f} s, {len(hook.received)} push attempts, "
-        f"alarm logs {alarms}"
-    )
-    assert ingest.status_code == 200, ingest.text
-    # Unbounded it would take 30 devices x 2 alarms x 2 attempts x 0.5 s = 60 s: past gunicorn's timeout.
-    assert took < 4 + 2 * 0.5 + 0.5 + 3
-    assert alarms == [("HEAT", 0), ("WIND", 0)]
-    assert sorted(a["alarm_type"] for a in ingest.json()["alarms"]) == ["HEAT", "WIND"]
-    assert "push budget spent" in output
-    assert ("push webhook failed: TimeoutError" if mode == "hang" else "push webhook answered 500") in output
     assert code == 0 and "Traceback" not in output, output
 
 

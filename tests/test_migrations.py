@@ -16,6 +16,7 @@ from tests.helpers import HEAD, REVISIONS
 INITIAL = "e31e0b2e6de7"
 SENT_TO_DEVICES = "43e96d39df75"
 KEYSET_INDEX = "eed4f6347fc7"
+PUSH_QUEUE = "7c1d2e3f4a5b"
 KEYSET_INDEX_NAME = "ix_market_alarm_log_market_id_created_at_id"
 
 
@@ -31,8 +32,8 @@ def test_single_head_and_linear_chain(database_url):
     script = script_directory(make_app(database_url))
     assert script.get_heads() == [HEAD]
     chain = [rev.revision for rev in script.walk_revisions()]
-    assert chain == [KEYSET_INDEX, SENT_TO_DEVICES, INITIAL]
-    assert chain[::-1] == REVISIONS and HEAD == KEYSET_INDEX  # the chain every other test and benchmark reads
+    assert chain == [PUSH_QUEUE, KEYSET_INDEX, SENT_TO_DEVICES, INITIAL]
+    assert chain[::-1] == REVISIONS and HEAD == PUSH_QUEUE  # the chain every other test and benchmark reads
     assert script.get_revision(KEYSET_INDEX).doc == (
         "Add keyset index on market alarm log and unique market name per region"
     )
@@ -43,7 +44,7 @@ def test_single_head_and_linear_chain(database_url):
 def test_revision_files_sort_by_creation(database_url):
     script = script_directory(make_app(database_url))
     names = sorted(p.path.rsplit("/", 1)[-1] for p in script.walk_revisions())
-    assert [n.split("_")[2] for n in names] == [INITIAL, SENT_TO_DEVICES, KEYSET_INDEX]
+    assert [n.split("_")[2] for n in names] == [INITIAL, SENT_TO_DEVICES, KEYSET_INDEX, PUSH_QUEUE]
 
 
 def test_each_revision_up_and_down_one_step(database_url):
@@ -64,7 +65,22 @@ def test_each_revision_up_and_down_one_step(database_url):
             assert current_heads(c) == (KEYSET_INDEX,)
             assert KEYSET_INDEX_NAME in indexes(c, "market_alarm_log")
             assert "uq_market_name_region" in indexes(c, "market")
+        flask_migrate.upgrade(revision="+1")
+        postgresql = engine.dialect.name == "postgresql"
+        with engine.connect() as c:
+            assert current_heads(c) == (PUSH_QUEUE,)
+            tables = set(inspect(c).get_table_names())
+            assert "push_delivery" in tables
+            # procrastinate's queue on PostgreSQL only; flask db check leaves its tables alone.
+            assert ("procrastinate_jobs" in tables) == postgresql
             assert model_drift(c, db.metadata) == []
+        flask_migrate.downgrade(revision="-1")
+        with engine.connect() as c:
+            assert current_heads(c) == (KEYSET_INDEX,)
+            assert not {t for t in inspect(c).get_table_names() if t.startswith(("push_", "procrastinate_"))}
+            if postgresql:
+                leftovers = "SELECT count(*) FROM pg_proc WHERE proname LIKE 'procrastinate%'"
+                assert c.execute(text(leftovers)).scalar() == 0
         flask_migrate.downgrade(revision="-1")
         with engine.connect() as c:
             assert current_heads(c) == (SENT_TO_DEVICES,)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -64,14 +65,73 @@ def _float(env: Mapping[str, str], name: str, default: float, minimum: float | N
     return _number(env, name, fields.Float(allow_nan=False, validate=validate.Range(min=minimum)), default)
 
 
-def _webhook_url(env: Mapping[str, str]) -> str | None:
-    raw = (env.get("PUSH_WEBHOOK_URL") or "").strip()
+def _push_url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    raw = (env.get(name) or "").strip() or default
     if not raw:
         return None
     parsed = urlsplit(raw)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ConfigError("PUSH_WEBHOOK_URL must be an http:// or https:// URL")
+        raise ConfigError(f"{name} must be an http:// or https:// URL")
     return raw
+
+
+def _service_account_project(credentials: str) -> str:
+    """The project of a service account key; its content (a private key) never reaches the message."""
+    try:
+        info = json.loads(credentials)
+    except ValueError:
+        info = None
+    fields = ("client_email", "private_key", "project_id")
+    if not isinstance(info, dict) or not all(isinstance(info.get(f), str) and info[f] for f in fields):
+        raise ConfigError(f"FCM_CREDENTIALS is not a service account key (JSON with {', '.join(fields)})")
+    return info["project_id"]
+
+
+APP_ENVS = ("development", "production")
+PUSH_PROVIDERS = ("recording", "webhook", "fcm")
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Push delivery: the provider, its credentials and the retry policy (see weather/push/)."""
+    webhook_url = _push_url(env, "PUSH_WEBHOOK_URL")
+    credentials = (env.get("FCM_CREDENTIALS") or "").strip() or None
+    implied = "webhook" if webhook_url else "fcm" if credentials else "recording"
+    provider = _choice(env, "PUSH_PROVIDER", PUSH_PROVIDERS, implied)
+    if provider == "webhook" and not webhook_url:
+        raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
+    if provider == "fcm" and not credentials:
+        raise ConfigError("PUSH_PROVIDER=fcm needs FCM_CREDENTIALS (the service account JSON, from the Secret)")
+    project_id = (env.get("FCM_PROJECT_ID") or "").strip() or None
+    if credentials:
+        project_id = project_id or _service_account_project(credentials)
+    app_env = _choice(env, "APP_ENV", APP_ENVS, "development")
+    if app_env == "production" and provider == "recording":
+        raise ConfigError("APP_ENV=production refuses the recording push sender: set PUSH_PROVIDER to fcm or webhook")
+    return {
+        "APP_ENV": app_env,
+        "PUSH_PROVIDER": provider,
+        "PUSH_WEBHOOK_URL": webhook_url,
+        "FCM_CREDENTIALS": credentials,
+        "FCM_PROJECT_ID": project_id,
+        "FCM_ENDPOINT": _push_url(env, "FCM_ENDPOINT", "https://fcm.googleapis.com"),
+        "FCM_TOKEN_URI": _push_url(env, "FCM_TOKEN_URI"),
+        # One provider call, start to end (connect, TLS, request, the whole answer).
+        "PUSH_TIMEOUT_SECONDS": _float(env, "PUSH_TIMEOUT_SECONDS", 10.0, minimum=0.01),
+        "PUSH_MAX_ATTEMPTS": _int(env, "PUSH_MAX_ATTEMPTS", 8, minimum=1),
+        "PUSH_MAX_AGE_SECONDS": _float(env, "PUSH_MAX_AGE_SECONDS", 6 * 3600.0, minimum=1),
+        "PUSH_RETRY_BASE_SECONDS": _float(env, "PUSH_RETRY_BASE_SECONDS", 2.0, minimum=0),
+        "PUSH_RETRY_MAX_SECONDS": _float(env, "PUSH_RETRY_MAX_SECONDS", 600.0, minimum=0),
+        "PUSH_WORKER_CONCURRENCY": _int(env, "PUSH_WORKER_CONCURRENCY", 8, minimum=1),
+        "PUSH_SHUTDOWN_SECONDS": _float(env, "PUSH_SHUTDOWN_SECONDS", 20.0, minimum=0),
+        "PUSH_STALLED_SECONDS": _float(env, "PUSH_STALLED_SECONDS", 30.0, minimum=1),
+    }
 
 
 def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -153,13 +213,9 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         "JSON_SORT_KEYS": False,
         "CORS_ORIGINS": _cors_origins(env),
         **alarm_thresholds(env),
+        **push_settings(env),
         **forecast_window(env),
         **kma_settings(env),
-        "PUSH_WEBHOOK_URL": _webhook_url(env),
-        "PUSH_TIMEOUT_SECONDS": _float(env, "PUSH_TIMEOUT_SECONDS", 3.0, minimum=0.01),
-        "PUSH_RETRIES": _int(env, "PUSH_RETRIES", 2),
-        # All pushes of one ingest together; well under gunicorn's worker timeout (30 s).
-        "PUSH_BUDGET_SECONDS": _float(env, "PUSH_BUDGET_SECONDS", 10.0, minimum=0),
         # flask-smorest: the OpenAPI document is generated from the schemas that validate input.
         "API_TITLE": "weather-backend",
         "API_VERSION": "v1",

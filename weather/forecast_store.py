@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from models import Forecast, Market, MarketAlarmLog, utcnow
+from weather import push
 from weather.alarm_rules import Alarm, DaySummary, Thresholds, evaluate_day
 from weather.errors import ApiError, invalid
 from weather.times import kst_date, kst_day_bounds
@@ -233,7 +234,9 @@ def record_alarms(session: Session, alarms: Sequence[Alarm]) -> list[MarketAlarm
     """Insert the alarms not yet recorded; return only the rows this call inserted.
 
     ON CONFLICT DO NOTHING on (market, type, target date) makes a repeated or a
-    concurrent ingest of the same forecast raise each alarm exactly once.
+    concurrent ingest of the same forecast raise each alarm exactly once. The
+    single place new alarms are inserted, so every alarm (API ingest or fetcher)
+    gets its push deliveries, in the caller's transaction.
     """
     if not alarms:
         return []
@@ -260,4 +263,6 @@ def record_alarms(session: Session, alarms: Sequence[Alarm]) -> list[MarketAlarm
     ids = list(session.scalars(stmt))
     if not ids:
         return []
+    # Same transaction: an alarm commits together with the deliveries it owes.
+    push.enqueue(session, ids)
     return list(session.scalars(select(MarketAlarmLog).where(MarketAlarmLog.id.in_(ids)).order_by(MarketAlarmLog.id)))

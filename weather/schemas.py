@@ -332,7 +332,9 @@ class AlarmLogSchema(Schema):
     title = fields.String()
     message = fields.String()
     created_at = UTCDateTime()
-    sent_to_devices = fields.Integer()
+    sent_to_devices = fields.Integer(metadata={"description": "deliveries the push provider accepted"})
+    pending_deliveries = fields.Integer(metadata={"description": "deliveries not sent yet (waiting or retrying)"})
+    failed_deliveries = fields.Integer(metadata={"description": "deliveries given up (see the push worker log)"})
 
 
 class IngestResultSchema(Schema):

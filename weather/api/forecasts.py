@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from flask import current_app
@@ -16,7 +15,6 @@ from weather.api.lookup import get_or_404
 from weather.auth import BEARER_SECURITY, token_required
 from weather.forecast_store import store_forecasts
 from weather.pagination import cursor_datetime, keyset_page
-from weather.push import current_sender, push_alarm
 from weather.schemas import ForecastBatchSchema, ForecastPageSchema, ForecastQuerySchema, IngestResultSchema
 from weather.times import as_utc
 
@@ -31,23 +29,15 @@ blp = Blueprint("forecasts", __name__, url_prefix="/api/v1/forecasts", descripti
 @blp.response(200, IngestResultSchema)
 @blp.doc(security=BEARER_SECURITY)
 def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
-    """Upsert many markets' forecast hours, then raise and push the alarms they call for.
+    """Upsert many markets' forecast hours and record the alarms they call for.
 
-    The batch is written whole or not at all. Alarm logs are committed before
-    any push, so a failing push provider never loses an alarm nor fails this request;
-    pushing stops after PUSH_BUDGET_SECONDS, so a hanging one never stalls it.
+    The batch, its new alarms and the push deliveries they owe are written in
+    one transaction, whole or not at all. Push workers send them afterwards:
+    this request never waits for a push provider.
     """
     stored = store_forecasts(db.session(), data["forecasts"], Thresholds.from_config(current_app.config))
     upserted, new_alarms = stored.upserted, stored.alarms
     db.session.commit()
-    sender = current_sender()
-    deadline = time.monotonic() + current_app.config["PUSH_BUDGET_SECONDS"]
-    for alarm in new_alarms:
-        try:
-            push_alarm(db.session(), sender, alarm, deadline)
-        except Exception:  # e.g. the database went away between commit and count: the alarm stays recorded
-            log.exception("pushing alarm %s failed", alarm.id)
-            db.session.rollback()
     return {"upserted": upserted, "alarms": new_alarms}
 
 

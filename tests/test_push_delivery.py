@@ -1,0 +1,255 @@
+"""One delivery step against real local providers: webhook and FCM HTTP v1 stand-ins.
+
+The alarm and its deliveries come from a real ingest on a migrated SQLite
+database; ``deliver`` (what every worker runs) makes real HTTP calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import flask_migrate
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+from sqlalchemy import select
+
+from models import Device, MarketAlarmLog, PushDelivery, db
+from tests.api_helpers import create_market, hour, ingest, register_device, subscribe
+from tests.conftest import API_TOKEN, make_app
+from tests.webhook_server import FcmStandIn, WebhookServer
+from weather.push.deliveries import Policy, deliver
+from weather.push.queue import WorkerRuntime
+from weather.push.senders import FcmSender, PushSender, WebhookSender
+from weather.times import KST
+
+
+def tomorrow(days: int = 1) -> str:
+    """A day inside the ingest's forecast window whenever the tests run."""
+    return (datetime.now(KST) + timedelta(days=days)).date().isoformat()
+
+
+POLICY = Policy(timeout=1.0, max_attempts=3, max_age=3600, retry_base=0.1, retry_max=0.2)
+
+
+@pytest.fixture
+def push_app(sqlite_url) -> Iterator[Flask]:
+    app = make_app(sqlite_url, API_TOKEN=API_TOKEN)
+    with app.app_context():
+        flask_migrate.upgrade()
+    yield app
+    with app.app_context():
+        db.engine.dispose()
+
+
+def raise_alarm(app: Flask, *tokens: str) -> list[int]:
+    """A heat alarm for a market the devices with ``tokens`` subscribe to; returns the delivery ids."""
+    client = app.test_client()
+    market = create_market(client)["id"]
+    for token in tokens:
+        subscribe(client, register_device(client, token), token, market, "HEAT")
+    assert ingest(client, hour(market, f"{tomorrow()}T12:00:00+09:00", temperature=35.0)).status_code == 200
+    with app.app_context():
+        return list(db.session.scalars(select(PushDelivery.id).order_by(PushDelivery.id)))
+
+
+# One event loop for the whole module, as in a worker: a sender's HTTP client stays bound to it.
+LOOP = asyncio.new_event_loop()
+
+
+def attempt(app: Flask, sender: PushSender, delivery_id: int, policy: Policy = POLICY) -> float | None:
+    """One ``deliver`` call, the step every worker runs; seconds until the next attempt, or None."""
+    runtime = WorkerRuntime(app, sender)
+    return LOOP.run_until_complete(deliver(delivery_id, sender, policy, runtime.in_session))
+
+
+def row(app: Flask, delivery_id: int) -> tuple:
+    with app.app_context():
+        d = db.session.get(PushDelivery, delivery_id)
+        return d.state, d.attempts, d.last_error
+
+
+def sent_to_devices(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(MarketAlarmLog.sent_to_devices))
+
+
+@pytest.fixture
+def hook() -> Iterator[WebhookServer]:
+    server = WebhookServer()
+    yield server
+    server.close()
+
+
+# --------------------------------------------------------------------------- webhook
+
+
+def test_webhook_delivery_is_counted_once_with_a_stable_idempotency_key(push_app, hook):
+    [delivery] = raise_alarm(push_app, "phone-1")
+    hook.mode = "error"
+    assert attempt(push_app, WebhookSender(hook.url, timeout=1), delivery) is not None
+    assert row(push_app, delivery)[:2] == ("pending", 1) and row(push_app, delivery)[2] == "HTTP 503"
+    time.sleep(0.25)  # past the back-off (at most PUSH_RETRY_MAX_SECONDS = 0.2)
+    hook.mode = "ok"
+    assert attempt(push_app, WebhookSender(hook.url, timeout=1), delivery) is None
+    assert row(push_app, delivery)[:2] == ("sent", 2)
+    assert sent_to_devices(push_app) == 1
+    keys = [r.headers["idempotency-key"] for r in hook.received]
+    assert len(keys) == 2 and keys[0] == keys[1] and keys[0].startswith("alarm-")
+    body = hook.received[-1].body
+    assert body["push_token"] == "phone-1" and body["alarm"]["alarm_type"] == "HEAT"
+    # Settled: another attempt (a duplicated job) sends nothing.
+    assert attempt(push_app, WebhookSender(hook.url, timeout=1), delivery) is None
+    assert len(hook.received) == 2 and sent_to_devices(push_app) == 1
+
+
+def test_redirect_is_a_failure_never_followed(push_app, hook):
+    [delivery] = raise_alarm(push_app, "phone-1")
+    hook.mode = "redirect"
+    assert attempt(push_app, WebhookSender(hook.url, timeout=1), delivery) is None
+    state, attempts, error = row(push_app, delivery)
+    assert (state, attempts) == ("failed", 1) and "302" in error and "redirect" in error
+    assert [r.path for r in hook.received] == ["/push"]  # nothing went to the Location
+    assert sent_to_devices(push_app) == 0
+
+
+def test_permanent_rejection_fails_at_once(push_app, hook):
+    [delivery] = raise_alarm(push_app, "phone-1")
+    hook.mode = "reject"
+    assert attempt(push_app, WebhookSender(hook.url, timeout=1), delivery) is None
+    assert row(push_app, delivery) == ("failed", 1, "HTTP 400")
+
+
+def test_gives_up_after_max_attempts_visibly(push_app, hook):
+    [delivery] = raise_alarm(push_app, "phone-1")
+    hook.mode = "error"
+    for _ in range(POLICY.max_attempts):
+        time.sleep(0.25)
+        attempt(push_app, WebhookSender(hook.url, timeout=1), delivery)
+    state, attempts, error = row(push_app, delivery)
+    assert (state, attempts) == ("failed", 3) and "PUSH_MAX_ATTEMPTS" in error and "HTTP 503" in error
+    page = push_app.test_client().get("/api/v1/alarm-logs", headers={"Authorization": f"Bearer {API_TOKEN}"})
+    [alarm] = page.json["items"]
+    assert (alarm["sent_to_devices"], alarm["pending_deliveries"], alarm["failed_deliveries"]) == (0, 0, 1)
+
+
+def test_a_trickling_provider_is_cut_by_the_overall_deadline(push_app, hook):
+    """One byte every 0.2 s never trips a read timeout; the call's deadline (1 s) still ends it."""
+    [delivery] = raise_alarm(push_app, "phone-1")
+    hook.mode = "trickle"
+    began = time.monotonic()
+    assert attempt(push_app, WebhookSender(hook.url, timeout=1), delivery) is not None
+    took = time.monotonic() - began
+    state, attempts, error = row(push_app, delivery)
+    assert (state, attempts) == ("pending", 1) and "PUSH_TIMEOUT_SECONDS" in error
+    print(f"trickling provider cut after {took:.1f} s (deadline 1 s)")
+
+
+def test_unreachable_provider_is_retried(push_app):
+    from tests.helpers import free_port
+
+    [delivery] = raise_alarm(push_app, "phone-1")
+    assert attempt(push_app, WebhookSender(f"http://127.0.0.1:{free_port()}/", timeout=1), delivery) is not None
+    assert row(push_app, delivery) == ("pending", 1, "ConnectError")
+
+
+# --------------------------------------------------------------------------- FCM
+
+
+def service_account(token_uri: str, project: str) -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return json.dumps(
+        {
+            "type": "service_account",
+            "project_id": project,
+            "private_key_id": "test-key",
+            "private_key": pem.decode(),
+            "client_email": f"push@{project}.iam.gserviceaccount.com",
+            "client_id": "1",
+            "token_uri": "https://oauth2.invalid/token",  # replaced by FCM_TOKEN_URI
+        }
+    )
+
+
+@pytest.fixture
+def fcm() -> Iterator[FcmStandIn]:
+    server = FcmStandIn()
+    yield server
+    server.close()
+
+
+def fcm_sender(fcm: FcmStandIn) -> FcmSender:
+    return FcmSender(
+        service_account(fcm.token_uri, fcm.project),
+        endpoint=fcm.base,
+        timeout=2,
+        project_id=None,
+        token_uri=fcm.token_uri,
+    )
+
+
+def test_fcm_message_is_authenticated_and_shaped(push_app, fcm):
+    [delivery] = raise_alarm(push_app, "fcm-phone")
+    assert attempt(push_app, fcm_sender(fcm), delivery) is None
+    assert row(push_app, delivery)[0] == "sent" and sent_to_devices(push_app) == 1
+    assert fcm.problems == []
+    [token_request] = [r for r in fcm.received if r.path == "/token"]
+    assert "assertion=" in token_request.body["raw"]
+    [send] = fcm.sends()
+    assert send.headers["authorization"] == f"Bearer {fcm.access_token}"
+    message = send.body["message"]
+    with push_app.app_context():
+        alarm = db.session.scalars(select(MarketAlarmLog)).one()
+    assert message["token"] == "fcm-phone"
+    assert message["notification"] == {"title": alarm.title, "body": alarm.message}
+    assert "폭염" in alarm.title or "폭염" in alarm.message  # the Korean heat-wave text, as stored
+    assert message["data"]["alarm_id"] == str(alarm.id) and message["data"]["alarm_type"] == "HEAT"
+    key = message["data"]["idempotency_key"]
+    assert message["android"]["notification"]["tag"] == key and message["apns"]["headers"]["apns-collapse-id"] == key
+
+
+def test_fcm_unregistered_removes_the_device(push_app, fcm):
+    gone, kept = raise_alarm(push_app, "uninstalled", "still-here")
+    fcm.unregistered.add("uninstalled")
+    assert attempt(push_app, fcm_sender(fcm), gone) is None
+    assert attempt(push_app, fcm_sender(fcm), kept) is None
+    state, attempts, error = row(push_app, gone)
+    assert (state, attempts) == ("failed", 1) and "UNREGISTERED" in error
+    with push_app.app_context():
+        assert list(db.session.scalars(select(Device.push_token))) == ["still-here"]
+        assert db.session.get(PushDelivery, gone).device_id is None
+    assert sent_to_devices(push_app) == 1
+
+
+def test_fcm_429_waits_at_least_retry_after(push_app, fcm):
+    [delivery] = raise_alarm(push_app, "busy-phone")
+    fcm.throttled.add("busy-phone")
+    fcm.throttle_seconds = 1
+    sender = fcm_sender(fcm)
+    delay = attempt(push_app, sender, delivery)
+    assert delay is not None and delay >= 1.0  # Retry-After beats the 0.2 s back-off
+    assert row(push_app, delivery) == ("pending", 1, "HTTP 429")
+    assert attempt(push_app, sender, delivery) == pytest.approx(delay, abs=0.5)  # not yet due: leased/backing off
+    time.sleep(delay + 0.1)
+    assert attempt(push_app, sender, delivery) is None
+    assert row(push_app, delivery)[0] == "sent"
+    assert [r.status for r in fcm.sends()] == [429, 200]
+
+
+def test_fcm_refuses_a_wrong_bearer_token(push_app, fcm):
+    [delivery] = raise_alarm(push_app, "fcm-phone")
+    fcm.access_token = "another-token"  # the stand-in issues this one, but only after the sender cached its own
+    sender = fcm_sender(fcm)
+    sender.credentials.token = "stale-token"
+    sender.credentials.expiry = None  # google-auth treats a token without expiry as valid
+    assert attempt(push_app, sender, delivery) is not None
+    assert row(push_app, delivery) == ("pending", 1, "HTTP 401")
+    time.sleep(0.25)
+    assert attempt(push_app, sender, delivery) is None  # the 401 dropped the token: a fresh one is fetched
+    assert [r.status for r in fcm.sends()] == [401, 200]

@@ -1,0 +1,87 @@
+"""``flask push worker``: run delivery workers as their own processes.
+
+On PostgreSQL each process is a procrastinate worker (see weather.push.queue);
+run as many processes (pods) as throughput needs. On SQLite, the embedded
+development database, one process polls push_delivery itself: the same
+``deliver`` step, the same policy, no queue server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from models import utcnow
+from weather.push.deliveries import Policy, deliver, due_deliveries, next_due_at
+from weather.push.senders import PushSender, sender_from_config
+from weather.times import as_utc
+
+log = logging.getLogger(__name__)
+
+push_cli = AppGroup("push", help="Push delivery workers.")
+
+
+@push_cli.command("worker")
+@click.option("--name", default=None, help="Worker name in logs and in procrastinate (default: host-pid).")
+def worker_command(name: str | None) -> None:
+    """Deliver pending pushes until SIGTERM (running deliveries finish first)."""
+    flask_app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    logging.basicConfig(level=flask_app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
+    name = name or f"{socket.gethostname()}-{os.getpid()}"
+    sender = sender_from_config(flask_app.config)
+    dialect = flask_app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
+    log.info(
+        "push worker %s starting: provider %s, concurrency %d, %s",
+        name,
+        flask_app.config["PUSH_PROVIDER"],
+        flask_app.config["PUSH_WORKER_CONCURRENCY"],
+        "procrastinate queue" if dialect.startswith("postgresql") else "polling push_delivery (SQLite)",
+    )
+    if dialect.startswith("postgresql"):
+        from weather.push.queue import run_postgresql_worker
+
+        asyncio.run(run_postgresql_worker(flask_app, sender, name))
+    else:
+        asyncio.run(run_polling_worker(flask_app, sender))
+    log.info("push worker %s stopped", name)
+
+
+async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_seconds: float = 1.0) -> None:
+    """SQLite: deliver due rows, up to PUSH_WORKER_CONCURRENCY at once, until SIGTERM/SIGINT."""
+    from weather.push.queue import WorkerRuntime
+
+    runtime = WorkerRuntime(flask_app, sender)
+    policy = Policy.from_config(flask_app.config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    concurrency = flask_app.config["PUSH_WORKER_CONCURRENCY"]
+    try:
+        while not stop.is_set():
+            ids = await asyncio.to_thread(runtime.in_session, lambda s: due_deliveries(s, concurrency))
+            if ids:
+                # The batch finishes even after SIGTERM: every call is bounded by PUSH_TIMEOUT_SECONDS.
+                await asyncio.gather(*(deliver(i, sender, policy, runtime.in_session) for i in ids))
+                continue
+            due = await asyncio.to_thread(runtime.in_session, next_due_at)
+            wait = idle_seconds
+            if due is not None:
+                wait = min(idle_seconds, max(0.05, (as_utc(due) - utcnow()).total_seconds()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+    finally:
+        await sender.aclose()
+
+
+def init_app(app: Flask) -> None:
+    """Register ``flask push``."""
+    app.cli.add_command(push_cli)
