@@ -161,7 +161,7 @@ class MarketAlarmLog(Model):
     sent_to_devices: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
 
-class PushDelivery(db.Model):
+class PushDelivery(Model):
     """One alarm owed to one device: committed with the alarm, sent by a push worker.
 
     The row is the durable record of the obligation; the queue only says when

@@ -17,9 +17,9 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import delete, exists, func, insert, literal, select
+from sqlalchemy import CursorResult, delete, exists, func, insert, literal, select
 from sqlalchemy import update as _orm_update
 from sqlalchemy.orm import Session, aliased
 
@@ -29,6 +29,12 @@ from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class InSession(Protocol):
+    """Runs ``fn(session)`` on a database session and returns its result."""
+
+    def __call__(self, fn: Callable[[Session], T]) -> T: ...
 
 
 def update(entity: Any) -> Any:
@@ -92,7 +98,7 @@ def enqueue_deliveries(session: Session, alarm_ids: Sequence[int]) -> int:
         .where(~exists().where(existing.alarm_id == alarm.id, existing.device_id == sub.device_id))
     )
     columns = ["alarm_id", "device_id", "idempotency_key", "created_at", "next_attempt_at"]
-    result = session.execute(insert(PushDelivery).from_select(columns, owed))
+    result = cast(CursorResult[Any], session.execute(insert(PushDelivery).from_select(columns, owed)))
     return result.rowcount or 0
 
 
@@ -166,11 +172,12 @@ def claim(session: Session, delivery_id: int, policy: Policy) -> Claim:
         _finish(session, delivery_id, "failed", "device unregistered")
         return Claim()
     lease_until = now + timedelta(seconds=policy.timeout + LEASE_MARGIN_SECONDS)
-    claimed = session.execute(
+    lease = (
         update(PushDelivery)
         .where(PushDelivery.id == delivery_id, PushDelivery.state == "pending", PushDelivery.next_attempt_at <= now)
         .values(next_attempt_at=lease_until, attempts=PushDelivery.attempts + 1)
-    ).rowcount
+    )
+    claimed = cast(CursorResult[Any], session.execute(lease)).rowcount
     if not claimed:
         session.rollback()
         current = session.get(PushDelivery, delivery_id)
@@ -252,7 +259,7 @@ async def deliver(
     delivery_id: int,
     sender: PushSender,
     policy: Policy,
-    in_session: Callable[[Callable[[Session], T]], T],
+    in_session: InSession,
 ) -> float | None:
     """One delivery attempt end to end; returns seconds until it should be tried again, or None.
 

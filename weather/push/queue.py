@@ -21,7 +21,8 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 
 import procrastinate
 from flask import Flask
@@ -60,7 +61,7 @@ class DeliveryRetryStrategy(BaseRetryStrategy):
 
     def get_retry_decision(self, *, exception: BaseException, job: Job) -> RetryDecision | None:
         if isinstance(exception, RetryLater):
-            return RetryDecision(retry_in={"seconds": exception.delay})
+            return RetryDecision(retry_at=datetime.now(UTC) + timedelta(seconds=exception.delay))
         if job.attempts >= UNEXPECTED_ERROR_RETRIES:
             return None
         return RetryDecision(retry_in={"seconds": min(60, 2**job.attempts)})
@@ -91,7 +92,8 @@ async def fan_out(context: procrastinate.JobContext, alarm_id: int) -> int:
     # Through this worker's (opened) app: a task object still belongs to the module-level app.
     deferrer = configure_task(name=SEND_TASK, job_manager=context.app.job_manager, queue=QUEUE)
     for start in range(0, len(ids), 1000):
-        await deferrer.batch_defer_async(*({"delivery_id": i} for i in ids[start : start + 1000]))
+        payloads: list[dict[str, Any]] = [{"delivery_id": i} for i in ids[start : start + 1000]]
+        await deferrer.batch_defer_async(*payloads)
     return len(ids)
 
 
@@ -141,7 +143,7 @@ class WorkerRuntime:
     def in_session(self, fn: Callable[[Session], T]) -> T:
         with self.flask_app.app_context():
             try:
-                return fn(db.session)
+                return fn(db.session())
             finally:
                 db.session.remove()
 
