@@ -94,6 +94,8 @@ def shipped_steps() -> list[tuple[str, str, str]]:
 
 
 STEPS = shipped_steps()
+# The bench's seeded alarm log is disposable: its downgrades are confirmed (no terminal to ask on).
+YES = {"upgrade": (), "downgrade": ("--yes",)}
 
 WRITERS = ("insert", "update")  # the load's writing requests (alarm_log_load)
 BASE_FLASK, BASE_SLEEP = "baseline: load + `flask db current`", "baseline: load alone"
@@ -156,7 +158,10 @@ def main() -> int:
                 if step == 0 or not sizes.SMOKE:
                     measure(BASE_FLASK, lambda: flask(url, "db", "current").check())
                 measure(
-                    name, lambda command=command, target=target: flask(url, "db", command, target, timeout=600).check()
+                    name,
+                    lambda command=command, target=target: flask(
+                        url, "db", command, target, *YES[command], timeout=600
+                    ).check(),
                 )
                 naive_name, (apply, undo) = naive[step % len(naive)]
                 if step == 0 or not sizes.SMOKE:
@@ -180,7 +185,7 @@ def main() -> int:
                 holder.join()
 
             stall = load.measure_under_load(url, workers, migrate).stall
-            flask(url, "db", "downgrade", INITIAL).check()
+            flask(url, "db", "downgrade", INITIAL, *YES["downgrade"]).check()
             lock_rows.append(
                 [
                     label,

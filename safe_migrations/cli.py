@@ -10,6 +10,7 @@ import logging.config
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import flask_migrate
@@ -55,7 +56,7 @@ class OneLineUsage(click.Command):
         except click.UsageError as exc:
             raise self._one_line(ctx, exc) from None
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
@@ -135,7 +136,9 @@ def downgrade(
         x_arg = (*x_arg, f"{CONFIRM_DATA_LOSS}=yes")
     # Log like env.py does, already before Alembic starts: the rollback says
     # which stored revisions it is about to use.
-    logging.config.fileConfig(alembic_config(current_app).config_file_name, disable_existing_loggers=False)
+    config_file = alembic_config(current_app).config_file_name
+    if config_file is not None:
+        logging.config.fileConfig(config_file, disable_existing_loggers=False)
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         if not sql:  # offline SQL takes Alembic's from:to ranges as well
             check_downgrade_target(current_app, revision)
@@ -272,7 +275,8 @@ def backup() -> None:
         _fail(f"flask db backup: database unreachable: {type(exc).__name__}")
     finally:
         engine.dispose()
-    target = backups.backup_path(_settings().backup_dir, engine.url.database, revision.replace(",", "+"))
+    database = engine.url.database or engine.url.username or "postgres"  # libpq's default database
+    target = backups.backup_path(_settings().backup_dir, database, revision.replace(",", "+"))
     try:
         size = backups.pg_dump(url, target)
     except backups.BackupError as exc:

@@ -13,7 +13,7 @@ from typing import Any
 # PostgreSQL enum types: autogenerate creates the type with the column that
 # needs it and drops it on downgrade (plain Alembic does neither). Imported
 # here, beside the compare options, so every comparison uses it.
-import alembic_postgresql_enum  # noqa: F401
+import alembic_postgresql_enum
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import MetaData
@@ -39,7 +39,15 @@ def include_name_for(metadata: MetaData) -> Callable[[str | None, str, dict[str,
 
 
 def compare_options(metadata: MetaData) -> dict[str, Any]:
-    """The one set of comparison options for ``metadata``'s models."""
+    """The one set of comparison options for ``metadata``'s models.
+
+    The foreign tables' enum types (a job queue's) are skipped as well: the enum
+    extension compares types, not tables, through its own (process-wide) setting.
+    """
+    prefixes = tuple(metadata.info.get(FOREIGN_TABLE_PREFIXES, ()))
+    alembic_postgresql_enum.set_configuration(
+        alembic_postgresql_enum.Config(include_name=lambda name: not name.startswith(prefixes))
+    )
     return {"compare_type": True, "compare_server_default": True, "include_name": include_name_for(metadata)}
 
 

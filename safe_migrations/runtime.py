@@ -27,10 +27,12 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
@@ -47,6 +49,9 @@ from safe_migrations.log import first_line, log
 from safe_migrations.scripts import file_checksum
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.urls import is_postgresql, normalise_database_url
+
+# What env.py hands over: ``alembic.context``, the module that proxies the running EnvironmentContext.
+Environment = EnvironmentContext | ModuleType
 
 # A database URL used only to render offline SQL for the PostgreSQL linter;
 # offline mode never connects.
@@ -90,12 +95,15 @@ class Ledgerkeeper:
         self.stamp_direction = stamp_direction
         self.done: list[str] = []
 
-    def __call__(self, *, ctx: MigrationContext, step: MigrationInfo, heads: set, run_args: dict) -> None:
+    def __call__(
+        self, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
+    ) -> None:
         revision = _step_revision(step)
         self.done.append(revision)
-        if ctx.as_sql:
+        if ctx.as_sql or ctx.connection is None:  # offline (--sql): nothing to record
             return
-        script = ctx.script.get_revision(step.up_revision_id) if (ctx.script and not step.is_stamp) else None
+        scripts, up_revision = ctx.script, step.up_revision_id
+        script = scripts.get_revision(up_revision) if scripts and up_revision and not step.is_stamp else None
         path = Path(script.path) if script is not None else None
         direction = self.stamp_direction if step.is_stamp else ("up" if step.is_upgrade else "down")
         if direction == "up" and path is not None and post_deploy.is_marked(path):
@@ -141,11 +149,11 @@ def _make_sqlite_ddl_transactional(engine: Engine) -> None:
     # revision would leave its first statements applied. SQLAlchemy's
     # documented recipe: let SQLAlchemy emit BEGIN itself.
     @event.listens_for(engine, "connect")
-    def _no_implicit_transactions(dbapi_connection, _record) -> None:
+    def _no_implicit_transactions(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
 
     @event.listens_for(engine, "begin")
-    def _begin(connection) -> None:
+    def _begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
@@ -157,7 +165,7 @@ def prepare_session(connection: Connection, settings: MigrationSettings) -> None
     connection.execute(text("SELECT set_config('application_name', :n, false)"), {"n": application_name})
     for statement in timeout_statements(settings):
         connection.execute(text(statement))
-    if connection.dialect.server_version_info >= (14,):
+    if (connection.dialect.server_version_info or (0,)) >= (14,):
         # A killed migration process is noticed within a second and its
         # statement cancelled, instead of holding its table locks until
         # the statement would have finished.
@@ -200,7 +208,7 @@ class RunConnection:
 
 
 def run_online(
-    environment: EnvironmentContext,
+    environment: Environment,
     engine: Engine,
     configure: Callable[..., None],
     settings: MigrationSettings,
@@ -218,7 +226,7 @@ def run_online(
 
 
 def run_on_connection(
-    environment: EnvironmentContext,
+    environment: Environment,
     connection: Connection,
     configure: Callable[..., None],
     settings: MigrationSettings,
@@ -236,7 +244,7 @@ def run_on_connection(
 
 
 def decide(
-    environment: EnvironmentContext, connection: Connection, settings: MigrationSettings
+    environment: Environment, connection: Connection, settings: MigrationSettings
 ) -> tuple[plans.Plan, schema.SchemaStatus] | None:
     """The plan of a writing command against the database as it is now (None: nothing to do).
 
@@ -271,7 +279,7 @@ def decide(
 
 
 def pass_gates(
-    environment: EnvironmentContext,
+    environment: Environment,
     session: RunConnection,
     planned: plans.Plan,
     status: schema.SchemaStatus,
@@ -284,7 +292,7 @@ def pass_gates(
 
 
 def run_writing(
-    environment: EnvironmentContext, session: RunConnection, keeper: Ledgerkeeper, settings: MigrationSettings
+    environment: Environment, session: RunConnection, keeper: Ledgerkeeper, settings: MigrationSettings
 ) -> None:
     """Plan, lock, plan again, gate, then apply (see the module docstring)."""
     try:
@@ -326,7 +334,7 @@ def _stays_at(session: RunConnection) -> str:
 
 
 def apply(
-    environment: EnvironmentContext,
+    environment: Environment,
     session: RunConnection,
     keeper: Ledgerkeeper,
     planned: plans.Plan,
@@ -395,7 +403,7 @@ def _blockers(connection: Connection, statement: str | None) -> str:
 # --- offline ---------------------------------------------------------------------------
 
 
-def run_offline(environment: EnvironmentContext, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
+def run_offline(environment: Environment, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
     """Emit the SQL of the current command; PostgreSQL output starts with our timeouts.
 
     A revision whose Python needs a real database (an ORM data migration that
@@ -429,7 +437,7 @@ class OfflineRenderError(MigrationFailed):
         self.revision = revision
 
 
-def _offline_revision(environment: EnvironmentContext, progress: Ledgerkeeper) -> str:
+def _offline_revision(environment: Environment, progress: Ledgerkeeper) -> str:
     try:
         start = environment.get_starting_revision_argument()
         heads = tuple(start) if isinstance(start, tuple | list) else ((start,) if start else ())

@@ -86,11 +86,14 @@ def _type_of(node: ast.AST | None) -> tuple[str, int | None] | None:
             if isinstance(arg, ast.Constant) and isinstance(arg.value, int):
                 length = arg.value
         for keyword in node.keywords:
-            if keyword.arg == "length" and isinstance(keyword.value, ast.Constant):
-                length = keyword.value.value
+            value = keyword.value
+            if keyword.arg == "length" and isinstance(value, ast.Constant) and isinstance(value.value, int):
+                length = value.value
         return (name, length) if name else None
-    if isinstance(node, ast.Attribute | ast.Name):  # sa.Integer without ()
-        return (getattr(node, "attr", None) or getattr(node, "id", "")), None
+    if isinstance(node, ast.Attribute):  # sa.Integer without ()
+        return node.attr, None
+    if isinstance(node, ast.Name):
+        return node.id, None
     return None
 
 
@@ -162,7 +165,8 @@ def _steps(function: ast.FunctionDef) -> list[Step]:
             for item in node.items:
                 call = item.context_expr
                 if isinstance(call, ast.Call) and getattr(call.func, "attr", "") == "batch_alter_table":
-                    table = (_strings(call) or [None])[0]
+                    names = _strings(call)
+                    table = names[0] if names else None
         if isinstance(node, ast.Call):
             func = node.func
             if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):

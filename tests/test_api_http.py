@@ -1,4 +1,4 @@
-"""The whole story over real HTTP through entrypoint.sh and gunicorn."""
+"""The whole story over real HTTP through entrypoint.sh and gunicorn, with a push worker beside it."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import requests
 
 from tests.conftest import API_TOKEN
 from tests.helpers import wait_for_http
+from tests.push_processes import WorkerProcess, wait_until
 from tests.test_entrypoint import start, stop
 
 
@@ -43,10 +44,20 @@ def test_market_device_subscription_heat_wave_alarm_over_http(pg_url):
         assert [a["alarm_type"] for a in ingested.json()["alarms"]] == ["HEAT"]
 
         assert requests.get(f"{base}/alarm-logs", timeout=10).status_code == 401
-        logs = requests.get(f"{base}/alarm-logs", params={"market_id": market_id}, headers=auth, timeout=10)
-        assert logs.status_code == 200
-        [alarm] = logs.json()["items"]
-        assert (alarm["alarm_type"], alarm["target_date"], alarm["sent_to_devices"]) == ("HEAT", "2026-08-01", 1)
+
+        def alarm_log() -> dict:
+            logs = requests.get(f"{base}/alarm-logs", params={"market_id": market_id}, headers=auth, timeout=10)
+            assert logs.status_code == 200
+            [alarm] = logs.json()["items"]
+            return alarm
+
+        assert (alarm_log()["alarm_type"], alarm_log()["target_date"]) == ("HEAT", "2026-08-01")
+        worker = WorkerProcess(pg_url)
+        try:
+            wait_until(lambda: alarm_log()["sent_to_devices"] == 1, 60, "the alarm pushed to the device")
+        finally:
+            assert worker.stop() == 0, worker.output
+        assert "phone-1" not in worker.output
         assert requests.get(f"{base}/openapi.json", timeout=10).json()["openapi"] == "3.0.3"
     finally:
         code, output = stop(process)

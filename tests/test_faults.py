@@ -142,11 +142,14 @@ def test_worker_killed_mid_ingest_writes_nothing_and_is_replaced(pg_url):
         wait_for_http(f"{base}/readyz", process)
         market = new_market(base)
         hours = 10_000
-        first = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+        # Inside the ingest's forecast window (a year back, a month ahead): two markets of 5,000 hours.
+        second_market = new_market(base, "남대문시장")
+        first = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0)
+        first -= datetime.timedelta(hours=hours // 2 - 24)
         rows = [
             {
-                "market_id": market,
-                "forecast_time": (first + datetime.timedelta(hours=h)).isoformat(),
+                "market_id": (market, second_market)[h % 2],
+                "forecast_time": (first + datetime.timedelta(hours=h // 2)).isoformat(),
                 "temperature": 20.0,
             }
             for h in range(hours)
@@ -170,14 +173,14 @@ def test_worker_killed_mid_ingest_writes_nothing_and_is_replaced(pg_url):
                 seen = connection.execute(
                     text(
                         "SELECT left(query, 40) FROM pg_stat_activity WHERE datname = :db AND state = 'active' "
-                        "AND query ILIKE 'INSERT INTO forecast%'"
+                        "AND (query ILIKE 'INSERT INTO forecast%' OR query ILIKE 'COPY forecast_ingest%')"
                     ),
                     {"db": database},
                 ).scalar()
                 connection.rollback()
                 if seen is None:
                     time.sleep(0.005)
-        assert seen, "the ingest's INSERT was never seen in flight"
+        assert seen, "the ingest's COPY or INSERT was never seen in flight"
         os.kill(worker, signal.SIGKILL)
         killed_at = time.monotonic()
         sender.join(timeout=60)
@@ -188,7 +191,8 @@ def test_worker_killed_mid_ingest_writes_nothing_and_is_replaced(pg_url):
                 and connection.execute(
                     text(
                         "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
-                        "AND query ILIKE 'INSERT INTO forecast%' AND state <> 'idle'"
+                        "AND (query ILIKE 'INSERT INTO forecast%' OR query ILIKE 'COPY forecast_ingest%') "
+                        "AND state <> 'idle'"
                     ),
                     {"db": database},
                 ).scalar()

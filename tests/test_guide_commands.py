@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import BIN, HEAD, INITIAL, copy_repository, flask, run
+from tests.helpers import BIN, HEAD, INITIAL, REVISIONS, copy_repository, flask, run
 from tests.test_migrations import SENT_TO_DEVICES
 
 
@@ -21,8 +21,9 @@ def test_guide_commands_in_order(database_url):
     assert "Add sent_to_devices field to MarketAlarmLog" in ok(flask(url, "db", "show", SENT_TO_DEVICES))
     assert "No new upgrade operations detected" in ok(flask(url, "db", "check"))
     assert "Running downgrade " + HEAD in ok(flask(url, "db", "downgrade"))
-    assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade", "-1"))
-    assert SENT_TO_DEVICES in ok(flask(url, "db", "upgrade", SENT_TO_DEVICES))
+    assert "Running downgrade " + REVISIONS[-2] in ok(flask(url, "db", "downgrade", "-1"))
+    ok(flask(url, "db", "upgrade", SENT_TO_DEVICES))
+    assert SENT_TO_DEVICES in ok(flask(url, "db", "current"))
     assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade", INITIAL))
     ok(flask(url, "db", "stamp", "head"))
     assert f"{HEAD} (head)" in ok(flask(url, "db", "current"))
