@@ -53,6 +53,7 @@ if __package__ in (None, ""):
 from bench import report, session, sizes
 from bench.report import Series
 from tests.helpers import REPO, child_env, free_port, launch, libpq, query, stop, wait_for_http
+from weather import forecast_store
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -307,16 +308,8 @@ def sql_upsert_only(url: str, rows: list[dict]) -> float:
 # --------------------------------------------------------------------------- ingest vs its floor
 
 FLOOR_TABLE = "floor_forecast"
-FLOOR_COLUMNS = (
-    "market_id",
-    "forecast_time",
-    "temperature",
-    "precipitation_probability",
-    "precipitation_mm",
-    "snowfall_cm",
-    "wind_speed",
-    "sky_code",
-)
+# The floor copies the very columns the ingest writes.
+FLOOR_COLUMNS = forecast_store.COLUMNS
 
 
 def seed_ingest_markets(url: str, count: int) -> list[int]:

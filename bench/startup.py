@@ -34,18 +34,9 @@ if __package__ in (None, ""):
 
 from bench import report, session, sizes
 from bench.report import Series
-from tests.helpers import BIN, REPO, child_env, flask, free_port, launch, run, stop, wait_for_http
+from tests.helpers import BIN, PREPARE, REPO, child_env, flask, free_port, launch, run, stop, wait_for_http
 
 SEED = REPO / "bench" / "peers" / "seed_entrypoint.sh"
-# The entrypoint's pre-start work alone (wait, report, lock check, upgrade,
-# drift), as ``python -c PREPARE`` runs it in a fresh process.
-PREPARE = (
-    "from pathlib import Path\n"
-    "from safe_migrations.settings import MigrationSettings\n"
-    "from safe_migrations.startup import configure_logging, load_app, prepare\n"
-    "configure_logging(Path('migrations'))\n"
-    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
-)
 
 
 def launch_to_ready(command: list[str], database_url: str, cwd: Path = REPO) -> float:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from tests.support.databases import create_database, drop_database, execute, libpq, query, scalar, server_url
 from tests.support.processes import (
+    PREPARE,
     Finished,
     child_env,
     flask,
@@ -27,6 +28,7 @@ __all__ = [
     "BIN",
     "HEAD",
     "INITIAL",
+    "PREPARE",
     "REPO",
     "REVISIONS",
     "SHIPPED",

@@ -12,24 +12,12 @@ import re
 
 import pytest
 
-from tests.helpers import HEAD, add_revision, copy_repository, flask, query, run
+from tests.helpers import HEAD, PREPARE, add_revision, copy_repository, flask, query, run
+from tests.test_init_migration import HUMIDITY
 
-# The entrypoint's pre-start work (wait, report, migrate, drift), in a process of its own.
-PREPARE = (
-    "from pathlib import Path\n"
-    "from safe_migrations.settings import MigrationSettings\n"
-    "from safe_migrations.startup import configure_logging, load_app, prepare\n"
-    "configure_logging(Path('migrations'))\n"
-    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
-)
 REVIEWED = 'reviewed_destructive = "market.address is unused since release 2; backed up"'
 CONTRACT = "c0c0c0c00001"
 ADDRESS_LINE = "    address: Mapped[str | None] = mapped_column(String(255))\n"
-HUMIDITY = (
-    "    sky_code: Mapped[int | None] = mapped_column(Integer)\n",
-    "    sky_code: Mapped[int | None] = mapped_column(Integer)\n"
-    "    humidity: Mapped[int | None] = mapped_column(Integer)\n",
-)
 
 
 @pytest.fixture

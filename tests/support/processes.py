@@ -16,6 +16,16 @@ import requests
 
 from tests.support.repository import BIN, REPO
 
+# The entrypoint's pre-start work alone (wait, report, lock check, upgrade, drift),
+# as ``python -c PREPARE`` runs it in a fresh process of a repository copy.
+PREPARE = (
+    "from pathlib import Path\n"
+    "from safe_migrations.settings import MigrationSettings\n"
+    "from safe_migrations.startup import configure_logging, load_app, prepare\n"
+    "configure_logging(Path('migrations'))\n"
+    "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
+)
+
 
 def child_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
     """The environment of a child process: ours, with the venv first on PATH, pointed at ``database_url``."""
