@@ -202,6 +202,10 @@ def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus
         state = STAMPED_EMPTY if current and not application_tables(connection) else AT_HEAD
         return SchemaStatus(state, current, heads)
     if not current and application_tables(connection):
+        # Another runner may have committed its first revision (tables and version row
+        # together) between the two reads: only a second empty read means no history.
+        if current_heads(connection):
+            return read_status(connection, script)
         return SchemaStatus(NO_HISTORY, current, heads, pending=pending_revisions(script, current))
     waiting = contract.describe(contract.pending(script, current))
     ordinary = pending_revisions(script, current)
