@@ -232,7 +232,6 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     show_default=True,
     help="Seconds a lock holder may sit idle before it counts as stale.",
 )
-@with_appcontext
 @click.option(
     "--post-deploy-age",
     type=click.FloatRange(min=0),
@@ -240,6 +239,7 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     show_default=True,
     help="Hours a post-deploy revision may stay pending after its rollout before it counts as forgotten.",
 )
+@with_appcontext
 def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
     """Diagnose the database and the migrations; print each problem's cause and fix.
 

@@ -21,12 +21,13 @@ from tests.support.processes import (
     stop_many,
     wait_for_http,
 )
-from tests.support.repository import BIN, REPO, VERSIONS, copy_repository
+from tests.support.repository import BIN, HUMIDITY, REPO, VERSIONS, add_humidity, copy_repository
 from tests.support.revisions import HEAD, INITIAL, REVISIONS, SHIPPED, Revision, add_revision
 
 __all__ = [
     "BIN",
     "HEAD",
+    "HUMIDITY",
     "INITIAL",
     "PREPARE",
     "REPO",
@@ -35,6 +36,7 @@ __all__ = [
     "VERSIONS",
     "Finished",
     "Revision",
+    "add_humidity",
     "add_revision",
     "child_env",
     "copy_repository",

@@ -7,7 +7,7 @@ import subprocess
 
 import requests
 
-from tests.helpers import HEAD, REPO, child_env, copy_repository, free_port, run, wait_for_http
+from tests.helpers import HEAD, REPO, add_humidity, child_env, copy_repository, free_port, run, wait_for_http
 
 
 def start(database_url: str, *, cwd=REPO, **env: str) -> tuple[subprocess.Popen, int]:
@@ -78,14 +78,7 @@ def test_missing_migrations_folder_is_one_clear_line(tmp_path, sqlite_url):
 
 def test_model_drift_is_reported_not_generated(tmp_path, sqlite_url):
     repo = copy_repository(tmp_path / "repo")
-    models = repo / "models.py"
-    models.write_text(
-        models.read_text().replace(
-            "    sky_code: Mapped[int | None] = mapped_column(Integer)\n",
-            "    sky_code: Mapped[int | None] = mapped_column(Integer)\n"
-            "    humidity: Mapped[int | None] = mapped_column(Integer)\n",
-        )
-    )
+    add_humidity(repo)
     before = sorted((repo / "migrations/versions").iterdir())
     process, port = start(sqlite_url, cwd=repo)
     wait_for_http(f"http://127.0.0.1:{port}/readyz", process)

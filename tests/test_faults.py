@@ -198,6 +198,7 @@ def test_worker_killed_mid_ingest_writes_nothing_and_is_replaced(pg_url):
                 ).scalar()
             ):
                 connection.rollback()
+                time.sleep(0.05)
                 time.sleep(0.1)
         admin.dispose()
         after_kill = scalar(pg_url, "SELECT count(*) FROM forecast")

@@ -1,32 +1,11 @@
-"""N pods at once: one migration lock, each revision applied exactly once."""
+"""The migration lock: one holder, named waiters, a key per database (many pods at once: test_fleet_storm.py)."""
 
 from __future__ import annotations
-
-import subprocess
 
 from sqlalchemy import create_engine, pool, text
 
 from safe_migrations.lock import lock_key, migration_lock
-from tests.helpers import HEAD, REVISIONS, flask, free_port, start_flask, wait_for_http
-from tests.test_entrypoint import start, stop
-
-
-def start_fleet(database_url: str, count: int) -> list[tuple[subprocess.Popen, int]]:
-    return [start(database_url) for _ in range(count)]
-
-
-def run_fleet(database_url: str, count: int) -> list[str]:
-    fleet = start_fleet(database_url, count)
-    outputs = []
-    try:
-        for process, port in fleet:
-            wait_for_http(f"http://127.0.0.1:{port}/readyz", process, timeout=90)
-    finally:
-        for process, _ in fleet:
-            code, output = stop(process)
-            outputs.append(output)
-            assert code == 0, output
-    return outputs
+from tests.helpers import HEAD, REVISIONS, flask, free_port, start_flask
 
 
 def ledger_and_version(url: str) -> tuple[list[tuple[str, int]], list[str]]:
@@ -38,19 +17,6 @@ def ledger_and_version(url: str) -> tuple[list[tuple[str, int]], list[str]]:
         version = list(c.execute(text("SELECT version_num FROM alembic_version")).scalars())
     engine.dispose()
     return sorted(tuple(r) for r in applied), version
-
-
-def test_eight_pods_on_an_empty_database_then_at_head(pg_url):
-    outputs = run_fleet(pg_url, 8)
-    assert all("Traceback" not in out for out in outputs)
-    applied, version = ledger_and_version(pg_url)
-    assert applied == sorted((revision, 1) for revision in REVISIONS)
-    assert version == [HEAD]
-    assert sum("applied e31e0b2e6de7" in out for out in outputs) == 1
-
-    again = run_fleet(pg_url, 8)
-    assert all("nothing to apply" in out and "lock acquired" not in out for out in again)
-    assert ledger_and_version(pg_url) == (applied, version)
 
 
 def test_waiter_names_the_holder_and_gives_up(pg_url):

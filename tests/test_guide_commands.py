@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.helpers import BIN, HEAD, INITIAL, REVISIONS, copy_repository, flask, run
+from tests.helpers import BIN, HEAD, INITIAL, REVISIONS, add_humidity, copy_repository, flask, run
 from tests.test_migrations import SENT_TO_DEVICES
 
 
@@ -42,14 +42,7 @@ def test_flask_db_migrate_generates_and_empty_run_writes_nothing(tmp_path, datab
     assert "No changes in schema detected" in ok(flask(database_url, "db", "migrate", "-m", "Nothing", cwd=repo))
     assert sorted((repo / "migrations/versions").iterdir()) == before
 
-    models = repo / "models.py"
-    models.write_text(
-        models.read_text().replace(
-            "    sky_code: Mapped[int | None] = mapped_column(Integer)\n",
-            "    sky_code: Mapped[int | None] = mapped_column(Integer)\n"
-            "    humidity: Mapped[int | None] = mapped_column(Integer)\n",
-        )
-    )
+    add_humidity(repo)
     out = ok(flask(database_url, "db", "migrate", "-m", "Add humidity to Forecast", cwd=repo))
     assert "Detected added column 'forecast.humidity'" in out
     new = sorted(set((repo / "migrations/versions").iterdir()) - set(before))

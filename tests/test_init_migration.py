@@ -6,13 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import REPO, copy_repository, flask, run
-
-HUMIDITY = (
-    "    sky_code: Mapped[int | None] = mapped_column(Integer)\n",
-    "    sky_code: Mapped[int | None] = mapped_column(Integer)\n"
-    "    humidity: Mapped[int | None] = mapped_column(Integer)\n",
-)
+from tests.helpers import HUMIDITY, REPO, add_humidity, copy_repository, flask, run
 
 
 @pytest.fixture
@@ -30,8 +24,7 @@ def init(repo, *args: str, url: str, **env: str):
 
 def test_model_change_yields_one_reviewed_revision(repo, database_url):
     assert flask(database_url, "db", "upgrade", cwd=repo).returncode == 0
-    models = repo / "models.py"
-    models.write_text(models.read_text().replace(*HUMIDITY))
+    add_humidity(repo)
     before = versions(repo)
     result = init(repo, "Add humidity to Forecast", url=database_url)
     assert result.returncode == 0, result.stderr
@@ -57,8 +50,7 @@ def test_no_change_writes_no_file(repo, sqlite_url):
 
 def test_stale_database_is_refused_with_the_fix(repo, database_url):
     assert flask(database_url, "db", "upgrade", "+1", cwd=repo).returncode == 0
-    models = repo / "models.py"
-    models.write_text(models.read_text().replace(*HUMIDITY))
+    add_humidity(repo)
     before = versions(repo)
     result = init(repo, "Add humidity to Forecast", url=database_url)
     assert result.returncode == 1
@@ -138,8 +130,7 @@ def test_multiple_heads_point_to_merge_not_upgrade(repo, sqlite_url):
 
     assert flask(sqlite_url, "db", "upgrade", cwd=repo).returncode == 0
     add_revision(repo, "ab0000000001", "pass", down_revision=REVISIONS[0])
-    models = repo / "models.py"
-    models.write_text(models.read_text().replace(*HUMIDITY))
+    add_humidity(repo)
     result = init(repo, "Add humidity to Forecast", url=sqlite_url)
     assert result.returncode == 1
     assert 'flask db merge heads -m "Merge heads"' in result.stderr

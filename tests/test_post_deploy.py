@@ -12,8 +12,7 @@ import re
 
 import pytest
 
-from tests.helpers import HEAD, PREPARE, add_revision, copy_repository, flask, query, run
-from tests.test_init_migration import HUMIDITY
+from tests.helpers import HEAD, HUMIDITY, PREPARE, add_humidity, add_revision, copy_repository, flask, query, run
 
 REVIEWED = 'reviewed_destructive = "market.address is unused since release 2; backed up"'
 CONTRACT = "c0c0c0c00001"
@@ -99,7 +98,7 @@ def test_init_migration_writes_a_post_deploy_revision_and_the_next_one_stays_on_
     # Both heads applied on a laptop, then the next ordinary change: it goes on the trunk.
     upgraded = flask(sqlite_url, "db", "upgrade", cwd=repo)
     assert upgraded.returncode == 0, upgraded.stderr
-    models.write_text(models.read_text().replace(*HUMIDITY))
+    add_humidity(repo)
     result = run(["./init_migration.sh", "Add humidity"], cwd=repo, database_url=sqlite_url)
     assert result.returncode == 0, result.stdout + result.stderr
     ordinary = revision_file(repo, "add_humidity").read_text()
@@ -114,8 +113,7 @@ def test_init_migration_writes_a_post_deploy_revision_and_the_next_one_stays_on_
 
 def test_a_hand_marked_revision_is_enough_and_the_next_one_goes_beside_it(repo, sqlite_url):
     assert flask(sqlite_url, "db", "upgrade", cwd=repo).returncode == 0
-    models = repo / "models.py"
-    models.write_text(models.read_text().replace(*HUMIDITY))
+    models = add_humidity(repo)
     assert flask(sqlite_url, "db", "migrate", "-m", "Add humidity", cwd=repo).returncode == 0
     marked = revision_file(repo, "add_humidity")
     humidity_id = marked.name.split("_")[2]

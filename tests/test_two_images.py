@@ -10,11 +10,12 @@ from tests.test_entrypoint import start, stop
 SHARED = "eee000000001"  # in both images: slow, so the older pod starts while it runs
 NEWEST = "eee000000002"  # only in the newer image
 # The shared revision runs until another migration session (the older pod) shows up, then a bit longer,
-# so the older pod really waits for the lock (at most 60 s).
+# so the older pod really waits for the lock (at most 60 s). pg_stat_activity is read once per
+# transaction unless the snapshot is cleared: without that the loop never sees the older pod.
 SLOW = (
     'op.execute("DO $$ BEGIN FOR i IN 1..600 LOOP EXIT WHEN EXISTS (SELECT 1 FROM pg_stat_activity '
     "WHERE application_name LIKE 'migration %' AND pid <> pg_backend_pid() AND datname = current_database()); "
-    "PERFORM pg_sleep(0.1); "
+    "PERFORM pg_stat_clear_snapshot(); PERFORM pg_sleep(0.1); "
     'END LOOP; PERFORM pg_sleep(1); END $$")\n'
     "op.add_column('market', sa.Column('nickname', sa.String(50), nullable=True))"
 )

@@ -23,3 +23,18 @@ def copy_repository(target: Path, *, without_revisions: Iterable[str] = ()) -> P
         for path in (target / "migrations" / "versions").glob(f"*{revision}*.py"):
             path.unlink()
     return target
+
+
+# A model change that autogenerate detects: a nullable forecast.humidity after sky_code.
+HUMIDITY = (
+    "    sky_code: Mapped[int | None] = mapped_column(Integer)\n",
+    "    sky_code: Mapped[int | None] = mapped_column(Integer)\n"
+    "    humidity: Mapped[int | None] = mapped_column(Integer)\n",
+)
+
+
+def add_humidity(repo: Path) -> Path:
+    """Add ``forecast.humidity`` to a copy's models.py; returns the models file."""
+    models = repo / "models.py"
+    models.write_text(models.read_text().replace(*HUMIDITY))
+    return models
