@@ -11,9 +11,9 @@ every call after a fixed latency (BENCH_PUSH_LATENCY, default 0.1 s).
    Goal: 2 workers >= 1.8 x one.
 2. Ingest latency: one forecast hour that raises a heat alarm, posted through
    the app (in-process test client) for a market with 10,000 subscribers and
-   for one with none, alternating, a new day each run. The first commits
-   10,000 delivery rows and a fan-out job with the alarm; no provider is
-   called. Goal: median with 10,000 / median with none <= 1.2.
+   for one with none, alternating, a new day each run. Both commit the alarm
+   and one fan-out job (a worker expands it into the 10,000 delivery rows);
+   no provider is called. Goal: median with 10,000 / median with none <= 1.2.
 
 Run::
 
