@@ -34,7 +34,9 @@ def tomorrow(days: int = 1) -> str:
     return (datetime.now(KST) + timedelta(days=days)).date().isoformat()
 
 
-POLICY = Policy(timeout=1.0, max_attempts=3, max_age=3600, retry_base=0.1, retry_max=0.2)
+POLICY = Policy(
+    timeout_seconds=1.0, max_attempts=3, max_age_seconds=3600, retry_base_seconds=0.1, retry_max_seconds=0.2
+)
 
 
 @pytest.fixture

@@ -16,32 +16,23 @@ overridden through the environment (see weather/config.py):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+
+from weather.settings import FromConfig
 
 
 @dataclass(frozen=True)
-class Thresholds:
-    """The levels at which each alarm type fires."""
+class Thresholds(FromConfig):
+    """The levels at which each alarm type fires (ALARM_* settings)."""
+
+    CONFIG_PREFIX = "ALARM_"
 
     heat_max_temp_c: float = 33.0
     cold_min_temp_c: float = -12.0
     wind_speed_ms: float = 14.0
     rain_hourly_mm: float = 30.0
     snow_daily_cm: float = 5.0
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> Thresholds:
-        """The thresholds from the Flask config (ALARM_* keys)."""
-        return cls(
-            heat_max_temp_c=config["ALARM_HEAT_MAX_TEMP_C"],
-            cold_min_temp_c=config["ALARM_COLD_MIN_TEMP_C"],
-            wind_speed_ms=config["ALARM_WIND_SPEED_MS"],
-            rain_hourly_mm=config["ALARM_RAIN_HOURLY_MM"],
-            snow_daily_cm=config["ALARM_SNOW_DAILY_CM"],
-        )
 
 
 @dataclass(frozen=True)

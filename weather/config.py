@@ -174,8 +174,8 @@ def forecast_window(env: Mapping[str, str]) -> dict[str, float]:
     """How far from now a forecast time may lie (ingest and fetch alike): a year back, a month ahead."""
     default = ForecastWindow()
     return {
-        "FORECAST_MAX_PAST_DAYS": _float(env, "FORECAST_MAX_PAST_DAYS", default.past_days, minimum=0),
-        "FORECAST_MAX_FUTURE_DAYS": _float(env, "FORECAST_MAX_FUTURE_DAYS", default.future_days, minimum=0),
+        "FORECAST_MAX_PAST_DAYS": _float(env, "FORECAST_MAX_PAST_DAYS", default.max_past_days, minimum=0),
+        "FORECAST_MAX_FUTURE_DAYS": _float(env, "FORECAST_MAX_FUTURE_DAYS", default.max_future_days, minimum=0),
     }
 
 

@@ -13,13 +13,14 @@ schema stays the one definition of a valid row, and of the OpenAPI document.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, missing, validate
 
+from weather.settings import FromConfig
 from weather.times import as_utc
 
 # The problems of this many rejected rows are kept: enough to fix them, small to answer.
@@ -29,29 +30,26 @@ _MISSING = object()
 
 
 @dataclass(frozen=True)
-class ForecastWindow:
-    """Forecast times must lie within ``past_days`` before and ``future_days`` after now.
+class ForecastWindow(FromConfig):
+    """Forecast times must lie within ``max_past_days`` before and ``max_future_days`` after now.
 
     Bounds a forecast to the times a forecast can be about: year 1, 1900 or
     9999 is a client's bug, not weather, and must never raise an alarm.
     """
 
-    past_days: float = 366.0
-    future_days: float = 31.0
+    CONFIG_PREFIX = "FORECAST_"
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> ForecastWindow:
-        """The window from the Flask config (FORECAST_MAX_PAST_DAYS, FORECAST_MAX_FUTURE_DAYS)."""
-        return cls(config["FORECAST_MAX_PAST_DAYS"], config["FORECAST_MAX_FUTURE_DAYS"])
+    max_past_days: float = 366.0
+    max_future_days: float = 31.0
 
     def bounds(self, now: datetime | None = None) -> tuple[datetime, datetime]:
         """The [earliest, latest] forecast times accepted at ``now`` (default: the current time)."""
         now = now or datetime.now(UTC)
-        return now - timedelta(days=self.past_days), now + timedelta(days=self.future_days)
+        return now - timedelta(days=self.max_past_days), now + timedelta(days=self.max_future_days)
 
     def problem(self) -> str:
         """The message for a forecast time outside the window."""
-        return f"Must lie within {self.past_days:g} days before and {self.future_days:g} days after now."
+        return f"Must lie within {self.max_past_days:g} days before and {self.max_future_days:g} days after now."
 
 
 @dataclass(frozen=True)

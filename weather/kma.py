@@ -74,6 +74,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 
+from weather.settings import FromConfig
 from weather.times import KST
 
 OPERATION = "getVilageFcst"
@@ -279,29 +280,18 @@ def _forecast_time(day: Any, time: Any) -> datetime | None:
 
 
 @dataclass(frozen=True)
-class KmaSettings:
-    """How to reach KMA; built from the Flask config's KMA_* keys."""
+class KmaSettings(FromConfig):
+    """How to reach KMA: the KMA_* settings (KMA_SERVICE_KEY must be set: checked by the caller)."""
+
+    CONFIG_PREFIX = "KMA_"
 
     base_url: str
     service_key: str
     concurrency: int = 4
-    timeout: float = 10.0
+    timeout_seconds: float = 10.0
     retries: int = 3
-    backoff: float = 1.0
+    retry_backoff_seconds: float = 1.0
     rows_per_page: int = 1000
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, Any]) -> KmaSettings:
-        """The settings of the app's config; KMA_SERVICE_KEY must be set (checked by the caller)."""
-        return cls(
-            base_url=config["KMA_BASE_URL"],
-            service_key=config["KMA_SERVICE_KEY"] or "",
-            concurrency=config["KMA_CONCURRENCY"],
-            timeout=config["KMA_TIMEOUT_SECONDS"],
-            retries=config["KMA_RETRIES"],
-            backoff=config["KMA_RETRY_BACKOFF_SECONDS"],
-            rows_per_page=config["KMA_ROWS_PER_PAGE"],
-        )
 
     @property
     def decoded_key(self) -> str:
@@ -364,13 +354,13 @@ class KmaClient:
                 if not exc.transient or attempt == attempts:
                     raise KmaError(self.settings.redact(str(exc))) from None
                 log.info("KMA request failed (%s), attempt %d/%d", self.settings.redact(str(exc)), attempt, attempts)
-            await self.sleep(min(self.settings.backoff * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
+            await self.sleep(min(self.settings.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get(self, params: dict[str, str]) -> tuple[int, bytes]:
         """(HTTP status, body) of one request, within the per-request timeout; transport trouble is transient."""
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with asyncio.timeout(self.settings.timeout_seconds):
                 async with self.http.stream("GET", self.url, params=params) as response:
                     body = bytearray()
                     async for chunk in response.aiter_bytes():
@@ -379,7 +369,7 @@ class KmaClient:
                             raise KmaError(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
                     return response.status_code, bytes(body)
         except TimeoutError:
-            raise KmaError(f"no answer within {self.settings.timeout:g} s", transient=True) from None
+            raise KmaError(f"no answer within {self.settings.timeout_seconds:g} s", transient=True) from None
         except httpx.TimeoutException as exc:
             raise KmaError(f"timed out ({type(exc).__name__})", transient=True) from None
         except httpx.TransportError as exc:
@@ -439,7 +429,7 @@ async def fetch_cells(
     """Fetch every cell, at most ``settings.concurrency`` at a time; each outcome goes to ``on_result``."""
     limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
     gate = asyncio.Semaphore(settings.concurrency)
-    async with httpx.AsyncClient(timeout=settings.timeout, limits=limits) as http:
+    async with httpx.AsyncClient(timeout=settings.timeout_seconds, limits=limits) as http:
         client = KmaClient(settings, http)
 
         async def one(cell: tuple[int, int]) -> None:

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 
 from models import Device, MarketAlarmLog, PushDelivery, Subscription, utcnow
 from weather.push.senders import ACCEPTED, REJECTED, RETRY, UNREGISTERED, Message, PushSender, SendResult
+from weather.settings import FromConfig
 from weather.times import as_utc
 
 log = logging.getLogger(__name__)
@@ -48,28 +49,20 @@ LEASE_MARGIN_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
-class Policy:
+class Policy(FromConfig):
     """When to give up and how long to wait: PUSH_* settings."""
 
-    timeout: float
-    max_attempts: int
-    max_age: float
-    retry_base: float
-    retry_max: float
+    CONFIG_PREFIX = "PUSH_"
 
-    @classmethod
-    def from_config(cls, config: Any) -> Policy:
-        return cls(
-            timeout=config["PUSH_TIMEOUT_SECONDS"],
-            max_attempts=config["PUSH_MAX_ATTEMPTS"],
-            max_age=config["PUSH_MAX_AGE_SECONDS"],
-            retry_base=config["PUSH_RETRY_BASE_SECONDS"],
-            retry_max=config["PUSH_RETRY_MAX_SECONDS"],
-        )
+    timeout_seconds: float
+    max_attempts: int
+    max_age_seconds: float
+    retry_base_seconds: float
+    retry_max_seconds: float
 
     def backoff(self, attempts: int, retry_after: float | None) -> float:
         """Exponential back-off with full jitter, never sooner than the provider's Retry-After."""
-        ceiling = min(self.retry_max, self.retry_base * 2 ** max(attempts - 1, 0))
+        ceiling = min(self.retry_max_seconds, self.retry_base_seconds * 2 ** max(attempts - 1, 0))
         delay = random.uniform(ceiling / 2, ceiling)
         return max(delay, retry_after or 0.0)
 
@@ -165,13 +158,15 @@ def claim(session: Session, delivery_id: int, policy: Policy) -> Claim:
     row = session.get(PushDelivery, delivery_id)
     if row is None or row.state != "pending":
         return Claim()
-    if now - as_utc(row.created_at) > timedelta(seconds=policy.max_age):
-        _finish(session, delivery_id, "failed", f"expired: older than PUSH_MAX_AGE_SECONDS ({policy.max_age:g} s)")
+    if now - as_utc(row.created_at) > timedelta(seconds=policy.max_age_seconds):
+        _finish(
+            session, delivery_id, "failed", f"expired: older than PUSH_MAX_AGE_SECONDS ({policy.max_age_seconds:g} s)"
+        )
         return Claim()
     if row.device_id is None:
         _finish(session, delivery_id, "failed", "device unregistered")
         return Claim()
-    lease_until = now + timedelta(seconds=policy.timeout + LEASE_MARGIN_SECONDS)
+    lease_until = now + timedelta(seconds=policy.timeout_seconds + LEASE_MARGIN_SECONDS)
     lease = (
         update(PushDelivery)
         .where(PushDelivery.id == delivery_id, PushDelivery.state == "pending", PushDelivery.next_attempt_at <= now)
@@ -220,7 +215,7 @@ def settle(session: Session, delivery_id: int, result: SendResult, policy: Polic
         return None
     age = (utcnow() - as_utc(row.created_at)).total_seconds()
     delay = policy.backoff(row.attempts, result.retry_after)
-    if row.attempts >= policy.max_attempts or age + delay > policy.max_age:
+    if row.attempts >= policy.max_attempts or age + delay > policy.max_age_seconds:
         reason = "PUSH_MAX_ATTEMPTS" if row.attempts >= policy.max_attempts else "PUSH_MAX_AGE_SECONDS"
         _finish(session, delivery_id, "failed", f"gave up after {row.attempts} attempts ({reason}): {result.error}")
         return None
@@ -270,10 +265,10 @@ async def deliver(
     if claimed.message is None:
         return claimed.wait
     try:
-        async with asyncio.timeout(policy.timeout):
+        async with asyncio.timeout(policy.timeout_seconds):
             result = await sender.send(claimed.message)
     except TimeoutError:
-        result = SendResult(RETRY, f"no answer within PUSH_TIMEOUT_SECONDS ({policy.timeout:g} s)")
+        result = SendResult(RETRY, f"no answer within PUSH_TIMEOUT_SECONDS ({policy.timeout_seconds:g} s)")
     except Exception as exc:  # a broken sender must cost one attempt, never the worker
         log.exception("push sender raised for delivery %s", delivery_id)
         result = SendResult(RETRY, f"sender error: {type(exc).__name__}")
