@@ -132,7 +132,7 @@ def test_thresholds_are_configurable(api_app_factory):
         ({"PUSH_TIMEOUT_SECONDS": "0"}, "PUSH_TIMEOUT_SECONDS"),
         ({"PUSH_MAX_ATTEMPTS": "0"}, "PUSH_MAX_ATTEMPTS"),
         ({"PUSH_PROVIDER": "pigeon"}, "PUSH_PROVIDER"),
-        ({"PUSH_PROVIDER": "fcm"}, "FCM_CREDENTIALS"),
+        ({"FCM_CREDENTIALS": "{not json"}, "FCM_CREDENTIALS is not a service account key"),
         ({"APP_ENV": "production"}, "APP_ENV=production refuses the recording push sender"),
     ],
 )

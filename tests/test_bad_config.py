@@ -62,10 +62,20 @@ BAD_URL = "postgresql://app:s3cret-pw@db.example:notaport/weather"
         (["db", "doctor"], {"MIGRATION_ON_AHEAD": "sometimes"}, "MIGRATION_ON_AHEAD"),
         (["db", "check"], {"ALARM_COLD_MIN_TEMP_C": "cold"}, "ALARM_COLD_MIN_TEMP_C"),
         (["db", "upgrade"], {"DB_WAIT_TIMEOUT": "soon"}, "DB_WAIT_TIMEOUT='soon'"),
+        # Only a push worker needs the FCM service account (the API pods run without it).
+        (["push", "worker"], {"PUSH_PROVIDER": "fcm"}, "PUSH_PROVIDER=fcm needs FCM_CREDENTIALS"),
     ],
-    ids=["upgrade-URL", "current-URL", "downgrade-LOCK_TIMEOUT", "doctor-ON_AHEAD", "check-ALARM", "upgrade-WAIT"],
+    ids=[
+        "upgrade-URL",
+        "current-URL",
+        "downgrade-LOCK_TIMEOUT",
+        "doctor-ON_AHEAD",
+        "check-ALARM",
+        "upgrade-WAIT",
+        "push-worker-FCM",
+    ],
 )
-def test_flask_db_refuses_a_bad_environment_in_one_line(sqlite_url, command, env, needle):
+def test_flask_commands_refuse_a_bad_environment_in_one_line(sqlite_url, command, env, needle):
     env = dict(env)
     result = flask(env.pop("DATABASE_URL", sqlite_url), *command, **env)
     assert_one_clear_line(result, needle)

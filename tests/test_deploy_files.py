@@ -38,7 +38,9 @@ APP_UID = 10001
 CONTAINER_PORT = 8000
 # The shape of a service account key, with placeholders (the configuration checks the shape).
 FCM_PLACEHOLDER = json.dumps({"client_email": "EMAIL", "private_key": "KEY", "project_id": "PROJECT"})
-SECRET_ENV = ("DATABASE_URL", "API_TOKEN", "FCM_CREDENTIALS")
+# What the API pods read from the Secret; the FCM service account key goes to the push workers alone.
+SECRET_ENV = ("DATABASE_URL", "API_TOKEN")
+WORKER_SECRET = "FCM_CREDENTIALS"
 # What the image must contain to start; nothing for development only.
 RUNTIME_FILES = ("app.py", "models.py", "gunicorn.conf.py", "entrypoint.sh", "weather", "safe_migrations", "migrations")
 DEV_ONLY = ("tests", "bench", "docs", ".venv", ".git", "instance")
@@ -298,7 +300,7 @@ def secret_example_violations(secret: dict[str, Any]) -> list[str]:
     if secret.get("data"):
         problems.append("use stringData with placeholders, not base64 data")
     values = secret.get("stringData") or {}
-    for key in SECRET_ENV:
+    for key in (*SECRET_ENV, WORKER_SECRET):
         if key not in values:
             problems.append(f"the example lacks {key}")
     for key, value in values.items():
@@ -383,6 +385,19 @@ WORKER_WITHOUT_HTTP = {
 }
 
 
+def test_only_the_push_workers_get_the_fcm_service_account():
+    """Least privilege: the key that can notify every user is mounted where a sender is built, nowhere else."""
+    readers = {
+        f"{path.name}:{container['name']}"
+        for path in sorted(K8S.glob("*.yaml"))
+        for document in yaml.safe_load_all(path.read_text())
+        if document
+        for container in _containers(document)
+        if any(item.get("name") == WORKER_SECRET for item in container.get("env") or [])
+    }
+    assert readers == {"push-worker-deployment.yaml:push-worker"}
+
+
 def test_push_worker_deployment_follows_the_same_policy():
     worker, api = load_manifest("push-worker-deployment.yaml"), load_manifest("deployment.yaml")
     assert set(deployment_violations(worker)) == WORKER_WITHOUT_HTTP
@@ -391,6 +406,8 @@ def test_push_worker_deployment_follows_the_same_policy():
     assert _container(worker)["securityContext"] == _container(api)["securityContext"]
     assert _container(worker)["image"] == _container(api)["image"]  # one image, another command
     assert _container(worker)["command"] == ["flask", "push", "worker"]
+    worker_env = {item["name"]: item for item in _container(worker)["env"]}
+    assert worker_env[WORKER_SECRET]["valueFrom"]["secretKeyRef"]["key"] == WORKER_SECRET
     assert worker["spec"]["replicas"] >= 2
     # Running deliveries finish inside the grace period: each call is bounded by PUSH_TIMEOUT_SECONDS.
     data = load_manifest("configmap.yaml")["data"]
@@ -404,8 +421,8 @@ def test_configmap_holds_no_secrets_and_valid_settings():
     data = configmap["data"]
     # The real parsers accept every value (a typo would crash-loop every pod).
     MigrationSettings.from_env(data)
-    secrets = {"DATABASE_URL": "postgresql://USER:PASSWORD@HOST:5432/DBNAME", "FCM_CREDENTIALS": FCM_PLACEHOLDER}
-    config = load_config({**data, **secrets}, "instance")
+    # The API pods' environment: no FCM service account (only the push workers build a sender).
+    config = load_config({**data, "DATABASE_URL": "postgresql://USER:PASSWORD@HOST:5432/DBNAME"}, "instance")
     # The cluster always names a real push provider; the recording sender is refused there.
     assert config["APP_ENV"] == "production" and config["PUSH_PROVIDER"] in ("fcm", "webhook")
 
@@ -660,6 +677,16 @@ def _container(manifest):
     return _pod(manifest)["containers"][0]
 
 
+def _containers(document: Any) -> list[dict[str, Any]]:
+    """Every container of a manifest, however deep its pod template (Deployment, Job, CronJob)."""
+    if isinstance(document, list):
+        return [container for item in document for container in _containers(item)]
+    if not isinstance(document, dict):
+        return []
+    here = document.get("containers") if isinstance(document.get("containers"), list) else []
+    return here + [container for value in document.values() for container in _containers(value)]
+
+
 DEPLOYMENT_MUTATIONS = {
     "runAsNonRoot": lambda d: _pod(d)["securityContext"].pop("runAsNonRoot"),
     "runAsUser must be 10001": lambda d: _pod(d)["securityContext"].update(runAsUser=0),
@@ -783,7 +810,6 @@ def test_image_files_start_with_the_pod_configuration(tmp_path, pg_url):
         PORT=str(port),
         WEB_CONCURRENCY="1",
         API_TOKEN="CHANGE-ME",
-        FCM_CREDENTIALS=FCM_PLACEHOLDER,
         HOME=str(writable),
         TMPDIR=str(writable),
         BACKUP_DIR=str(writable / "backups"),

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.test_deploy_files import FCM_PLACEHOLDER, SECRET_LOOKING_KEY, load_manifest
+from tests.test_deploy_files import SECRET_LOOKING_KEY, load_manifest
 from weather.config import load_config
 from weather.kma import AVAILABLE_AFTER, BASE_HOURS
 
@@ -89,8 +89,7 @@ def test_the_policy_reports_each_violation(expected):
 
 def test_the_configmap_kma_settings_are_accepted_and_the_secret_shows_the_key():
     data = load_manifest("configmap.yaml")["data"]
-    secrets = {"DATABASE_URL": "postgresql://USER:PASSWORD@HOST:5432/DBNAME", "FCM_CREDENTIALS": FCM_PLACEHOLDER}
-    config = load_config({**data, **secrets}, "instance")
+    config = load_config({**data, "DATABASE_URL": "postgresql://USER:PASSWORD@HOST:5432/DBNAME"}, "instance")
     assert config["KMA_BASE_URL"].endswith("/VilageFcstInfoService_2.0") and config["KMA_CONCURRENCY"] >= 1
     assert "KMA_SERVICE_KEY" not in data
     assert "KMA_SERVICE_KEY" in load_manifest("secret.example.yaml")["stringData"]

@@ -99,15 +99,19 @@ def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default
 
 
 def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
-    """Push delivery: the provider, its credentials and the retry policy (see weather/push/)."""
+    """Push delivery: the provider, its credentials and the retry policy (see weather/push/).
+
+    FCM_CREDENTIALS is checked here when it is set, but required only where a
+    sender is built (``flask push worker``): the API pods, the fetch CronJob and
+    the post-deploy Job never send, so the Secret's service account key is
+    mounted into the push workers alone.
+    """
     webhook_url = _push_url(env, "PUSH_WEBHOOK_URL")
     credentials = (env.get("FCM_CREDENTIALS") or "").strip() or None
     implied = "webhook" if webhook_url else "fcm" if credentials else "recording"
     provider = _choice(env, "PUSH_PROVIDER", PUSH_PROVIDERS, implied)
     if provider == "webhook" and not webhook_url:
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
-    if provider == "fcm" and not credentials:
-        raise ConfigError("PUSH_PROVIDER=fcm needs FCM_CREDENTIALS (the service account JSON, from the Secret)")
     project_id = (env.get("FCM_PROJECT_ID") or "").strip() or None
     if credentials:
         project_id = project_id or _service_account_project(credentials)

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import httpx
 
 from models import utcnow
+from weather.config import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -231,11 +232,13 @@ def _fcm_error_code(response: httpx.Response) -> str | None:
 
 
 def sender_from_config(config: Mapping[str, Any]) -> PushSender:
-    """The sender PUSH_PROVIDER names (validated in weather.config)."""
+    """The sender PUSH_PROVIDER names (validated in weather.config); only the push workers build one."""
     provider = config["PUSH_PROVIDER"]
     if provider == "webhook":
         return WebhookSender(config["PUSH_WEBHOOK_URL"], timeout=config["PUSH_TIMEOUT_SECONDS"])
     if provider == "fcm":
+        if not config["FCM_CREDENTIALS"]:
+            raise ConfigError("PUSH_PROVIDER=fcm needs FCM_CREDENTIALS (the service account JSON, from the Secret)")
         return FcmSender(
             config["FCM_CREDENTIALS"],
             endpoint=config["FCM_ENDPOINT"],
