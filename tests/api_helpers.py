@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from datetime import datetime, timedelta
 from typing import Any
 
 from tests.conftest import AUTH
+from weather.times import KST
+
+# Tomorrow in Korea: inside the forecast window (FORECAST_MAX_PAST_DAYS/FUTURE_DAYS) whenever the tests run.
+DAY = (datetime.now(KST) + timedelta(days=1)).date().isoformat()
+NEXT_DAY = (datetime.now(KST) + timedelta(days=2)).date().isoformat()
 
 _names = itertools.count(1)
 

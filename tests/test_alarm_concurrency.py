@@ -8,7 +8,7 @@ import flask_migrate
 from sqlalchemy import func, select, text
 
 from models import MarketAlarmLog, PushDelivery, db
-from tests.api_helpers import create_market, hour, register_device, subscribe
+from tests.api_helpers import DAY, create_market, hour, register_device, subscribe
 from tests.conftest import API_TOKEN, AUTH, make_app
 
 
@@ -19,7 +19,7 @@ def test_two_threads_ingesting_the_same_forecast_alarm_once(pg_url):
     setup = app.test_client()
     market = create_market(setup)["id"]
     subscribe(setup, register_device(setup, "racer"), "racer", market, "HEAT")
-    body = {"forecasts": [hour(market, f"2026-08-01T{h:02d}:00:00+09:00", temperature=36.0) for h in range(24)]}
+    body = {"forecasts": [hour(market, f"{DAY}T{h:02d}:00:00+09:00", temperature=36.0) for h in range(24)]}
 
     barrier = threading.Barrier(2)
     results: list = []

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 
 from models import MarketAlarmLog, db, utcnow
-from tests.api_helpers import create_market, hour, ingest
+from tests.api_helpers import DAY, create_market, hour, ingest
 from tests.conftest import AUTH
 
 
@@ -39,7 +39,7 @@ def all_pages(client, **query) -> list[int]:
 
 def test_lists_alarms_raised_by_ingest(client):
     market = create_market(client)["id"]
-    ingest(client, hour(market, "2026-08-01T12:00:00+09:00", temperature=35.0, wind_speed=20.0))
+    ingest(client, hour(market, f"{DAY}T12:00:00+09:00", temperature=35.0, wind_speed=20.0))
     page = client.get("/api/v1/alarm-logs", query_string={"market_id": market}, headers=AUTH).json
     assert [row["alarm_type"] for row in page["items"]] == ["HEAT", "WIND"]
     assert page["next_cursor"] is None

@@ -8,14 +8,9 @@ import pytest
 from sqlalchemy import func, select, text
 
 from models import Forecast, MarketAlarmLog, PushDelivery, db
-from tests.api_helpers import create_market, hour, ingest, register_device, subscribe
+from tests.api_helpers import DAY, NEXT_DAY, create_market, hour, ingest, register_device, subscribe
 from tests.conftest import AUTH
 from weather.config import ConfigError, load_config
-from weather.times import KST
-
-# Tomorrow in Korea: inside the forecast window (FORECAST_MAX_PAST_DAYS/FUTURE_DAYS) whenever the tests run.
-DAY = (datetime.now(KST) + timedelta(days=1)).date().isoformat()
-NEXT_DAY = (datetime.now(KST) + timedelta(days=2)).date().isoformat()
 
 
 def alarm_rows(app) -> list[tuple]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import requests
 
+from tests.api_helpers import DAY
 from tests.conftest import API_TOKEN
 from tests.helpers import wait_for_http
 from tests.push_processes import WorkerProcess, wait_until
@@ -36,7 +37,7 @@ def test_market_device_subscription_heat_wave_alarm_over_http(pg_url):
         assert subscribed.status_code == 200, subscribed.text
 
         forecasts = [
-            {"market_id": market_id, "forecast_time": f"2026-08-01T{h:02d}:00:00+09:00", "temperature": 30.0 + h / 4}
+            {"market_id": market_id, "forecast_time": f"{DAY}T{h:02d}:00:00+09:00", "temperature": 30.0 + h / 4}
             for h in range(9, 18)
         ]
         ingested = requests.post(f"{base}/forecasts", json={"forecasts": forecasts}, headers=auth, timeout=30)
@@ -51,7 +52,7 @@ def test_market_device_subscription_heat_wave_alarm_over_http(pg_url):
             [alarm] = logs.json()["items"]
             return alarm
 
-        assert (alarm_log()["alarm_type"], alarm_log()["target_date"]) == ("HEAT", "2026-08-01")
+        assert (alarm_log()["alarm_type"], alarm_log()["target_date"]) == ("HEAT", DAY)
         worker = WorkerProcess(pg_url)
         try:
             wait_until(lambda: alarm_log()["sent_to_devices"] == 1, 60, "the alarm pushed to the device")

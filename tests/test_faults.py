@@ -16,6 +16,7 @@ import pytest
 import requests
 from sqlalchemy import create_engine, pool, text
 
+from tests.api_helpers import DAY
 from tests.conftest import API_TOKEN
 from tests.faults import FaultProxy, child_pids
 from tests.helpers import run, scalar, wait_for_http
@@ -103,7 +104,7 @@ def test_database_restart_while_serving_gives_503_then_recovers(pg_url, proxy):
             (
                 "POST",
                 "/api/v1/forecasts",
-                {"forecasts": [{"market_id": market, "forecast_time": "2026-08-01T12:00:00+09:00", "temperature": 35}]},
+                {"forecasts": [{"market_id": market, "forecast_time": f"{DAY}T12:00:00+09:00", "temperature": 35}]},
             ),
             ("GET", "/readyz", None),
         ] * 2

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import text
 
 from models import db
-from tests.api_helpers import create_market, register_device
+from tests.api_helpers import DAY, create_market, register_device
 from tests.conftest import AUTH, DATA_TABLES
 
 JSON = {**AUTH, "Content-Type": "application/json"}
@@ -119,7 +119,7 @@ def test_oversized_body_is_413_on_every_write_endpoint(api_app, client, world):
     ],
 )
 def test_huge_and_mistyped_numbers_in_a_forecast_are_422(api_app, client, world, field, value):
-    row = {"market_id": world["market"], "forecast_time": "2026-08-01T12:00:00+09:00", field: value}
+    row = {"market_id": world["market"], "forecast_time": f"{DAY}T12:00:00+09:00", field: value}
     before = counts(api_app)
     response = client.post("/api/v1/forecasts", json={"forecasts": [row]}, headers=AUTH)
     assert response.status_code == 422, response.json
@@ -131,7 +131,7 @@ def test_huge_and_mistyped_numbers_in_a_forecast_are_422(api_app, client, world,
 def test_hostile_strings_in_structured_fields_are_422(api_app, client, world, hostile):
     """Enums, times and ids: every string field that is not free text."""
     market, device = world["market"], world["device"]
-    hour = {"market_id": market, "forecast_time": "2026-08-01T12:00:00+09:00"}
+    hour = {"market_id": market, "forecast_time": f"{DAY}T12:00:00+09:00"}
     cases = [
         ("POST", "/api/v1/devices", {"push_token": "t-hostile", "platform": hostile}, {}),
         (
@@ -214,7 +214,7 @@ def test_nul_in_free_text_is_422_and_nothing_written(api_app, client):
 
 def test_a_bad_row_anywhere_in_a_batch_writes_nothing(api_app, client, world):
     rows = [
-        {"market_id": world["market"], "forecast_time": f"2026-08-01T{h:02d}:00:00+09:00", "temperature": 20.0}
+        {"market_id": world["market"], "forecast_time": f"{DAY}T{h:02d}:00:00+09:00", "temperature": 20.0}
         for h in range(24)
     ]
     rows[17]["temperature"] = float("nan")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import requests
 from sqlalchemy.engine import make_url
 
+from tests.api_helpers import DAY
 from tests.helpers import wait_for_http
 from tests.test_entrypoint import start, stop
 
@@ -37,7 +38,7 @@ def test_debug_logs_of_a_full_session_hold_no_secret(pg_url):
             (
                 "POST",
                 "/api/v1/forecasts",
-                {"forecasts": [{"market_id": market, "forecast_time": "2026-08-01T12:00:00+09:00", "temperature": 36}]},
+                {"forecasts": [{"market_id": market, "forecast_time": f"{DAY}T12:00:00+09:00", "temperature": 36}]},
                 auth,
             ),
             ("GET", "/api/v1/alarm-logs", None, auth),

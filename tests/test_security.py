@@ -6,7 +6,7 @@ import hmac
 
 import pytest
 
-from tests.api_helpers import create_market
+from tests.api_helpers import DAY, create_market
 from tests.conftest import AUTH, DATA_TABLES
 from tests.test_hostile_input import counts
 from weather.config import ConfigError, load_config
@@ -15,7 +15,7 @@ from weather.http_headers import SECURITY_HEADERS
 OPERATOR_ENDPOINTS = [
     ("POST", "/api/v1/markets", {"name": "n", "region": "r", "latitude": 37.5665, "longitude": 126.978}),
     ("PATCH", "/api/v1/markets/{market}", {"name": "renamed"}),
-    ("POST", "/api/v1/forecasts", {"forecasts": [{"market_id": 1, "forecast_time": "2026-08-01T12:00:00+09:00"}]}),
+    ("POST", "/api/v1/forecasts", {"forecasts": [{"market_id": 1, "forecast_time": f"{DAY}T12:00:00+09:00"}]}),
     ("GET", "/api/v1/alarm-logs", None),
 ]
 
