@@ -58,6 +58,9 @@ from weather import forecast_store
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MARKETS = 10
+# The ingest batches walk forward in time from here; the forecast window ends 31 days ahead.
+FIRST_BATCH_DAYS_AGO = 360
+WINDOW_HOURS = (FIRST_BATCH_DAYS_AGO + 30) * 24
 CONNECTIONS = 4
 LIMIT = 50  # the endpoint's default page size
 COLUMNS = "id, market_id, alarm_type, target_date, title, message, created_at, sent_to_devices"
@@ -104,9 +107,9 @@ def forecast_rows(count: int, run: int) -> list[dict]:
     """``count`` forecast rows over MARKETS markets, hours no earlier run used; mild weather
     (no alarm raised), every measurement given."""
     per_market = -(-count // MARKETS)
-    # Inside the forecast window (FORECAST_MAX_PAST_DAYS, 366): from 250 days ago on.
-    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=250)
-    base += timedelta(hours=run * (per_market + 24))
+    # Inside the forecast window (366 days back, 31 ahead): batch after batch from 360 days ago on.
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=FIRST_BATCH_DAYS_AGO)
+    base += timedelta(hours=run * per_market)
     rows = []
     for index in range(count):
         market, hour = 1 + index % MARKETS, index // MARKETS
@@ -403,6 +406,9 @@ def main() -> int:
     rows = int(os.environ.get("BENCH_ROWS") or sizes.size(1_000_000, 50_000, 2_000))
     runs = int(os.environ.get("BENCH_RUNS") or sizes.size(3, 2, 1))
     ingest_rows = int(os.environ.get("BENCH_INGEST_ROWS") or sizes.size(10_000, 10_000, 200))
+    # Three batches a run (ours, the peer, the breakdown), each on hours no batch used before.
+    if 3 * runs * -(-ingest_rows // MARKETS) > WINDOW_HOURS:
+        sys.exit(f"bench/api.py: BENCH_RUNS={runs} x BENCH_INGEST_ROWS={ingest_rows} do not fit the forecast window")
     seconds = float(os.environ.get("BENCH_SECONDS") or {"full": 3.0, "quick": 1.5, "smoke": 0.3}[sizes.MODE])
     repeats = sizes.size(30, 15, 3)
     per_market = rows // MARKETS

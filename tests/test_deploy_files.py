@@ -36,8 +36,6 @@ DOCKERFILE = REPO / "Dockerfile"
 KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
 APP_UID = 10001
 CONTAINER_PORT = 8000
-# The shape of a service account key, with placeholders (the configuration checks the shape).
-FCM_PLACEHOLDER = json.dumps({"client_email": "EMAIL", "private_key": "KEY", "project_id": "PROJECT"})
 # What the API pods read from the Secret; the FCM service account key goes to the push workers alone.
 SECRET_ENV = ("DATABASE_URL", "API_TOKEN")
 WORKER_SECRET = "FCM_CREDENTIALS"
