@@ -195,7 +195,7 @@ def main() -> int:
             return sizes.size(20, 3) if name == OURS else sizes.size(2, 1)
         if n == 8 and scenario == "head":
             return sizes.size(3, 2)  # the goal's ratio: a median of 3
-        # No goal on the other sizes: one round each shows the trend (make bench under 15 minutes).
+        # No goal on the other sizes: one round each shows the trend (keeps fleet.py near 6 minutes).
         return 1
 
     peer_repo = stock_peer_repository()
