@@ -54,13 +54,16 @@ from bench import report, session, sizes
 from bench.report import Series
 from tests.helpers import REPO, child_env, free_port, launch, libpq, query, stop, wait_for_http
 from weather import forecast_store
+from weather.forecast_rows import ForecastWindow
 
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 MARKETS = 10
-# The ingest batches walk forward in time from here; the forecast window ends 31 days ahead.
-FIRST_BATCH_DAYS_AGO = 360
-WINDOW_HOURS = (FIRST_BATCH_DAYS_AGO + 30) * 24
+# The ingest batches walk forward in time from a few days inside the forecast window's past
+# bound, and must stop a day short of its future bound (the server's default window).
+WINDOW = ForecastWindow()
+FIRST_BATCH_DAYS_AGO = WINDOW.max_past_days - 6
+WINDOW_HOURS = int((FIRST_BATCH_DAYS_AGO + WINDOW.max_future_days - 1) * 24)
 CONNECTIONS = 4
 LIMIT = 50  # the endpoint's default page size
 COLUMNS = "id, market_id, alarm_type, target_date, title, message, created_at, sent_to_devices"
@@ -107,7 +110,7 @@ def forecast_rows(count: int, run: int) -> list[dict]:
     """``count`` forecast rows over MARKETS markets, hours no earlier run used; mild weather
     (no alarm raised), every measurement given."""
     per_market = -(-count // MARKETS)
-    # Inside the forecast window (366 days back, 31 ahead): batch after batch from 360 days ago on.
+    # Inside the forecast window: batch after batch from FIRST_BATCH_DAYS_AGO on.
     base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=FIRST_BATCH_DAYS_AGO)
     base += timedelta(hours=run * per_market)
     rows = []

@@ -6,6 +6,8 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
+import requests
+
 from tests.conftest import AUTH
 from weather.times import KST
 
@@ -15,6 +17,9 @@ NEXT_DAY = (datetime.now(KST) + timedelta(days=2)).date().isoformat()
 
 _names = itertools.count(1)
 
+# 광장시장 in Seoul (grid cell 60, 127): the market of the tests that talk to a running server.
+GWANGJANG = {"name": "광장시장", "region": "서울", "latitude": 37.57, "longitude": 126.9996}
+
 
 def create_market(client, **fields: Any) -> dict[str, Any]:
     """Create a market (in Seoul unless told otherwise) and return it."""
@@ -22,6 +27,13 @@ def create_market(client, **fields: Any) -> dict[str, Any]:
     response = client.post("/api/v1/markets", json=body, headers=AUTH)
     assert response.status_code == 201, response.json
     return response.json
+
+
+def post_market(base: str, name: str = "광장시장", headers: dict[str, str] = AUTH) -> int:
+    """Create a market through a running server (``base``: its root URL) and return its id."""
+    response = requests.post(f"{base}/api/v1/markets", json={**GWANGJANG, "name": name}, headers=headers, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
 
 
 def register_device(client, push_token: str = "device-token-1", platform: str = "android") -> dict[str, Any]:

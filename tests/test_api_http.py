@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.api_helpers import DAY
+from tests.api_helpers import DAY, GWANGJANG
 from tests.conftest import API_TOKEN
 from tests.helpers import wait_for_http
 from tests.push_processes import WorkerProcess, wait_until
@@ -19,7 +19,7 @@ def test_market_device_subscription_heat_wave_alarm_over_http(pg_url):
         wait_for_http(f"http://127.0.0.1:{port}/readyz", process)
         market = requests.post(
             f"{base}/markets",
-            json={"name": "광장시장", "region": "서울", "latitude": 37.5700, "longitude": 126.9996},
+            json=GWANGJANG,
             headers=auth,
             timeout=10,
         )

@@ -16,13 +16,11 @@ import pytest
 import requests
 from sqlalchemy import create_engine, pool, text
 
-from tests.api_helpers import DAY
-from tests.conftest import API_TOKEN
+from tests.api_helpers import DAY, post_market
+from tests.conftest import API_TOKEN, AUTH
 from tests.faults import FaultProxy, child_pids
 from tests.helpers import run, scalar, wait_for_http
 from tests.test_entrypoint import start, stop
-
-AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 
 
 @pytest.fixture
@@ -30,13 +28,6 @@ def proxy():
     proxy = FaultProxy()
     yield proxy
     proxy.close()
-
-
-def new_market(base: str, name: str = "광장시장") -> int:
-    body = {"name": name, "region": "서울", "latitude": 37.57, "longitude": 126.9996}
-    response = requests.post(f"{base}/api/v1/markets", json=body, headers=AUTH, timeout=10)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
 
 
 def test_database_down_at_start_then_up_within_the_wait(pg_url, proxy):
@@ -93,7 +84,7 @@ def test_database_restart_while_serving_gives_503_then_recovers(pg_url, proxy):
     outage: list[tuple[str, int, float]] = []
     try:
         wait_for_http(f"{base}/readyz", process)
-        market = new_market(base)
+        market = post_market(base)
         for _ in range(4):  # the worker's pool holds a connection
             assert requests.get(f"{base}/api/v1/markets/{market}", timeout=10).status_code == 200
         proxy.down()
@@ -141,10 +132,10 @@ def test_worker_killed_mid_ingest_writes_nothing_and_is_replaced(pg_url):
     outcome: dict[str, object] = {}
     try:
         wait_for_http(f"{base}/readyz", process)
-        market = new_market(base)
+        market = post_market(base)
         hours = 10_000
         # Inside the ingest's forecast window (a year back, a month ahead): two markets of 5,000 hours.
-        second_market = new_market(base, "남대문시장")
+        second_market = post_market(base, "남대문시장")
         first = datetime.datetime.now(datetime.UTC).replace(minute=0, second=0, microsecond=0)
         first -= datetime.timedelta(hours=hours // 2 - 24)
         rows = [

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,11 @@ import requests
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import make_url
 
+from tests.api_helpers import post_market
 from tests.conftest import API_TOKEN, AUTH, PG_SERVER_URL
 from tests.helpers import REPO, child_env, free_port, scalar, wait_for_http
 from weather.cursor import encode_cursor
+from weather.times import KST
 
 MAX_ANSWER_BYTES = 4096  # "a few KB at most"
 WORKER_DEATH = ("WORKER TIMEOUT", "SIGKILL", "Traceback", "Worker exiting (pid")
@@ -92,18 +95,13 @@ def server(pg_admin, tmp_path_factory) -> Iterator[Server]:
         running = launch(url, tmp_path_factory.mktemp("hostile") / "gunicorn.log", REQUEST_STATEMENT_TIMEOUT="2")
         try:
             api = f"{running.base}/api/v1"
-            market = requests.post(
-                f"{api}/markets",
-                json={"name": "광장시장", "region": "서울", "latitude": 37.57, "longitude": 126.9996},
-                headers=AUTH,
-                timeout=30,
-            ).json()["id"]
+            market = post_market(running.base)
             device = requests.post(
                 f"{api}/devices", json={"push_token": DEVICE_TOKEN, "platform": "ios"}, timeout=30
             ).json()["id"]
             rows = [
-                {"market_id": market, "forecast_time": f"2026-08-{day:02d}T12:00:00+09:00", "temperature": 34.0}
-                for day in range(1, 31)
+                {"market_id": market, "forecast_time": f"{day.isoformat()}T12:00:00+09:00", "temperature": 34.0}
+                for day in (datetime.now(KST).date() + timedelta(days=days) for days in range(1, 31))
             ]
             ingested = requests.post(f"{api}/forecasts", json={"forecasts": rows}, headers=AUTH, timeout=60)
             assert ingested.status_code == 200, ingested.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 from sqlalchemy.engine import make_url
 
-from tests.api_helpers import DAY
+from tests.api_helpers import DAY, post_market
 from tests.helpers import wait_for_http
 from tests.test_entrypoint import start, stop
 
@@ -21,12 +21,7 @@ def test_debug_logs_of_a_full_session_hold_no_secret(pg_url):
     statuses = []
     try:
         wait_for_http(f"{base}/readyz", process)
-        market = requests.post(
-            f"{base}/api/v1/markets",
-            json={"name": "광장시장", "region": "서울", "latitude": 37.57, "longitude": 126.9996},
-            headers=auth,
-            timeout=10,
-        ).json()["id"]
+        market = post_market(base, headers=auth)
         device = requests.post(f"{base}/api/v1/devices", json={"push_token": "p-1", "platform": "ios"}, timeout=10)
         for method, path, body, headers in [
             (

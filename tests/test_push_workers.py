@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 import requests
 
 from models import db
-from tests.api_helpers import create_market, register_device, subscribe
+from tests.api_helpers import create_market, post_market, register_device, subscribe
 from tests.conftest import API_TOKEN, AUTH, make_app
 from tests.helpers import execute, flask, scalar, wait_for_http
 from tests.push_processes import WorkerProcess, wait_until
@@ -43,13 +43,6 @@ def alarm_counts(base: str, market: int) -> tuple[int, int, int]:
     return alarm["sent_to_devices"], alarm["pending_deliveries"], alarm["failed_deliveries"]
 
 
-def new_market(base: str) -> int:
-    body = {"name": "광장시장", "region": "서울", "latitude": 37.57, "longitude": 126.9996}
-    response = requests.post(f"{base}/api/v1/markets", json=body, headers=AUTH, timeout=10)
-    assert response.status_code == 201, response.text
-    return response.json()["id"]
-
-
 def heat(market: int, days: int = 1) -> dict:
     """A heat-wave forecast ``days`` after today (Korea): inside the ingest's forecast window."""
     when = (datetime.now(KST) + timedelta(days=days)).date().isoformat()
@@ -73,7 +66,7 @@ def test_every_device_gets_the_alarm_despite_a_flaky_provider_and_a_killed_worke
     workers: list[WorkerProcess] = []
     try:
         wait_for_http(f"{base}/readyz", web, timeout=60)
-        market = new_market(base)
+        market = post_market(base)
         subscribe_devices(pg_url, market, DEVICES)
         workers = [WorkerProcess(pg_url, **env) for _ in range(2)]
         wait_until(lambda: scalar(pg_url, "SELECT count(*) FROM procrastinate_workers") == 2, 60, "both workers up")
@@ -130,7 +123,7 @@ def test_a_trickling_provider_never_delays_an_ingest_nor_kills_a_web_worker(pg_u
     took = []
     try:
         wait_for_http(f"{base}/readyz", web, timeout=60)
-        market = new_market(base)
+        market = post_market(base)
         subscribe_devices(pg_url, market, 30)
         worker = WorkerProcess(pg_url, **env)
         for day in range(1, 6):
