@@ -12,7 +12,7 @@ import pytest
 
 from tests.test_deploy_files import SECRET_LOOKING_KEY, load_manifest
 from weather.config import load_config
-from weather.kma import AVAILABLE_AFTER, BASE_HOURS
+from weather.sources.short import AVAILABLE_AFTER, BASE_HOURS
 
 
 def pod_of(cronjob: dict[str, Any]) -> dict[str, Any]:
