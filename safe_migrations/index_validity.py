@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
+from safe_migrations.findings import MigrationError
 from safe_migrations.log import log
 
 _CREATE_INDEX = re.compile(
@@ -136,7 +137,7 @@ class IndexWatch:
         cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if match['concurrently'] else ''}IF EXISTS {quoted}")
 
 
-class InvalidIndexLeft(RuntimeError):
+class InvalidIndexLeft(MigrationError):
     """A revision built an index that is not valid; it must not be recorded as applied."""
 
 
