@@ -377,6 +377,9 @@ def rehearse_command(target: str, sample: float, as_json: bool, max_stall: float
         _fail(f"flask db rehearse: {exc}")
     except (OperationalError, psycopg2.OperationalError) as exc:
         _fail(f"flask db rehearse: database unreachable: {first_line(exc)}")
+    except KeyboardInterrupt:
+        click.echo("flask db rehearse: interrupted; the scratch database was dropped, live untouched", err=True)
+        sys.exit(130)
     click.echo(result.as_json() if as_json else result.as_text())
     sys.exit(0 if result.ok else 1)
 

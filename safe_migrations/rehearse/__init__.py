@@ -10,6 +10,8 @@ statement; :mod:`.forecast` scales what it saw to live size.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -178,13 +180,33 @@ def pending_revisions(script: ScriptDirectory, current: tuple[str, ...], target:
 
 @contextmanager
 def _interruptible() -> Iterator[None]:
-    """Ctrl-C cancels a running statement (psycopg2's documented wait callback) instead of waiting for it."""
-    previous = psycopg2.extensions.get_wait_callback()
+    """Ctrl-C cancels the running statement instead of waiting for it, and ends the rehearsal.
+
+    psycopg2's documented ``wait_select`` callback turns Ctrl-C into a cancel of the
+    statement, which the runtime then reports as a failed revision; the handler here
+    remembers the Ctrl-C, so the rehearsal ends interrupted (the scratch database is
+    dropped by the caller's ``with``), not with a report of a "failed" revision.
+    """
+    interrupted = threading.Event()
+    main = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.getsignal(signal.SIGINT) if main else None
+
+    def on_interrupt(signum: int, frame: Any) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    previous_wait = psycopg2.extensions.get_wait_callback()
     psycopg2.extensions.set_wait_callback(psycopg2.extras.wait_select)
+    if main:
+        signal.signal(signal.SIGINT, on_interrupt)
     try:
         yield
     finally:
-        psycopg2.extensions.set_wait_callback(previous)
+        psycopg2.extensions.set_wait_callback(previous_wait)
+        if main:
+            signal.signal(signal.SIGINT, previous_handler)
+    if interrupted.is_set():
+        raise KeyboardInterrupt
 
 
 def _observe(engine: Engine, recorder: Recorder) -> None:
