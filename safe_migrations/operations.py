@@ -24,7 +24,7 @@ from safe_migrations.log import log
 from safe_migrations.runtime import IN_CALLER_TRANSACTION
 
 
-def _plain_operations() -> bool:
+def plain_operations() -> bool:
     """True on SQLite and inside a caller's own transaction (see the module docstring)."""
     context = op.get_context()
     if context.dialect.name != "postgresql":
@@ -51,7 +51,7 @@ def _invalid_index_exists(name: str) -> bool:
 def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kwargs: Any) -> None:
     """Build an index without blocking writes (PostgreSQL); cleans up an earlier failed build."""
     context = op.get_context()
-    if _plain_operations():
+    if plain_operations():
         op.create_index(name, table, list(columns), **kwargs)
         return
     with context.autocommit_block():
@@ -64,7 +64,7 @@ def create_index_concurrently(name: str, table: str, columns: Sequence[str], **k
 def drop_index_concurrently(name: str, table: str) -> None:
     """Drop an index without blocking writes (PostgreSQL)."""
     context = op.get_context()
-    if _plain_operations():
+    if plain_operations():
         op.drop_index(name, table_name=table)
         return
     with context.autocommit_block():
