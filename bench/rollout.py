@@ -524,7 +524,7 @@ def main() -> int:
     )
     report.goal("rename rollout: failed requests", renamed.post_deploy.total.failures, 0)
     lost = renamed.post_deploy.values_wrong
-    report.goal("rename rollout: acknowledged addresses not in street_address", float("inf") if lost is None else lost, 0)
+    report.goal("rename rollout: addresses lost", float("inf") if lost is None else lost, 0)
     report.goal(
         "naive rename: failed requests of the previous image",
         renamed.naive.previous.failures,
