@@ -33,9 +33,9 @@ from typing import TypeVar
 import procrastinate
 from flask import Flask
 from procrastinate.jobs import Job
-from procrastinate.types import JSONValue
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.tasks import configure_task
+from procrastinate.types import JSONValue
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session

@@ -14,12 +14,15 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Mapping
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from models import utcnow
+from weather.log_safety import mask_url
 from weather.push.deliveries import DeliveryBook, Policy, due_deliveries, next_due_at, send_batch
 from weather.push.senders import PushSender, sender_from_config
 from weather.times import as_utc
@@ -39,10 +42,11 @@ def worker_command(name: str | None) -> None:
     sender = sender_from_config(flask_app.config)
     dialect = flask_app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
     log.info(
-        "push worker %s starting: provider %s, concurrency %d, %s",
+        "push worker %s starting: provider %s, concurrency %d, batches of %d, %s",
         name,
-        flask_app.config["PUSH_PROVIDER"],
+        provider_description(flask_app.config),
         flask_app.config["PUSH_WORKER_CONCURRENCY"],
+        flask_app.config["PUSH_BATCH_SIZE"],
         "procrastinate queue" if dialect.startswith("postgresql") else "polling push_delivery (SQLite)",
     )
     if dialect.startswith("postgresql"):
@@ -52,6 +56,16 @@ def worker_command(name: str | None) -> None:
     else:
         asyncio.run(run_polling_worker(flask_app, sender))
     log.info("push worker %s stopped", name)
+
+
+def provider_description(config: Mapping[str, Any]) -> str:
+    """The provider and where it is, for the log: a webhook URL masked (it may carry a secret)."""
+    provider = config["PUSH_PROVIDER"]
+    if provider == "webhook":
+        return f"webhook {mask_url(config['PUSH_WEBHOOK_URL'])}"
+    if provider == "fcm":
+        return f"fcm {mask_url(config['FCM_ENDPOINT'])}"
+    return provider
 
 
 async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_seconds: float = 1.0) -> None:
