@@ -27,6 +27,8 @@ from safe_migrations import repair as repairs
 from safe_migrations import rollback
 from safe_migrations import status as status_table
 from safe_migrations.baseline import BaselineRefused, baseline
+from safe_migrations.rename import Rename
+from safe_migrations.rename import x_arguments as rename_x_arguments
 from safe_migrations.runtime import CONFIRM_DATA_LOSS, MigrationFailed
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
@@ -158,6 +160,59 @@ def downgrade(
 def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str) -> None:
     """Upgrade to a later version (default: every head, post-deploy revisions included)."""
     flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
+
+
+def _rename_spec(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[Rename]:
+    try:
+        return [Rename.parse(value) for value in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+# Flask-Migrate's ``migrate`` with the decision about probable renames (safe_migrations/rename.py).
+@click.command("migrate", cls=OneLineUsage)
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("-m", "--message", default=None, help="Revision message")
+@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+@click.option("--head", default="head", help="Specify head revision or <branchname>@head to base new revision on")
+@click.option("--splice", is_flag=True, help='Allow a non-head revision as the "head" to splice onto')
+@click.option("--branch-label", default=None, help="Specify a branch label to apply to the new revision")
+@click.option("--version-path", default=None, help="Specify specific path from config for version file")
+@click.option("--rev-id", default=None, help="Specify a hardcoded revision id instead of generating one")
+@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@click.option(
+    "--rename",
+    "renames",
+    multiple=True,
+    metavar="TABLE.OLD:NEW",
+    callback=_rename_spec,
+    help="A dropped + added column is a rename: write an expand revision and a post-deploy contract (repeatable).",
+)
+@click.option("--no-rename", is_flag=True, help="A dropped + added column is no rename: write the add and the drop.")
+@with_appcontext
+def migrate_command(
+    directory: str | None,
+    message: str | None,
+    sql: bool,
+    head: str,
+    splice: bool,
+    branch_label: str | None,
+    version_path: str | None,
+    rev_id: str | None,
+    x_arg: tuple[str, ...],
+    renames: list[Rename],
+    no_rename: bool,
+) -> None:
+    """Autogenerate a revision from the models (``revision --autogenerate``).
+
+    A column dropped and one of the same type added in one table may be a
+    rename: asked on a terminal; without one, nothing is written until
+    ``--rename TABLE.OLD:NEW`` or ``--no-rename`` decides.
+    """
+    if renames and no_rename:
+        raise click.UsageError("--rename and --no-rename exclude each other")
+    x_args = (*x_arg, *rename_x_arguments(renames, no_rename))
+    flask_migrate.migrate(directory, message, sql, head, splice, branch_label, version_path, rev_id, x_args)
 
 
 @click.command("current")
@@ -326,6 +381,7 @@ def repair_command(revision: str) -> None:
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(upgrade)
+    db_group.add_command(migrate_command, "migrate")
     db_group.add_command(downgrade)
     db_group.add_command(current)
     db_group.add_command(lint)
