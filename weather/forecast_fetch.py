@@ -36,6 +36,7 @@ from weather.errors import ApiError
 from weather.forecast_rows import CheckedRows, ForecastWindow
 from weather.forecast_source import Cell, CellForecast, FetchPolicy, ForecastSource, Parsed, Reading, SourceError
 from weather.forecast_store import store_forecasts
+from weather.log_safety import quiet_http_client_logs
 from weather.schemas import FORECAST_ROWS
 
 # Rows per write: big enough for COPY to pay off, small enough to store while the downloads go on.
@@ -149,6 +150,7 @@ async def _download_all(
     labels: Mapping[Cell, str],
     on_outcome: Callable[[Cell, Outcome], None],
 ) -> None:
+    quiet_http_client_logs()  # httpx logs every request's URL at INFO, and a source's URL may carry its key
     policy = source.policy
     limits = httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency)
     gate = asyncio.Semaphore(policy.concurrency)
