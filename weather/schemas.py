@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, utils, valida
 from models import ALARM_TYPES, PLATFORMS
 from weather.cursor import MAX_CURSOR_LENGTH, InvalidCursor, read_cursor
 from weather.forecast_rows import MAX_REPORTED_ROWS, ForecastWindow, RowChecker
-from weather.times import API_EARLIEST, API_LATEST, as_utc, within_api_window
+from weather.times import API_EARLIEST, API_LATEST, within_api_window
 
 PG_INT_MAX = 2**31 - 1  # ids are PostgreSQL integers; larger values must be a 422, not a driver error
 MAX_PAGE_SIZE = 500
@@ -87,7 +87,7 @@ class UTCDateTime(fields.AwareDateTime):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
         parsed = super()._deserialize(value, attr, data, **kwargs)
         try:
-            moment = as_utc(parsed)
+            moment = parsed.astimezone(dt.UTC)  # AwareDateTime: never naive
         except OverflowError:
             raise self.make_error("out_of_range") from None
         if not within_api_window(moment):
@@ -95,8 +95,7 @@ class UTCDateTime(fields.AwareDateTime):
         return moment
 
     def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | float | None:
-        # SQLite hands back naive datetimes; they are UTC by construction.
-        return super()._serialize(None if value is None else as_utc(value), attr, obj, **kwargs)
+        return super()._serialize(value, attr, obj, **kwargs)  # aware UTC on every database (models.UTCDateTime)
 
 
 class Cursor(fields.Field[list[Any]]):

@@ -16,7 +16,6 @@ from weather.auth import BEARER_SECURITY, token_required
 from weather.forecast_store import store_forecasts
 from weather.pagination import cursor_datetime, keyset_page
 from weather.schemas import ForecastBatchSchema, ForecastPageSchema, ForecastQuerySchema, IngestResultSchema
-from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -54,4 +53,4 @@ def list_forecasts(args: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Forecast.forecast_time < args["end"])
     if "cursor" in args:
         query = query.where(Forecast.forecast_time > cursor_datetime(args["cursor"][0]))
-    return keyset_page(db.session(), query, args["limit"], lambda f: (as_utc(f.forecast_time).isoformat(),))
+    return keyset_page(db.session(), query, args["limit"], lambda f: (f.forecast_time.isoformat(),))

@@ -25,7 +25,6 @@ from models import utcnow
 from weather.log_safety import mask_url
 from weather.push.deliveries import DeliveryBook, Policy, due_deliveries, next_due_at, send_batch
 from weather.push.senders import PushSender, sender_from_config
-from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +88,7 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
             due = await asyncio.to_thread(runtime.in_session, next_due_at)
             wait = idle_seconds
             if due is not None:
-                wait = min(idle_seconds, max(0.05, (as_utc(due) - utcnow()).total_seconds()))
+                wait = min(idle_seconds, max(0.05, (due - utcnow()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)
     finally:
