@@ -41,7 +41,17 @@ from tests.support.repository import (
     copy_repository,
     rename_address_column,
 )
-from tests.support.revisions import HEAD, INITIAL, REVISIONS, SHIPPED, Revision, add_revision, generate_rename
+from tests.support.revisions import (
+    HEAD,
+    INITIAL,
+    REVISIONS,
+    SHIPPED,
+    Revision,
+    add_revision,
+    app_on,
+    generate_rename,
+    migrations_with,
+)
 
 __all__ = [
     "BIN",
@@ -58,6 +68,7 @@ __all__ = [
     "Revision",
     "add_humidity",
     "add_revision",
+    "app_on",
     "child_env",
     "copy_repository",
     "create_database",
@@ -69,6 +80,7 @@ __all__ = [
     "http_status",
     "launch",
     "libpq",
+    "migrations_with",
     "query",
     "rename_address_column",
     "run",
