@@ -236,9 +236,16 @@ class MarketQuerySchema(Schema):
     cursor = Cursor(1)
 
 
-class MarketPageSchema(Schema):
-    items = fields.List(fields.Nested(MarketSchema))
-    next_cursor = fields.String(allow_none=True)
+def page_schema(items: type[Schema]) -> type[Schema]:
+    """The one page shape of every list endpoint: ``items``, and ``next_cursor`` (null on the last page)."""
+    fields_of_page: dict[str, fields.Field] = {
+        "items": fields.List(fields.Nested(items)),
+        "next_cursor": fields.String(allow_none=True),
+    }
+    return Schema.from_dict(fields_of_page, name=items.__name__.replace("Schema", "PageSchema"))
+
+
+MarketPageSchema = page_schema(MarketSchema)
 
 
 # --- devices and subscriptions ------------------------------------------------
@@ -337,9 +344,7 @@ class ForecastQuerySchema(TimeRangeMixin):
     cursor = Cursor(1)
 
 
-class ForecastPageSchema(Schema):
-    items = fields.List(fields.Nested(ForecastSchema))
-    next_cursor = fields.String(allow_none=True)
+ForecastPageSchema = page_schema(ForecastSchema)
 
 
 # --- alarm logs -------------------------------------------------------------------
@@ -370,6 +375,4 @@ class AlarmLogQuerySchema(TimeRangeMixin):
     cursor = Cursor(2)
 
 
-class AlarmLogPageSchema(Schema):
-    items = fields.List(fields.Nested(AlarmLogSchema))
-    next_cursor = fields.String(allow_none=True)
+AlarmLogPageSchema = page_schema(AlarmLogSchema)

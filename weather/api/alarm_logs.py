@@ -12,7 +12,7 @@ from sqlalchemy import DateTime, Integer, literal, select, tuple_
 from models import Market, MarketAlarmLog, db
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
-from weather.auth import BEARER_SECURITY, token_required
+from weather.auth import token_required
 from weather.pagination import cursor_datetime, cursor_int, keyset_page
 from weather.push.deliveries import delivery_counts
 from weather.schemas import AlarmLogPageSchema, AlarmLogQuerySchema
@@ -21,10 +21,9 @@ blp = Blueprint("alarm_logs", __name__, url_prefix="/api/v1/alarm-logs", descrip
 
 
 @blp.get("")
-@token_required
+@token_required(blp)
 @blp.arguments(AlarmLogQuerySchema, location="query")
 @blp.response(200, AlarmLogPageSchema)
-@blp.doc(security=BEARER_SECURITY)
 def list_alarm_logs(args: dict[str, Any]) -> dict[str, Any]:
     """Alarm logs by (created_at, id), filtered by market, type and creation time; follow ``next_cursor``.
 
