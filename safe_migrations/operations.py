@@ -68,6 +68,10 @@ def batched_update(
     if context.as_sql:
         context.impl.static_output(f"-- batched update of {table} (runs online only): SET {assignments}")
         return 0
+    config = context.config
+    if config is not None and config.attributes.get(IN_CALLER_TRANSACTION):
+        # The caller's own transaction is not ours to commit: the batches run inside it.
+        return backfill(op.get_bind(), table, assignments, pending=pending, key=key, batch_size=batch_size, pause=pause)
     with context.autocommit_block():
         return backfill(op.get_bind(), table, assignments, pending=pending, key=key, batch_size=batch_size, pause=pause)
 

@@ -211,6 +211,23 @@ def test_an_interrupted_expand_runs_again(generated, pg_url):
         assert _addresses(pg_url, "street_address") == {"copied later": "1 Jong-ro"}
 
 
+def test_inside_a_callers_transaction_nothing_is_committed_behind_its_back(generated, pg_url):
+    """Alembic's cookbook recipe: the expand's steps run in the caller's transaction, which the caller rolls back."""
+    folder, _, _ = generated
+    with migration_config(pg_url, folder) as config:
+        command.upgrade(config, HEAD)
+        _sql(pg_url, _market("kept", "address", "1 Jong-ro"))
+        engine = create_engine(pg_url, poolclass=pool.NullPool)
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            connection.begin()
+            command.upgrade(config, "heads")
+            assert connection.execute(text("SELECT street_address FROM market")).scalar() == "1 Jong-ro"
+            connection.rollback()
+        engine.dispose()
+    assert "street_address" not in _columns(pg_url) and _addresses(pg_url, "address") == {"kept": "1 Jong-ro"}
+
+
 def test_a_probable_rename_without_a_terminal_writes_nothing_and_names_both_commands(tmp_path, sqlite_url):
     repo = copy_repository(tmp_path / "repo")
     flask(sqlite_url, "db", "upgrade", cwd=repo).check()
