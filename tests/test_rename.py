@@ -228,7 +228,8 @@ def test_inside_a_callers_transaction_nothing_is_committed_behind_its_back(gener
     assert "street_address" not in _columns(pg_url) and _addresses(pg_url, "address") == {"kept": "1 Jong-ro"}
 
 
-def test_a_probable_rename_without_a_terminal_writes_nothing_and_names_both_commands(tmp_path, sqlite_url):
+def test_a_probable_rename_is_decided_by_a_person(tmp_path, sqlite_url):
+    """Without a terminal: no file, exit 1, both deciding commands; --no-rename passes through; a terminal is asked."""
     repo = copy_repository(tmp_path / "repo")
     flask(sqlite_url, "db", "upgrade", cwd=repo).check()
     rename_address_column(repo)
@@ -247,6 +248,27 @@ def test_a_probable_rename_without_a_terminal_writes_nothing_and_names_both_comm
     source = (repo / "migrations" / "versions" / new).read_text()
     assert "batch_op.add_column(sa.Column('street_address'" in source and "batch_op.drop_column('address')" in source
     assert "destructive-operation" in result.stderr + result.stdout  # the drop still needs its review
+    (repo / "migrations" / "versions" / new).unlink()
+
+    # On a terminal, flask db migrate asks; "y" writes the expand and the contract revision.
+    controller, terminal = os.openpty()
+    os.write(controller, b"y\n")
+    try:
+        asked = subprocess.run(
+            [str(BIN / "flask"), "db", "migrate", "-m", MESSAGE],
+            cwd=repo,
+            env=child_env(sqlite_url),
+            stdin=terminal,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        os.close(terminal)
+        os.close(controller)
+    assert asked.returncode == 0, asked.stderr
+    assert "Did you rename market.address to market.street_address? [y/N]" in asked.stdout
+    assert sorted(name.rsplit("_", 1)[-1] for name in _versions(repo) - before) == ["contract.py", "expand.py"]
 
 
 def test_init_migration_passes_rename_through(tmp_path, pg_url):
@@ -263,30 +285,6 @@ def test_init_migration_passes_rename_through(tmp_path, pg_url):
     assert result.stdout.count("no findings") == 2  # both revisions lint clean
     for step in (["upgrade"], ["check"]):
         assert flask(pg_url, "db", *step, cwd=repo).returncode == 0
-
-
-def test_a_terminal_is_asked(tmp_path, sqlite_url):
-    repo = copy_repository(tmp_path / "repo")
-    flask(sqlite_url, "db", "upgrade", cwd=repo).check()
-    rename_address_column(repo)
-    controller, terminal = os.openpty()
-    os.write(controller, b"y\n")
-    try:
-        result = subprocess.run(
-            [str(BIN / "flask"), "db", "migrate", "-m", MESSAGE],
-            cwd=repo,
-            env=child_env(sqlite_url),
-            stdin=terminal,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        os.close(terminal)
-        os.close(controller)
-    assert result.returncode == 0, result.stderr
-    assert "Did you rename market.address to market.street_address? [y/N]" in result.stdout
-    assert sum(1 for name in _versions(repo) if name.endswith(("_expand.py", "_contract.py"))) == 2
 
 
 @pytest.mark.parametrize(
