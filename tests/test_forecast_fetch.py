@@ -359,12 +359,12 @@ def test_progress_line_on_a_terminal(sqlite_url, stand_in):
     ("env", "args", "expected"),
     [
         ({"KMA_SERVICE_KEY": ""}, [], "KMA_SERVICE_KEY is not set"),
-        ({"KMA_CONCURRENCY": "0"}, [], "KMA_CONCURRENCY='0': Must be greater than or equal to 1"),
-        ({"KMA_MAX_PAGES": "0"}, [], "KMA_MAX_PAGES='0': Must be greater than or equal to 1"),
+        ({"KMA_CONCURRENCY": "0"}, [], "KMA_CONCURRENCY='0' must be at least 1"),
+        ({"KMA_MAX_PAGES": "0"}, [], "KMA_MAX_PAGES='0' must be at least 1"),
         ({}, ["--product", "hourly"], "Invalid value for '--product'"),
-        ({"KMA_CONCURRENCY": "500"}, [], "KMA_CONCURRENCY='500': Must be greater than or equal to 1 and less"),
+        ({"KMA_CONCURRENCY": "500"}, [], "KMA_CONCURRENCY='500' must be at most 64"),
         ({"KMA_BASE_URL": "ftp://example"}, [], "KMA_BASE_URL must be an http:// or https:// URL"),
-        ({"FORECAST_MAX_PAST_DAYS": "soon"}, [], "FORECAST_MAX_PAST_DAYS='soon': Not a valid number."),
+        ({"FORECAST_MAX_PAST_DAYS": "soon"}, [], "FORECAST_MAX_PAST_DAYS='soon' is not a number"),
         ({}, ["--now", "yesterday"], "Invalid value for '--now'"),
     ],
 )
