@@ -6,9 +6,10 @@ backlog 4,096) that answers every POST after BENCH_PUSH_LATENCY (default
 0.05 s). Its ceiling (latency 0, a bare aiohttp client at the highest
 concurrency) is measured first and printed.
 
-1. Clients: N POSTs to the stand-in from aiohttp and from httpx (HTTP/1.1), at
-   concurrency 4, 16, 64 and 256: requests/s against the latency's ceiling
-   (concurrency / latency). This chose the senders' client.
+1. Clients: POSTs to the stand-in from aiohttp and from httpx (HTTP/1.1) for
+   BENCH_PUSH_CLIENT_SECONDS (3) each, at concurrency 4, 16, 64 and 256:
+   requests/s against the latency's ceiling (concurrency / latency). This
+   chose the senders' client.
 2. Deliveries: one heat alarm for a market with N subscribed devices (full
    10,000), workers as real ``flask push worker`` processes
    (PUSH_WORKER_CONCURRENCY=C each, full 64), up before the ingest. For 1 and
@@ -18,8 +19,9 @@ concurrency) is measured first and printed.
    no database, measured in the same run.
    Goals: 2 workers >= 0.6 x the floor at 2C; time to the last delivery
    <= 1.5 x (N / floor rate) + 2 s; 2 workers >= 1.8 x one.
-3. Memory: one alarm owed to M devices (full 100,000), 2 workers: each
-   worker's peak RSS (VmHWM) once every delivery is sent.
+3. Memory: one alarm owed to M devices (full 100,000), 2 workers: the
+   workers' peak RSS (VmHWM) once the fan-out has made every delivery row and
+   15 s of sending have passed (most deliveries still pending).
 4. Ingest latency: one forecast hour that raises a heat alarm, posted through
    the app (in-process test client) for a market with 10,000 subscribers and
    for one with none, alternating. Both commit the alarm and one fan-out job.
@@ -36,10 +38,12 @@ Run::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,8 @@ from tests.helpers import BIN, child_env, flask, free_port, launch, query, stop_
 from weather.times import KST
 
 LATENCY = float(os.environ.get("BENCH_PUSH_LATENCY", "0.05"))
+CLIENT_SECONDS = float(os.environ.get("BENCH_PUSH_CLIENT_SECONDS", "3"))
+MEMORY_SECONDS = 15.0
 TOKEN = "bench-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 BODY = json.dumps({"push_token": "bench-123456", "platform": "android", "alarm": {"id": 1, "title": "폭염"}}).encode()
@@ -104,29 +110,47 @@ class StandIn:
         httpx.post(f"{self.base}/reset")
 
 
-async def _aiohttp_blast(url: str, n: int, concurrency: int) -> None:
+class Lanes:
+    """Work for ``concurrency`` lanes: ``n`` requests, or as many as fit in ``seconds``."""
+
+    def __init__(self, n: int | None = None, seconds: float | None = None) -> None:
+        self.left = n
+        self.deadline = time.perf_counter() + seconds if seconds else None
+        self.done = 0
+
+    def take(self) -> bool:
+        if self.deadline is not None and time.perf_counter() > self.deadline:
+            return False
+        if self.left is not None:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+        return True
+
+
+async def _aiohttp_blast(url: str, lanes: Lanes, concurrency: int) -> None:
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as client:
-        left = iter(range(n))
 
         async def lane() -> None:
-            for _ in left:
+            while lanes.take():
                 async with client.post(url, data=BODY, headers={"Content-Type": "application/json"}) as response:
                     await response.read()
                     assert response.status == 200
+                lanes.done += 1
 
         await asyncio.gather(*(lane() for _ in range(concurrency)))
 
 
-async def _httpx_blast(url: str, n: int, concurrency: int) -> None:
+async def _httpx_blast(url: str, lanes: Lanes, concurrency: int) -> None:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
-        left = iter(range(n))
 
         async def lane() -> None:
-            for _ in left:
+            while lanes.take():
                 response = await client.post(url, content=BODY, headers={"Content-Type": "application/json"})
                 assert response.status_code == 200
+                lanes.done += 1
 
         await asyncio.gather(*(lane() for _ in range(concurrency)))
 
@@ -134,11 +158,12 @@ async def _httpx_blast(url: str, n: int, concurrency: int) -> None:
 BLASTS = {"aiohttp": _aiohttp_blast, "httpx": _httpx_blast}
 
 
-def rate(client: str, url: str, n: int, concurrency: int) -> float:
-    """Requests/s of ``n`` POSTs from a bare ``client`` at ``concurrency``, no database."""
+def rate(client: str, url: str, concurrency: int, n: int | None = None, seconds: float | None = None) -> float:
+    """Requests/s of a bare ``client`` at ``concurrency`` (no database): ``n`` POSTs, or those of ``seconds``."""
+    lanes = Lanes(n, seconds)
     began = time.perf_counter()
-    asyncio.run(BLASTS[client](url, n, concurrency))
-    return n / (time.perf_counter() - began)
+    asyncio.run(BLASTS[client](url, lanes, concurrency))
+    return lanes.done / (time.perf_counter() - began)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -148,36 +173,61 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def deliver(url: str, app, market: int, devices: int, workers: int, concurrency: int, offset: int, hook: StandIn):
-    """One alarm to ``devices`` devices with ``workers`` worker processes: (deliveries/s, s to last, peak RSS MB)."""
+@contextlib.contextmanager
+def running_workers(url: str, workers: int, concurrency: int, hook: StandIn) -> Iterator[list]:
+    """``workers`` ``flask push worker`` processes, registered with procrastinate before the body runs."""
     env = child_env(url, PUSH_WEBHOOK_URL=hook.url, PUSH_WORKER_CONCURRENCY=str(concurrency), LOG_LEVEL="WARNING")
     processes = [
         launch([str(BIN / "flask"), "push", "worker"], env=env, output=session.temp_dir() / "worker.log")
         for _ in range(workers)
     ]
     try:
-        deadline = time.perf_counter() + 60
-        while query(url, "SELECT count(*) FROM procrastinate_workers")[0][0] < workers:
-            if time.perf_counter() > deadline:
-                raise RuntimeError("workers did not start")
-            time.sleep(0.1)
+        wait(lambda: query(url, "SELECT count(*) FROM procrastinate_workers")[0][0] >= workers, 60, "workers start")
         hook.reset()
-        response = app.test_client().post("/api/v1/forecasts", json=heat(market, offset), headers=AUTH)
-        answered = time.time()
-        assert response.status_code == 200, response.json
-        [alarm] = response.json["alarms"]
-        deadline = time.perf_counter() + 1200
-        sql = "SELECT sent_to_devices FROM market_alarm_log WHERE id = :id"
-        while query(url, sql, {"id": alarm["id"]})[0][0] < devices:
-            if time.perf_counter() > deadline:
-                raise RuntimeError("deliveries did not finish")
-            time.sleep(0.05)
-        stats = hook.stats()
-        peak = max(peak_rss_mb(p.pid) for p in processes)
-        return devices / (stats["last_done"] - stats["first_at"]), stats["last_done"] - answered, peak
+        yield processes
     finally:
         stop_many(processes)
         query(url, "DELETE FROM procrastinate_workers")
+
+
+def wait(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.perf_counter() + seconds
+    while not condition():
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{what}: not within {seconds:g} s")
+        time.sleep(0.05)
+
+
+def raise_alarm(app, market: int, offset: int) -> tuple[int, float]:
+    """The heat alarm's id and the moment the ingest answered."""
+    response = app.test_client().post("/api/v1/forecasts", json=heat(market, offset), headers=AUTH)
+    answered = time.time()
+    assert response.status_code == 200, response.json
+    [alarm] = response.json["alarms"]
+    return alarm["id"], answered
+
+
+def sent(url: str, alarm: int) -> int:
+    return query(url, "SELECT sent_to_devices FROM market_alarm_log WHERE id = :id", {"id": alarm})[0][0]
+
+
+def deliver(url: str, app, market: int, devices: int, workers: int, concurrency: int, offset: int, hook: StandIn):
+    """One alarm to ``devices`` devices with ``workers`` worker processes: (deliveries/s, s to the last)."""
+    with running_workers(url, workers, concurrency, hook):
+        alarm, answered = raise_alarm(app, market, offset)
+        wait(lambda: sent(url, alarm) >= devices, 1200, "every delivery sent")
+        stats = hook.stats()
+        return devices / (stats["last_done"] - stats["first_at"]), stats["last_done"] - answered
+
+
+def memory(url: str, app, market: int, devices: int, concurrency: int, offset: int, hook: StandIn, seconds: float):
+    """Peak RSS (MB) of 2 workers sending an alarm owed to ``devices``: fan-out done, then ``seconds`` of sending."""
+    with running_workers(url, 2, concurrency, hook) as processes:
+        alarm, _ = raise_alarm(app, market, offset)
+        owed = "SELECT count(*) FROM push_delivery WHERE alarm_id = :id"
+        wait(lambda: query(url, owed, {"id": alarm})[0][0] >= devices, 600, "fan-out")
+        time.sleep(seconds)
+        return max(peak_rss_mb(p.pid) for p in processes), sent(url, alarm)
 
 
 def load_note() -> str:
@@ -197,17 +247,17 @@ def main() -> int:
     ceiling_hook = StandIn(0.0)
     hook = StandIn(LATENCY)
     try:
-        ceiling = max(rate("aiohttp", ceiling_hook.url, devices, c) for c in (64, 256))
+        ceiling = max(rate("aiohttp", ceiling_hook.url, c, seconds=CLIENT_SECONDS) for c in (64, 256))
         print(f"\nprovider stand-in ceiling (latency 0, bare aiohttp client): {ceiling:,.0f} requests/s")
 
         rows = []
         for c in (4, 16, 64, 256):
-            n = min(devices, max(200, int(c / LATENCY * 2)))
-            rows.append([c, n, c / LATENCY, *(rate(client, hook.url, n, c) for client in BLASTS)])
-            rows[-1] += [rows[-1][3] / rows[-1][2], rows[-1][4] / rows[-1][2]]
+            rows.append([c, c / LATENCY, *(rate(client, hook.url, c, seconds=CLIENT_SECONDS) for client in BLASTS)])
+            rows[-1] += [rows[-1][2] / rows[-1][1], rows[-1][3] / rows[-1][1]]
         report.print_table(
-            f"Bare clients, provider latency {LATENCY:g} s (requests/s; ceiling = concurrency / latency)",
-            ["concurrency", "requests", "ceiling", "aiohttp", "httpx", "aiohttp / ceiling", "httpx / ceiling"],
+            f"Bare clients, provider latency {LATENCY:g} s, {CLIENT_SECONDS:g} s each"
+            " (requests/s; ceiling = concurrency / latency)",
+            ["concurrency", "ceiling", "aiohttp", "httpx", "aiohttp / ceiling", "httpx / ceiling"],
             rows,
         )
 
@@ -229,8 +279,8 @@ def main() -> int:
             offset = 1
             for _ in range(repeats):
                 for workers in (1, 2):
-                    floors[workers].values.append(rate("aiohttp", hook.url, devices, workers * concurrency))
-                    speed, last, _ = deliver(url, app, fans, devices, workers, concurrency, offset, hook)
+                    floors[workers].values.append(rate("aiohttp", hook.url, workers * concurrency, n=devices))
+                    speed, last = deliver(url, app, fans, devices, workers, concurrency, offset, hook)
                     rates[workers].values.append(speed)
                     to_last[workers].values.append(last)
                     offset += 1
