@@ -311,11 +311,11 @@ def main() -> int:
                 ],
             )
 
-            speed, last, peak = deliver(url, app, multitude, many, 2, concurrency, offset, hook)
+            peak, done = memory(url, app, multitude, many, concurrency, offset, hook, MEMORY_SECONDS)
             offset += 1
             print(
-                f"\n{many:,} pending deliveries, 2 workers: {speed:,.0f} deliveries/s, last {last:.1f} s after the"
-                f" ingest answered; peak worker RSS {peak:.0f} MB"
+                f"\nOne alarm owed to {many:,} devices, 2 workers, fan-out done then {MEMORY_SECONDS:g} s of sending"
+                f" ({done:,} sent, {many - done:,} still pending): peak worker RSS {peak:.0f} MB"
             )
 
             client = app.test_client()
