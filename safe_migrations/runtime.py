@@ -36,11 +36,13 @@ from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
+from alembic.script.revision import MultipleHeads
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from safe_migrations import gates, ledger, post_deploy
+from safe_migrations import gates, ledger, post_deploy, stamp_checks
 from safe_migrations import index_validity as indexes
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
@@ -61,6 +63,9 @@ LOCK_NOT_AVAILABLE = "55P03"
 # A caller confirms a data-destroying downgrade with ``-x confirm_data_loss=yes``
 # (``flask db downgrade --yes``) or ``config.attributes["confirm_data_loss"] = True``.
 CONFIRM_DATA_LOSS = "confirm_data_loss"
+# ``flask db upgrade --yes`` (``-x confirm_rerun=yes``): run again revisions the ledger
+# records as applied, after a stamp moved alembic_version back (status.STAMPED_BACKWARDS).
+CONFIRM_RERUN = "confirm_rerun"
 # Set while revisions run inside a caller's own transaction: steps that would
 # need to commit it (a concurrent index build) run as plain transactional DDL.
 IN_CALLER_TRANSACTION = "safe_migrations.in_caller_transaction"
@@ -276,6 +281,12 @@ def decide(
         return None
     if kind is not plans.Kind.STAMP and status.state == schema.UNKNOWN:
         raise MigrationFailed(schema.explain(status).as_line())
+    if kind is plans.Kind.STAMP:
+        refuse_unconfirmed_stamp(environment, connection, script, status)
+    if kind is plans.Kind.UPGRADE and status.state == schema.STAMPED_BACKWARDS:
+        if not confirmed(environment, CONFIRM_RERUN):
+            raise MigrationRefused(f"{schema.explain(status).as_line()}; nothing was applied")
+        log.warning("running again what the ledger records as applied: %s (confirmed)", ", ".join(status.recorded))
     if status.state == schema.MULTIPLE_HEADS and plans.destination(context) == "head":
         raise MigrationFailed(schema.explain(status).as_line())  # "heads" (every branch) stays allowed
     if kind is not plans.Kind.STAMP:
@@ -289,6 +300,45 @@ def decide(
     return planned, status
 
 
+def confirmed(environment: Environment, key: str) -> bool:
+    """True when the caller confirmed ``key``: ``-x KEY=yes`` (the CLI's ``--yes``) or ``config.attributes[KEY]``."""
+    said = environment.get_x_argument(as_dictionary=True).get(key) in {"yes", "1", "true"}
+    return said or environment.config.attributes.get(key) is True
+
+
+def stamp_target(script: ScriptDirectory, label: str) -> tuple[str, ...]:
+    """The revisions ``flask db stamp LABEL`` would record; an ambiguous ``head`` names the heads to choose from."""
+    try:
+        return tuple(rev.revision for rev in script.get_revisions(label.split(",") if "," in label else label))
+    except MultipleHeads:
+        heads = ", ".join(
+            f"{rev.revision} ({'post-deploy chain' if post_deploy.is_marked(rev.path) else 'ordinary'})"
+            for rev in (script.get_revision(head) for head in script.get_heads())
+            if rev is not None
+        )
+        raise MigrationFailed(
+            f"stamp {label}: the scripts have several heads ({heads}); stamp `heads` to record every chain as "
+            "applied, or name one revision; nothing was stamped"
+        ) from None
+    except Exception as exc:
+        raise MigrationFailed(f"stamp {label}: {first_line(exc)}; nothing was stamped") from None
+
+
+def refuse_unconfirmed_stamp(
+    environment: Environment, connection: Connection, script: ScriptDirectory, status: schema.SchemaStatus
+) -> None:
+    """A stamp that would make the bookkeeping disagree with the database needs a confirmation (see stamp_checks)."""
+    label = plans.destination(environment.get_context())
+    target = stamp_target(script, label)
+    problem = stamp_checks.stamp_problem(connection, script, status.current, target, label)
+    if problem is None:
+        return
+    if confirmed(environment, stamp_checks.CONFIRM_STAMP):
+        log.warning("%s (stamped anyway: confirmed)", problem)
+        return
+    raise MigrationRefused(f"{problem}; nothing was stamped (repeat with --yes to stamp anyway)")
+
+
 def pass_gates(
     environment: Environment,
     session: RunConnection,
@@ -297,9 +347,12 @@ def pass_gates(
 ) -> None:
     """The gates on what the command would run (see :mod:`safe_migrations.gates`)."""
     gates.refuse_failed_checks(planned, status.current_label)
-    confirmed = environment.get_x_argument(as_dictionary=True).get(CONFIRM_DATA_LOSS) in {"yes", "1", "true"}
-    confirmed = confirmed or environment.config.attributes.get(CONFIRM_DATA_LOSS) is True
-    gates.confirm_data_loss(session.connection, planned, confirmed=confirmed, stays_at=status.current_label)
+    gates.confirm_data_loss(
+        session.connection,
+        planned,
+        confirmed=confirmed(environment, CONFIRM_DATA_LOSS),
+        stays_at=status.current_label,
+    )
 
 
 def run_writing(
