@@ -37,7 +37,6 @@ from typing import Any
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
-from alembic.script.revision import MultipleHeads
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
@@ -308,9 +307,7 @@ def confirmed(environment: Environment, key: str) -> bool:
 
 def stamp_target(script: ScriptDirectory, label: str) -> tuple[str, ...]:
     """The revisions ``flask db stamp LABEL`` would record; an ambiguous ``head`` names the heads to choose from."""
-    try:
-        return tuple(rev.revision for rev in script.get_revisions(label.split(",") if "," in label else label))
-    except MultipleHeads:
+    if label == "head" and len(script.get_heads()) > 1:
         heads = ", ".join(
             f"{rev.revision} ({'post-deploy chain' if post_deploy.is_marked(rev.path) else 'ordinary'})"
             for rev in (script.get_revision(head) for head in script.get_heads())
@@ -319,7 +316,9 @@ def stamp_target(script: ScriptDirectory, label: str) -> tuple[str, ...]:
         raise MigrationFailed(
             f"stamp {label}: the scripts have several heads ({heads}); stamp `heads` to record every chain as "
             "applied, or name one revision; nothing was stamped"
-        ) from None
+        )
+    try:
+        return tuple(rev.revision for rev in script.get_revisions(label.split(",") if "," in label else label))
     except Exception as exc:
         raise MigrationFailed(f"stamp {label}: {first_line(exc)}; nothing was stamped") from None
 
