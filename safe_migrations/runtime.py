@@ -49,7 +49,7 @@ from safe_migrations.gates import MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
 from safe_migrations.scripts import file_checksum
-from safe_migrations.settings import MigrationSettings
+from safe_migrations.settings import MigrationSettings, retry_pause
 from safe_migrations.urls import is_postgresql, normalise_database_url
 
 # What env.py hands over: ``alembic.context``, the module that proxies the running EnvironmentContext.
@@ -422,7 +422,7 @@ def apply(
                     f"revision {revision} failed: lock_timeout ({settings.lock_timeout:g}s) hit {attempt} times, "
                     f"giving up; {who}; the database stays at {_stays_at(session)}"
                 ) from None
-            pause = min(2**attempt * 0.5, 30.0)
+            pause = retry_pause(attempt)
             log.warning(
                 "revision %s hit lock_timeout (%gs); %s; retry %d/%d in %.1fs",
                 revision,

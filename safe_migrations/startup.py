@@ -20,6 +20,7 @@ from typing import Any
 from alembic import command
 from alembic.script import ScriptDirectory
 from flask import Flask
+from flask_migrate.cli import db as db_group
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
@@ -33,6 +34,7 @@ from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.server import read_settings as read_server_settings
 from safe_migrations.server import serve as run_gunicorn
 from safe_migrations.settings import MigrationSettings, SettingsError
+from safe_migrations.startup_budget import Budget, long_statements, over_budget_line
 from safe_migrations.urls import DatabaseURLError, mask_password, normalise_database_url
 
 EXIT_CONFIG = 2
@@ -136,6 +138,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             log.info("database is at head; nothing to apply")
             _report_post_deploy(script, engine)
             return
+    refuse_over_budget(app, script, state, settings)
     started = time.monotonic()
     try:
         with app.app_context():
@@ -155,6 +158,21 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
         ) from None
     log.info("complete in %.1fs", time.monotonic() - started)
     _report_post_deploy(script, engine)
+
+
+def refuse_over_budget(
+    app: Flask, script: ScriptDirectory, state: schema.SchemaStatus, settings: MigrationSettings
+) -> None:
+    """Refuse a migration whose worst case outlasts the startupProbe (see safe_migrations.startup_budget)."""
+    if settings.startup_probe is None:
+        return
+    with app.app_context():
+        pending = schema.pending_scripts(script, state.current)
+        budget = Budget(long_statements(alembic_config(app), pending), settings)
+    if not budget.fits:
+        trunk = ",".join(contract.cached_graph(script).trunk_heads)
+        raise StartupError(f"database migration: {over_budget_line(budget, trunk, 'rehearse' in db_group.commands)}")
+    log.info("worst case fits the startupProbe: %s", budget.arithmetic())
 
 
 def report_drift(app: Flask, engine: Engine) -> None:
