@@ -45,6 +45,7 @@ from safe_migrations import gates, ledger, post_deploy, stamp_checks
 from safe_migrations import index_validity as indexes
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
+from safe_migrations.blockers import describe_blockers
 from safe_migrations.gates import MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
@@ -415,12 +416,14 @@ def apply(
                 raise _failure(session, planned, keeper, exc) from exc
             session.end_reads()
             revision = _failing_revision(planned, keeper)
-            who = _blockers(session.connection, exc.statement)
+            who = describe_blockers(session.connection, exc.statement)
             attempt += 1
             if attempt > settings.lock_retries:
+                left = indexes.left_behind(session.connection, keeper.indexes.take())
+                session.end_reads()
                 raise MigrationFailed(
                     f"revision {revision} failed: lock_timeout ({settings.lock_timeout:g}s) hit {attempt} times, "
-                    f"giving up; {who}; the database stays at {_stays_at(session)}"
+                    f"giving up; {who}{left}; the database stays at {_stays_at(session)}"
                 ) from None
             pause = retry_pause(attempt)
             log.warning(
@@ -446,25 +449,6 @@ def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, 
     if left:
         session.end_reads()
     return MigrationFailed(f"revision {revision} failed: {first_line(exc)}{left}; the database stays at {stays_at}")
-
-
-def _blockers(connection: Connection, statement: str | None) -> str:
-    """Describe the sessions holding locks on tables named in ``statement``."""
-    rows = connection.execute(
-        text(
-            "SELECT DISTINCT c.relname, l.pid, coalesce(a.application_name, '') AS app, "
-            "coalesce(a.state, '') AS state FROM pg_locks l "
-            "JOIN pg_class c ON c.oid = l.relation "
-            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relkind IN ('r', 'p', 'i') "
-            "AND c.relnamespace = 'public'::regnamespace"
-        )
-    ).all()
-    connection.rollback()
-    named = [r for r in rows if statement and r.relname in statement] or rows
-    if not named:
-        return "a session that has since finished"
-    return "; ".join(f"table {r.relname} locked by pid {r.pid} ({r.app or '-'}, {r.state or '-'})" for r in named)
 
 
 # --- offline ---------------------------------------------------------------------------
