@@ -85,6 +85,9 @@ class MigrationSettings:
         pauses = sum(retry_pause(attempt) for attempt in range(1, self.lock_retries + 1))
         return (self.lock_retries + 1) * self.lock_timeout + pauses
 
+    rehearse_database_url: str | None = None  # REHEARSE_DATABASE_URL: where flask db rehearse makes its scratch copy
+    rehearse_max_rows: int = 1_000_000  # REHEARSE_MAX_ROWS: the sample's cap, per table
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MigrationSettings:
         """Read and validate every knob; raise SettingsError naming the first bad one."""
@@ -100,4 +103,6 @@ class MigrationSettings:
             migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,
             backup_dir=(env.get("BACKUP_DIR") or cls.backup_dir).strip(),
             startup_probe=read_number(env, "STARTUP_PROBE_SECONDS", 0, minimum=0) or None,
+            rehearse_database_url=(env.get("REHEARSE_DATABASE_URL") or "").strip() or None,
+            rehearse_max_rows=int(read_number(env, "REHEARSE_MAX_ROWS", cls.rehearse_max_rows, minimum=1, whole=True)),
         )
