@@ -294,10 +294,28 @@ def decide(
     try:
         planned = plans.plan(kind, plans.destination(context), script, status.current)
     except Exception as exc:  # an unreachable target: Alembic's message, in one line
-        raise MigrationFailed(f"{first_line(exc)}; the database stays at {status.current_label}") from None
+        said = first_line(exc)
+        if said.startswith("Ambiguous walk"):
+            said = ambiguous_walk(script, status.current, plans.destination(context))
+        raise MigrationFailed(f"{said}; the database stays at {status.current_label}") from None
     if planned.is_empty and kind is not plans.Kind.STAMP:
         return None
     return planned, status
+
+
+def ambiguous_walk(script: ScriptDirectory, current: tuple[str, ...], target: str) -> str:
+    """Alembic's bare "Ambiguous walk" for a relative step at a branch point, with the branches named."""
+    graph = post_deploy.cached_graph(script)
+    done = post_deploy.applied(script, current)
+    branches = sorted(
+        f"{rev.revision} ({rev.doc})"
+        for rev in post_deploy.oldest_first(script)
+        if rev.revision not in done and all(parent in done for parent in graph.parents[rev.revision])
+    )
+    return (
+        f"Ambiguous walk: {target} from {','.join(current) or 'base'} could go to any of {', '.join(branches)}; "
+        "name the revision to go to (flask db upgrade REVISION), or upgrade every branch: flask db upgrade heads"
+    )
 
 
 def confirmed(environment: Environment, key: str) -> bool:
