@@ -158,3 +158,13 @@ def rows(connection: Connection, limit: int = 50) -> list[dict]:
         return []
     result = connection.execute(select(migration_history).order_by(migration_history.c.id.desc()).limit(limit))
     return [dict(row) for row in result.mappings()]
+
+
+def last_step_was_stamp(connection: Connection) -> str | None:
+    """The revision of the ledger's newest row when that row is a stamp (which ran nothing), else None.
+
+    A schema that differs from the migrations right after a stamp was never
+    migrated there: the fix is to migrate it, not to write a new migration.
+    """
+    newest = rows(connection, limit=1)
+    return newest[0]["revision"] if newest and newest[0]["direction"] == "stamp" else None

@@ -24,7 +24,7 @@ from flask_migrate.cli import db as db_group
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
-from safe_migrations import gates, runtime
+from safe_migrations import gates, ledger, runtime
 from safe_migrations import post_deploy as contract
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
@@ -185,11 +185,22 @@ def report_drift(app: Flask, engine: Engine) -> None:
             log.info("models are compared with the schema once the post-deploy revisions are applied")
             return
         drift = model_drift(connection, metadata)
-    if drift:
+        stamped = ledger.last_step_was_stamp(connection) if drift else None
+    if not drift:
+        return
+    if stamped:
+        # The migrations were not run here: a new migration would only paper over it.
         log.warning(
-            "models and migrations disagree (%s); a developer must add a migration with ./init_migration.sh",
+            "the schema differs from the migrations (%s): the ledger's last step is a stamp at %s, which ran "
+            "nothing; bring the schema there (flask db stamp back to what ran, then flask db upgrade)",
             "; ".join(drift),
+            stamped,
         )
+        return
+    log.warning(
+        "models and migrations disagree (%s); a developer must add a migration with ./init_migration.sh",
+        "; ".join(drift),
+    )
 
 
 def prepare(app: Flask, settings: MigrationSettings) -> None:

@@ -13,8 +13,11 @@ from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
+from safe_migrations.doctor import diagnose
 from safe_migrations.gates import MigrationRefused
+from safe_migrations.scripts import alembic_config
 from safe_migrations.stamp_checks import CONFIRM_STAMP
+from safe_migrations.startup import report_drift
 from safe_migrations.status import STAMPED_BACKWARDS, read_status
 from tests.helpers import HEAD, INITIAL, REVISIONS, add_revision, execute, query, scalar
 from tests.support.inprocess import migrating_app, migration_config
@@ -96,6 +99,23 @@ def test_stamping_above_the_schema_that_is_there_is_refused(pg_url):
         "`flask db upgrade heads` instead (it runs them); nothing was stamped (repeat with --yes to stamp anyway)"
     )
     assert version(pg_url) == [INITIAL]
+
+
+def test_a_forced_stamp_above_the_schema_gets_the_right_fix_from_doctor_and_start_up(pg_url, caplog):
+    with migrating_app(pg_url) as app:
+        config = alembic_config(app)
+        config.attributes.update({"configure_logger": False, CONFIRM_STAMP: True})
+        command.upgrade(config, INITIAL)
+        command.stamp(config, "heads")
+        engine = create_engine(pg_url, poolclass=pool.NullPool)
+        report_drift(app, engine)
+        engine.dispose()
+        checks = diagnose(config, pg_url, app.extensions["migrate"].db.metadata, None)
+    models = next(check for check in checks if check.name == "models")
+    assert not models.ok and models.cause.startswith(f"the ledger's last step is a stamp at {HEAD}")
+    assert models.fix == "flask db stamp back to the revision the schema is at, then flask db upgrade (runs them)"
+    warned = [r.getMessage() for r in caplog.records if "schema differs from the migrations" in r.getMessage()]
+    assert warned and "init_migration" not in warned[0]
 
 
 POST_DEPLOY = dict(header="post_deploy = True", down_revision=None, branch_labels=("post_deploy",), depends_on=HEAD)
