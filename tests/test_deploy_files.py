@@ -644,6 +644,29 @@ def test_startup_budget_is_derived_from_the_statement_timeout():
     assert f"= {budget} s" in text and f"{int(migrating)} s" in text
 
 
+GUIDE_SETTING_ROW = re.compile(r"^\| `(?P<name>[A-Z_]+)` \| [^|]* \| (?P<k8s>[^|]*?) \|", re.M)
+
+
+def test_the_k8s_figures_the_guide_quotes_come_from_the_manifests():
+    guide = (REPO / "docs" / "migration-guide.md").read_text()
+    data = load_manifest("configmap.yaml")["data"]
+    settings = MigrationSettings.from_env(data)
+    rows = {m["name"]: m["k8s"].strip("` ") for m in GUIDE_SETTING_ROW.finditer(guide) if m["name"] in data}
+    quoted = {"DB_WAIT_TIMEOUT", "MIGRATION_LOCK_WAIT", "STARTUP_PROBE_SECONDS", "MIGRATION_STATEMENT_TIMEOUT"}
+    assert quoted <= set(rows)
+    assert rows == {name: data[name] for name in rows}
+    probe = load_manifest("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    budget = probe["periodSeconds"] * probe["failureThreshold"]
+    db_wait, lock_wait = int(settings.db_wait_timeout), int(settings.lock_wait)
+    assert f"startupProbe 예산({budget}초)" in guide and f"({db_wait} + {lock_wait} + {SERVE_SECONDS})" in guide
+    retries = int(settings.lock_retry_seconds)
+    assert f"`MIGRATION_STATEMENT_TIMEOUT`({settings.statement_timeout:g}) + lock_timeout 재시도({retries}초)" in guide
+    three = 3 * settings.statement_timeout + settings.lock_retry_seconds
+    allowed = budget - settings.db_wait_timeout - SERVE_SECONDS
+    times = "\N{MULTIPLICATION SIGN}"
+    assert f"3 {times} {settings.statement_timeout:g} + {retries} = {three:g}초 > {allowed:g}초" in guide
+
+
 def job_violations(job: dict[str, Any], deployment: dict[str, Any]) -> list[str]:
     """The post-deploy Job runs `flask db upgrade` exactly as the pods run the image."""
     problems: list[str] = []
