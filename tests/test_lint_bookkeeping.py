@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import pytest
 from alembic import command
+from sqlalchemy import Column, Enum, MetaData, Table, create_engine, pool
 
+from safe_migrations.drift import model_drift
 from safe_migrations.lint import lint_report
 from safe_migrations.runtime import MigrationFailed
 from tests.helpers import REPO, add_revision
@@ -44,6 +46,17 @@ def rules(url: str, versions, revision: str) -> dict[str, str]:
     return {f.rule: f.as_text() for f in found}
 
 
+def drift_of_market_kind(url: str) -> list[str]:
+    """The drift line for market.kind when the model appends 'night' (the enum extension's difference)."""
+    metadata = MetaData()
+    Table("market", metadata, Column("kind", Enum("daily", "weekly", "night", name="market_kind")))
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        found = [line for line in model_drift(connection, metadata) if "market.kind:" in line]
+    engine.dispose()
+    return found
+
+
 def test_appending_an_enum_value_passes_and_using_it_in_the_same_revision_is_caught(pg_url, versions):
     add_revision(versions, "enm000000001", CREATE_ENUM, "op.drop_column('market', 'kind')")
     add_revision(versions, "enm000000002", APPEND, down_revision="enm000000001")
@@ -62,6 +75,9 @@ def test_appending_an_enum_value_passes_and_using_it_in_the_same_revision_is_cau
     # What lint prevents: PostgreSQL refuses the revision at apply time.
     with migration_config(pg_url, versions / "migrations" / "versions") as config:
         command.upgrade(config, "enm000000001")
+        assert drift_of_market_kind(pg_url) == [
+            "add_enum_value market.kind: ['daily', 'weekly'] -> ['daily', 'weekly', 'night']"
+        ]
         with pytest.raises(MigrationFailed, match="unsafe use of new value"):
             command.upgrade(config, "enm000000003")
         command.upgrade(config, "enm000000002")  # appending alone applies
