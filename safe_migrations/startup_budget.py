@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import pglast
 from alembic.config import Config
@@ -59,6 +60,19 @@ def _table(node: object) -> str | None:
     return None
 
 
+def _statements(sql: str) -> list[tuple[str, Any]]:
+    """Each statement of ``sql`` as (text, parse tree); pglast's locations count characters."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return []
+    found = []
+    for raw in parsed:
+        start = raw.stmt_location or 0
+        found.append((sql[start : start + raw.stmt_len] if raw.stmt_len else sql[start:], raw.stmt))
+    return found
+
+
 def long_statements(config: Config, revisions: Iterable[Script]) -> list[LongStatement]:
     """The long statements of ``revisions`` (oldest first), from the SQL they render for PostgreSQL."""
     found: list[LongStatement] = []
@@ -69,17 +83,15 @@ def long_statements(config: Config, revisions: Iterable[Script]) -> list[LongSta
         for match in _BACKFILL.finditer(sql):
             if match["table"] not in new_tables:
                 found.append(LongStatement(script.revision, f"batched update of {match['table']}"))
-        for statement in classification.classify(sql, new_tables=new_tables):
-            try:
-                parsed = pglast.parse_sql(statement.sql)
-            except pglast.parser.ParseError:
-                parsed = ()
-            data_table = _table(parsed[0].stmt) if parsed else None
-            tables = set(statement.tables) if statement.blocking else set()
-            tables |= {data_table} if data_table else set()
+        for text, node in _statements(sql):
+            if isinstance(node, ast.CreateStmt) and node.relation is not None and node.relation.relname:
+                new_tables.add(node.relation.relname)
+                continue
+            tables = {table for table in [_table(node)] if table}
+            for statement in classification.classify(text, new_tables=new_tables):
+                tables |= set(statement.tables) if statement.blocking else set()
             if tables - new_tables:
-                found.append(LongStatement(script.revision, statement.sql))
-            new_tables.update(classification.created_tables(statement))
+                found.append(LongStatement(script.revision, text.strip()))
     return found
 
 

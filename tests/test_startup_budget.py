@@ -46,7 +46,8 @@ def test_startup_refuses_a_release_over_the_startup_probe_budget(pg_url, tmp_pat
         )
         assert said.endswith(
             "apply them before the rollout from a Job like k8s/post-deploy-job.yaml running `flask db upgrade "
-            "slo000000002` (no statement deadline from a probe), then roll out; nothing was applied"
+            "slo000000002` (no statement deadline from a probe), then roll out; or measure them first with `flask db "
+            "rehearse`; nothing was applied"
         )
         assert query(pg_url, "SELECT version_num FROM alembic_version") == [(HEAD,)]
 
