@@ -476,6 +476,8 @@ def rehearse_command(target: str, sample: float, as_json: bool, max_stall: float
             max_stall_ms=max_stall,
             server_url=server,
         )
+    except rehearsals.UnknownTarget as exc:
+        raise click.BadParameter(str(exc), param_hint="TARGET") from None
     except (rehearsals.RehearsalRefused, ScratchError) as exc:
         _fail(f"flask db rehearse: {exc}")
     except (OperationalError, psycopg2.OperationalError) as exc:

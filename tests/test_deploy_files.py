@@ -39,24 +39,31 @@ APP_UID = 10001
 CONTAINER_PORT = 8000
 # Least privilege: each Secret key is mounted exactly where it is read ("file:container"), and
 # each reader is named by the code that reads the key (checked below, so the table cannot drift).
-API, WORKER, FETCH, POST_DEPLOY = (
+API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE = (
     "deployment.yaml:weather-backend",
     "push-worker-deployment.yaml:push-worker",
     "forecast-fetch-cronjob.yaml:forecast-fetch",
+    "forecast-fetch-ultra-cronjob.yaml:forecast-fetch",
     "post-deploy-job.yaml:post-deploy",
+    "rehearse-job.yaml:rehearse",
 )
 SECRET_READERS: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # Every process opens the database.
-    "DATABASE_URL": ({API, WORKER, FETCH, POST_DEPLOY}, ("weather/config.py",)),
+    # (The rehearsal Job's DATABASE_URL is a read-only role's, from a Secret of its own.)
+    "DATABASE_URL": ({API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE}, ("weather/config.py",)),
     # Write endpoints check it (weather/auth.py) and cursors are signed with it: only requests read it.
     "API_TOKEN": ({API}, ("weather/auth.py", "weather/cursor.py")),
     # Migrations: pod start-up and the post-deploy Job.
     "MIGRATION_DATABASE_URL": ({API, POST_DEPLOY}, ("safe_migrations/settings.py",)),
     # Only a push sender needs the FCM service account; only the fetch needs KMA's key.
     "FCM_CREDENTIALS": ({WORKER}, ("weather/push/senders.py",)),
-    "KMA_SERVICE_KEY": ({FETCH}, ("weather/forecasts_cli.py",)),
+    "KMA_SERVICE_KEY": ({FETCH, NOWCAST}, ("weather/forecasts_cli.py",)),
+    # Where flask db rehearse makes its scratch copy (a role with CREATEDB).
+    "REHEARSE_DATABASE_URL": ({REHEARSE}, ("safe_migrations/settings.py",)),
 }
-OPTIONAL_SECRETS = {"MIGRATION_DATABASE_URL"}  # absent = migrations use DATABASE_URL
+# MIGRATION_DATABASE_URL absent = migrations use DATABASE_URL; REHEARSE_DATABASE_URL is in the
+# rehearsal Job's own Secret (k8s/rehearse-job.yaml).
+OPTIONAL_SECRETS = {"MIGRATION_DATABASE_URL", "REHEARSE_DATABASE_URL"}
 SECRET_ENV = tuple(key for key, (readers, _) in SECRET_READERS.items() if API in readers)
 # What the image must contain to start; nothing for development only.
 RUNTIME_FILES = ("app.py", "models.py", "gunicorn.conf.py", "entrypoint.sh", "weather", "safe_migrations", "migrations")
@@ -521,10 +528,12 @@ def test_kustomization_lists_everything_but_the_secret():
         "configmap.yaml",
         "deployment.yaml",
         "forecast-fetch-cronjob.yaml",
+        "forecast-fetch-ultra-cronjob.yaml",
         "networkpolicy-api.yaml",
         "networkpolicy-forecast-fetch.yaml",
         "networkpolicy-post-deploy.yaml",
         "networkpolicy-push-worker.yaml",
+        "networkpolicy-rehearse.yaml",
         "pdb.yaml",
         "push-worker-deployment.yaml",
         "service.yaml",
@@ -542,7 +551,9 @@ NETWORK = {
     "deployment.yaml": ("networkpolicy-api.yaml", {("TCP", CONTAINER_PORT)}, DNS | POSTGRESQL),
     "push-worker-deployment.yaml": ("networkpolicy-push-worker.yaml", set(), DNS | POSTGRESQL | HTTPS),
     "forecast-fetch-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
+    "forecast-fetch-ultra-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
     "post-deploy-job.yaml": ("networkpolicy-post-deploy.yaml", set(), DNS | POSTGRESQL),
+    "rehearse-job.yaml": ("networkpolicy-rehearse.yaml", set(), DNS | POSTGRESQL),
 }
 
 
@@ -615,6 +626,16 @@ def test_image_version_is_the_same_everywhere():
     assert name == image["name"]
     assert tag == image["newTag"] == load_manifest("configmap.yaml")["data"]["APP_VERSION"]
     assert _container(load_manifest("post-deploy-job.yaml"))["image"] == container["image"]
+    assert _container(load_manifest("rehearse-job.yaml"))["image"] == container["image"]
+
+
+def test_rehearse_job_gates_on_the_stall_and_reads_live_with_its_own_role():
+    job = load_manifest("rehearse-job.yaml")
+    command = _container(job)["command"]
+    assert command[:3] == ["flask", "db", "rehearse"] and "--max-stall" in command
+    refs = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in _container(job)["env"]}
+    assert refs["DATABASE_URL"]["name"] == "weather-backend-rehearse"  # a read-only role, not the app's
+    assert "rehearse-job.yaml" not in load_manifest("kustomization.yaml")["resources"]
 
 
 # The derivation written in k8s/configmap.yaml: per rollout, pod start-up runs at

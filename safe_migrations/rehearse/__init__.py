@@ -30,17 +30,21 @@ from safe_migrations import status as schema
 from safe_migrations.gates import MigrationRefused
 from safe_migrations.log import first_line
 from safe_migrations.rehearse.forecast import Forecast, blocked_by, forecast, strongest
-from safe_migrations.rehearse.recorder import Recorder
+from safe_migrations.rehearse.recorder import Recorded, Recorder
 from safe_migrations.rehearse.scratch import read_only_connection, relation_sizes, scratch_database
 from safe_migrations.runtime import MigrationFailed, prepare_session
 from safe_migrations.scripts import alembic_config
 from safe_migrations.settings import MigrationSettings
 
-__all__ = ["Rehearsal", "RehearsalRefused", "pending_revisions", "rehearse"]
+__all__ = ["Rehearsal", "RehearsalRefused", "UnknownTarget", "pending_revisions", "rehearse"]
 
 
 class RehearsalRefused(RuntimeError):
-    """Nothing can be rehearsed (live in a state the runtime would refuse, a bad target): one line, exit 1."""
+    """Nothing can be rehearsed (live in a state the runtime would refuse): one line, exit 1."""
+
+
+class UnknownTarget(RehearsalRefused):
+    """The TARGET names no revision of this image (a usage error)."""
 
 
 @dataclass
@@ -128,8 +132,8 @@ class Rehearsal:
                 rows.append(
                     (
                         _short(step.sql, 60),
-                        ", ".join(f"{relation} {mode}" for relation, mode in strongest(step.locks).items()) or "-",
-                        ", ".join(step.rewrites) or "no",
+                        _locks(step),
+                        ", ".join(r for r in step.rewrites if r in step.scanned) or "no",
                         f"{step.rows:,}",
                         f"{step.ms:,.1f}",
                         f"{item.forecast_ms:,.0f}",
@@ -156,6 +160,12 @@ class Rehearsal:
         return "\n".join(lines)
 
 
+def _locks(step: Recorded) -> str:
+    """The strongest mode per table; index locks and ACCESS SHARE (only DDL waits for it) are left to --json."""
+    held = strongest(lock for lock in step.locks if lock[0] in step.tables)
+    return ", ".join(f"{table} {mode}" for table, mode in held.items() if mode != "ACCESS SHARE") or "-"
+
+
 def _short(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -173,7 +183,7 @@ def pending_revisions(script: ScriptDirectory, current: tuple[str, ...], target:
     except Exception:
         found = None
     if found is None:
-        raise RehearsalRefused(f"unknown revision {target!r} (see flask db history)")
+        raise UnknownTarget(f"unknown revision {target!r} (see flask db history)")
     needed = post_deploy.cached_graph(script).ancestors(found.revision) | {found.revision}
     return [rev for rev in ordered if rev.revision in needed]
 
