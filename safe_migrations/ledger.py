@@ -41,7 +41,6 @@ migration_history = Table(
 # "postdeploy": the upgrade of a post-deploy revision (safe_migrations/post_deploy.py),
 # applied after the rollout; "up" is every other upgrade.
 POST_DEPLOY = "postdeploy"
-DIRECTIONS = ("up", POST_DEPLOY, "down", "stamp", "baseline", "repair")
 # Rows that say "this file, with this checksum, is what the database has".
 APPLIED_DIRECTIONS = ("up", POST_DEPLOY, "baseline", "repair")
 

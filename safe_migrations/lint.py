@@ -202,11 +202,6 @@ def _render(config: Config, script: Script) -> Rendered:
     return Rendered(sql, note)
 
 
-def offline_sql(config: Config, script: Script) -> str:
-    """The PostgreSQL SQL ``upgrade`` would run for this one revision."""
-    return render(config, script).sql
-
-
 def squawk_binary() -> str:
     """Path of the squawk executable (from the virtualenv or PATH)."""
     beside = Path(sys.executable).parent / "squawk"
@@ -315,11 +310,6 @@ def lint_report(config: Config, revisions: list[str] | None = None, squawk_confi
         report.notes.extend(one.notes)
     report.findings.extend(post_deploy.graph_findings(scripts, [script.revision for script in chosen]))
     return report
-
-
-def lint(config: Config, revisions: list[str] | None = None, squawk_config: Path | None = None) -> list[Finding]:
-    """The findings of :func:`lint_report`."""
-    return lint_report(config, revisions, squawk_config).findings
 
 
 def all_silenced(config: Config) -> list[Silenced]:

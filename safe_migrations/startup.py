@@ -204,7 +204,7 @@ def report_drift(app: Flask, engine: Engine) -> None:
 
 
 def prepare(app: Flask, settings: MigrationSettings) -> None:
-    """Steps 2-4 of start-up: wait for the database, report, migrate, check drift."""
+    """Start-up before serving: wait for the database, report, migrate, check drift (see entrypoint.sh)."""
     url = settings.migration_database_url or app.config["SQLALCHEMY_DATABASE_URI"]
     engine = create_engine(normalise_database_url(url), poolclass=pool.NullPool)
     try:

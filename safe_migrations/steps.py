@@ -226,18 +226,3 @@ def reviewed_destructive(path: str | Path) -> str | None:
     """The reason given by ``reviewed_destructive = "..."`` in the revision, if any."""
     value = marker(path, "reviewed_destructive")
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def destructive_steps(path: str | Path) -> list[Step]:
-    """The upgrade steps that destroy data."""
-    return [step for step in steps(path) if step.destructive]
-
-
-def unreviewed_destructive_steps(path: str | Path) -> list[Step]:
-    """Destructive upgrade steps of a revision without a ``reviewed_destructive`` reason."""
-    return [] if reviewed_destructive(path) else destructive_steps(path)
-
-
-def dropped_by_downgrade(path: str | Path) -> list[Step]:
-    """The tables and columns the revision's ``downgrade()`` removes."""
-    return [step for step in steps(path, "downgrade") if step.operation in {"drop_table", "drop_column"}]
