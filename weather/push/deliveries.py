@@ -30,7 +30,6 @@ from sqlalchemy.orm import Session, aliased
 from models import Device, MarketAlarmLog, PushDelivery, Subscription, utcnow
 from weather.push.senders import ACCEPTED, REJECTED, RETRY, UNREGISTERED, Message, PushSender, SendResult
 from weather.settings import FromConfig
-from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -183,7 +182,7 @@ def load_owed(session: Session, ids: Sequence[int], policy: Policy) -> list[Owed
             delivery_id,
             alarm.id,
             device.id,
-            as_utc(created_at),
+            created_at,
             Message(device.push_token, device.platform, key, alarm_payload(alarm)),
         )
         for delivery_id, created_at, key, device, alarm in rows
@@ -241,7 +240,7 @@ def record_round(session: Session, work: Round, policy: Policy) -> Round:
                 PushDelivery.id.in_(others), PushDelivery.state == "pending"
             )
             for delivery_id, due_at in session.execute(due):
-                work.waits[delivery_id] = max(0.1, (as_utc(due_at) - now).total_seconds())
+                work.waits[delivery_id] = max(0.1, (due_at - now).total_seconds())
     session.commit()
     return work
 
