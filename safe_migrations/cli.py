@@ -14,26 +14,35 @@ from typing import Any
 
 import click
 import flask_migrate
+import psycopg2
+from alembic import command as alembic_command
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate.cli import db as db_group
 from sqlalchemy import create_engine, pool
+from sqlalchemy.exc import OperationalError
 
 from safe_migrations import backup as backups
 from safe_migrations import doctor as doctors
 from safe_migrations import lint as linter
+from safe_migrations import rehearse as rehearsals
 from safe_migrations import repair as repairs
 from safe_migrations import rollback
 from safe_migrations import status as status_table
 from safe_migrations.baseline import BaselineRefused, baseline
+from safe_migrations.gates import MigrationRefused
+from safe_migrations.log import first_line
+from safe_migrations.rehearse.scratch import ScratchError
 from safe_migrations.rename import Rename
 from safe_migrations.rename import x_arguments as rename_x_arguments
-from safe_migrations.runtime import CONFIRM_DATA_LOSS, MigrationFailed
+from safe_migrations.runtime import CONFIRM_DATA_LOSS, CONFIRM_RERUN, MigrationFailed
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
+from safe_migrations.stamp_checks import CONFIRM_STAMP
 from safe_migrations.status import current_heads
-from safe_migrations.urls import DatabaseURLError, normalise_database_url
+from safe_migrations.urls import DatabaseURLError, is_postgresql, normalise_database_url
 
 
 class UsageLine(click.ClickException):
@@ -155,11 +164,55 @@ def downgrade(
 @click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
 @click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
 @click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Confirm running again revisions the ledger records as applied (after a stamp moved the version back).",
+)
 @click.argument("revision", default="heads")
 @with_appcontext
-def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+def upgrade(
+    directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], yes: bool, revision: str
+) -> None:
     """Upgrade to a later version (default: every head, post-deploy revisions included)."""
+    if yes:
+        x_arg = (*x_arg, f"{CONFIRM_RERUN}=yes")
     flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
+
+
+# Flask-Migrate's ``stamp`` takes no -x arguments, so the confirmation travels in
+# the config's attributes, and its default ``head`` is ambiguous once a
+# post-deploy chain gives the scripts a second head: ``heads`` stamps every chain.
+@click.command("stamp", cls=OneLineUsage)
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+@click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
+@click.option("--purge", is_flag=True, help="Delete the version in the alembic_version table before stamping")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Stamp even below what the ledger records as applied, or where the schema does not match the revision.",
+)
+@click.argument("revision", default="heads")
+@with_appcontext
+def stamp(directory: str | None, sql: bool, tag: str | None, purge: bool, yes: bool, revision: str) -> None:
+    """Record REVISION as the database's version without running anything (default: every head).
+
+    Refused, with what would happen, when the ledger records a revision below
+    it as applied (an upgrade would run it again) or when the schema there does
+    not match it; ``--yes`` stamps anyway. To adopt a database that never had
+    migrations, use ``flask db baseline``.
+    """
+    config = current_app.extensions["migrate"].migrate.get_config(directory)
+    config.attributes[CONFIRM_STAMP] = yes
+    try:
+        alembic_command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
+    except (MigrationFailed, MigrationRefused) as exc:
+        _fail(f"flask db stamp: {exc}")
+    except CommandError as exc:
+        _fail(f"flask db stamp: {first_line(exc)}")
+    if not sql:
+        click.echo(f"stamped {revision}: nothing was run")
 
 
 def _rename_spec(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[Rename]:
@@ -378,9 +431,68 @@ def repair_command(revision: str) -> None:
         _fail(f"flask db repair: {exc}")
 
 
+@click.command("rehearse", cls=OneLineUsage)
+@click.argument("target", default="heads")
+@click.option(
+    "--sample",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Fraction of each table's rows copied to the scratch database (also capped by REHEARSE_MAX_ROWS).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--max-stall",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MS",
+    help="Exit 1 when a statement's forecast writer stall at live size exceeds MS milliseconds.",
+)
+@with_appcontext
+def rehearse_command(target: str, sample: float, as_json: bool, max_stall: float | None) -> None:
+    """Rehearse the pending revisions (up to TARGET, default all) on a sampled scratch copy of the database.
+
+    Live is only read; the copy is dropped afterwards, also on failure or Ctrl-C. Reports each
+    statement's locks and modes, rewrites, time on the sample, forecast at live size and who waits.
+    """
+    app = current_app
+    url = migration_url(app)
+    if not is_postgresql(url):
+        click.echo("flask db rehearse: PostgreSQL only", err=True)
+        sys.exit(2)
+    settings = _settings()
+    server = settings.rehearse_database_url
+    try:
+        server = normalise_database_url(server) if server else None
+    except DatabaseURLError as exc:
+        raise click.UsageError(f"REHEARSE_DATABASE_URL: {exc}") from None
+    try:
+        result = rehearsals.rehearse(
+            app,
+            url,
+            target=target,
+            sample=sample,
+            max_rows=settings.rehearse_max_rows,
+            max_stall_ms=max_stall,
+            server_url=server,
+        )
+    except rehearsals.UnknownTarget as exc:
+        raise click.BadParameter(str(exc), param_hint="TARGET") from None
+    except (rehearsals.RehearsalRefused, ScratchError) as exc:
+        _fail(f"flask db rehearse: {exc}")
+    except (OperationalError, psycopg2.OperationalError) as exc:
+        _fail(f"flask db rehearse: database unreachable: {first_line(exc)}")
+    except KeyboardInterrupt:
+        click.echo("flask db rehearse: interrupted; the scratch database was dropped, live untouched", err=True)
+        sys.exit(130)
+    click.echo(result.as_json() if as_json else result.as_text())
+    sys.exit(0 if result.ok else 1)
+
+
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(upgrade)
+    db_group.add_command(stamp)
     db_group.add_command(migrate_command, "migrate")
     db_group.add_command(downgrade)
     db_group.add_command(current)
@@ -389,6 +501,7 @@ def register(app: Flask) -> None:
     db_group.add_command(backup)
     db_group.add_command(baseline_command, "baseline")
     db_group.add_command(repair_command, "repair")
+    db_group.add_command(rehearse_command, "rehearse")
     migrate = app.extensions["migrate"].migrate
     if rollback.add_version_locations not in migrate.configure_callbacks:
         migrate.configure(rollback.add_version_locations)

@@ -5,7 +5,16 @@ Each lives in the ``tests.support`` module of its job: repository, revisions, pr
 
 from __future__ import annotations
 
-from tests.support.databases import create_database, drop_database, execute, libpq, query, scalar, server_url
+from tests.support.databases import (
+    create_database,
+    drop_database,
+    execute,
+    libpq,
+    query,
+    scalar,
+    server_url,
+    utc_instant,
+)
 from tests.support.processes import (
     PREPARE,
     Finished,
@@ -15,6 +24,7 @@ from tests.support.processes import (
     http_status,
     launch,
     run,
+    run_measured,
     start_flask,
     stop,
     stop_all,
@@ -31,7 +41,17 @@ from tests.support.repository import (
     copy_repository,
     rename_address_column,
 )
-from tests.support.revisions import HEAD, INITIAL, REVISIONS, SHIPPED, Revision, add_revision, generate_rename
+from tests.support.revisions import (
+    HEAD,
+    INITIAL,
+    REVISIONS,
+    SHIPPED,
+    Revision,
+    add_revision,
+    app_on,
+    generate_rename,
+    migrations_with,
+)
 
 __all__ = [
     "BIN",
@@ -48,6 +68,7 @@ __all__ = [
     "Revision",
     "add_humidity",
     "add_revision",
+    "app_on",
     "child_env",
     "copy_repository",
     "create_database",
@@ -59,14 +80,17 @@ __all__ = [
     "http_status",
     "launch",
     "libpq",
+    "migrations_with",
     "query",
     "rename_address_column",
     "run",
+    "run_measured",
     "scalar",
     "server_url",
     "start_flask",
     "stop",
     "stop_all",
     "stop_many",
+    "utc_instant",
     "wait_for_http",
 ]

@@ -31,7 +31,6 @@ from sqlalchemy.orm import Session, aliased
 from models import Device, MarketAlarmLog, PushDelivery, Subscription, utcnow
 from weather.push.senders import ACCEPTED, REJECTED, RETRY, UNREGISTERED, Message, PushSender, SendResult
 from weather.settings import FromConfig
-from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -210,7 +209,7 @@ def load_owed(session: Session, ids: Sequence[int], policy: Policy) -> list[Owed
             row[0],
             row[6],
             row[3],
-            as_utc(row[1]),
+            row[1],
             Message(row[4], row[5], row[2], alarm_payload(row[6], row[7], row[8], row[9], row[10], row[11])),
         )
         for row in rows
@@ -268,7 +267,7 @@ def record_round(session: Session, work: Round, policy: Policy) -> Round:
                 deliveries.c.id.in_(others), deliveries.c.state == "pending"
             )
             for delivery_id, due_at in session.execute(due):
-                work.waits[delivery_id] = max(0.1, (as_utc(due_at) - now).total_seconds())
+                work.waits[delivery_id] = max(0.1, (due_at - now).total_seconds())
     session.commit()
     return work
 
