@@ -31,7 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
-from safe_migrations import checks, post_deploy
+from safe_migrations import checks, enum_values, post_deploy
 from safe_migrations.runtime import OFFLINE_POSTGRES_URL, OfflineRenderError
 
 _IGNORE = re.compile(r"^#\s*squawk-ignore:\s*(?P<rules>[\w\-, ]+?)\s*(?:--\s*(?P<reason>.*\S))?\s*$")
@@ -273,6 +273,18 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
     for problem in checks.problems(checks.Revision.from_script(script)):
         if problem.rule not in excluded or problem.rule in gating:  # a gate is never silenced
             findings.append(Finding(script.revision, filename, problem.rule, problem.message, alternative=problem.fix))
+    if enum_values.RULE not in excluded:
+        for use in enum_values.early_uses(rendered.sql):
+            findings.append(
+                Finding(
+                    script.revision,
+                    filename,
+                    enum_values.RULE,
+                    use.message,
+                    statement=use.statement,
+                    alternative=enum_values.FIX,
+                )
+            )
     return Report(findings, [rendered.note] if rendered.note else [])
 
 

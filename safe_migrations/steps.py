@@ -67,6 +67,7 @@ class Step:
     contract: bool = False
     concurrent: bool = False
     why: str = ""  # for a destructive step: what it destroys
+    unique: bool = False  # an index build that enforces uniqueness
 
     def describe(self) -> str:
         """``drop_column market.address`` (raw SQL: ``execute DROP TABLE x``)."""
@@ -124,6 +125,10 @@ def _is_false(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is False
 
 
+def _is_true(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
 def _classify(owner: str, name: str, call: ast.Call, table: str | None) -> Step:
     strings = _strings(call)
     if name in _COLUMN_OPERATIONS and owner == "op" and len(strings) >= 2:
@@ -135,6 +140,8 @@ def _classify(owner: str, name: str, call: ast.Call, table: str | None) -> Step:
     keywords = {k.arg: k.value for k in call.keywords if k.arg}
     if name in CONCURRENT_OPERATIONS:
         return Step(name, target, concurrent=True)
+    if name == "create_index" and _is_true(keywords.get("postgresql_concurrently")):
+        return Step(name, target, concurrent=True, unique=_is_true(keywords.get("unique")))
     if name == "drop_table":
         return Step(name, target, destructive=True, contract=True, why="deletes the table and its rows")
     if name == "drop_column":

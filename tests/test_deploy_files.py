@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from safe_migrations.settings import MigrationSettings
+from safe_migrations.startup_budget import SERVE_SECONDS, Budget, LongStatement
 from tests.helpers import BIN, REPO, child_env, free_port, run, wait_for_http
 from weather.config import load_config
 
@@ -641,13 +642,6 @@ def test_rehearse_job_gates_on_the_stall_and_reads_live_with_its_own_role():
 # most this many statements at MIGRATION_STATEMENT_TIMEOUT (slow contract steps
 # are post-deploy revisions, run by the Job), and this long to import and serve.
 SLOW_STATEMENTS_AT_START_UP = 2
-IMPORT_AND_SERVE_SECONDS = 30
-
-
-def lock_retry_seconds(settings: MigrationSettings) -> float:
-    """The longest a revision spends on lock_timeout retries (the runtime's backoff)."""
-    pauses = sum(min(2**attempt * 0.5, 30.0) for attempt in range(1, settings.lock_retries + 1))
-    return (settings.lock_retries + 1) * settings.lock_timeout + pauses
 
 
 def test_startup_budget_is_derived_from_the_statement_timeout():
@@ -655,15 +649,43 @@ def test_startup_budget_is_derived_from_the_statement_timeout():
     settings = MigrationSettings.from_env(load_manifest("configmap.yaml")["data"])
     probe = container["startupProbe"]
     budget = probe.get("initialDelaySeconds", 0) + probe["periodSeconds"] * probe["failureThreshold"]
-    migrating = SLOW_STATEMENTS_AT_START_UP * settings.statement_timeout + lock_retry_seconds(settings)
+    migrating = SLOW_STATEMENTS_AT_START_UP * settings.statement_timeout + settings.lock_retry_seconds
     # The other pods wait for the migrating pod's lock at least as long as it may migrate ...
     assert settings.lock_wait >= migrating
     # ... and none is killed by its own startup probe while waiting for the database, then the lock.
-    assert budget >= settings.db_wait_timeout + settings.lock_wait + IMPORT_AND_SERVE_SECONDS
+    assert budget >= settings.db_wait_timeout + settings.lock_wait + SERVE_SECONDS
+    # Start-up enforces the budget with the probe's own figure (safe_migrations/startup_budget.py) ...
+    assert settings.startup_probe == budget
+    # ... and the configmap's "at most 2 long statements" is exactly what fits.
+    fits = Budget([LongStatement("r", "UPDATE t SET a = 1")] * SLOW_STATEMENTS_AT_START_UP, settings)
+    assert fits.fits and not Budget([*fits.long, fits.long[0]], settings).fits
     # The configmap says so, with the figures.
     text = (K8S / "configmap.yaml").read_text()
     assert "derived from the migration statement timeout" in text
     assert f"= {budget} s" in text and f"{int(migrating)} s" in text
+
+
+GUIDE_SETTING_ROW = re.compile(r"^\| `(?P<name>[A-Z_]+)` \| [^|]* \| (?P<k8s>[^|]*?) \|", re.M)
+
+
+def test_the_k8s_figures_the_guide_quotes_come_from_the_manifests():
+    guide = (REPO / "docs" / "migration-guide.md").read_text()
+    data = load_manifest("configmap.yaml")["data"]
+    settings = MigrationSettings.from_env(data)
+    rows = {m["name"]: m["k8s"].strip("` ") for m in GUIDE_SETTING_ROW.finditer(guide) if m["name"] in data}
+    quoted = {"DB_WAIT_TIMEOUT", "MIGRATION_LOCK_WAIT", "STARTUP_PROBE_SECONDS", "MIGRATION_STATEMENT_TIMEOUT"}
+    assert quoted <= set(rows)
+    assert rows == {name: data[name] for name in rows}
+    probe = load_manifest("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    budget = probe["periodSeconds"] * probe["failureThreshold"]
+    db_wait, lock_wait = int(settings.db_wait_timeout), int(settings.lock_wait)
+    assert f"startupProbe 예산({budget}초)" in guide and f"({db_wait} + {lock_wait} + {SERVE_SECONDS})" in guide
+    retries = int(settings.lock_retry_seconds)
+    assert f"`MIGRATION_STATEMENT_TIMEOUT`({settings.statement_timeout:g}) + lock_timeout 재시도({retries}초)" in guide
+    three = 3 * settings.statement_timeout + settings.lock_retry_seconds
+    allowed = budget - settings.db_wait_timeout - SERVE_SECONDS
+    times = "\N{MULTIPLICATION SIGN}"
+    assert f"3 {times} {settings.statement_timeout:g} + {retries} = {three:g}초 > {allowed:g}초" in guide
 
 
 def job_violations(job: dict[str, Any], deployment: dict[str, Any]) -> list[str]:
