@@ -264,7 +264,7 @@ class BatchStore:
                 self._write({cell: rows})
 
     def _write(self, batch: dict[Cell, list[dict[str, Any]]]) -> bool:
-        rows = [row for cell_rows in batch.values() for row in cell_rows]
+        rows = [row for rows_of_cell in batch.values() for row in rows_of_cell]
         try:
             stored = store_forecasts(self.session, rows, self.thresholds, columns=self.columns)
             self.session.commit()
