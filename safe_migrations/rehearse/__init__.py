@@ -84,6 +84,8 @@ class Rehearsal:
         head = (
             f"rehearse: {'OK' if self.ok else 'FAIL'}: {len(self.revisions)} revision(s) on a {self.sample:.4g} sample"
         )
+        if not self.revisions:
+            return f"{head}; nothing pending"
         failed = self.failed
         if failed is not None:
             return f"{head}; revision {failed.revision} failed on the scratch copy: {failed.error}"
@@ -231,7 +233,9 @@ def _observe(engine: Engine, recorder: Recorder) -> None:
     event.listen(engine, "handle_error", lambda _context: recorder.failed())
 
 
-def _run(app: Flask, scratch_url: str, revisions: list[Script], settings: MigrationSettings) -> tuple[Recorder, dict]:
+def _run(
+    app: Flask, scratch_url: str, revisions: list[Script], settings: MigrationSettings
+) -> tuple[Recorder, dict[str, str]]:
     recorder = Recorder(scratch_url)
     errors: dict[str, str] = {}
     engine = create_engine(scratch_url, poolclass=pool.NullPool)
