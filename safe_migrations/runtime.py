@@ -43,9 +43,10 @@ from sqlalchemy.exc import OperationalError
 from safe_migrations import gates, ledger, post_deploy
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
-from safe_migrations.gates import MigrationRefused
+from safe_migrations.findings import MigrationError, MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
+from safe_migrations.observer import RunningRevision, StatementObserver
 from safe_migrations.scripts import file_checksum
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.urls import is_postgresql, normalise_database_url
@@ -63,9 +64,11 @@ CONFIRM_DATA_LOSS = "confirm_data_loss"
 # Set while revisions run inside a caller's own transaction: steps that would
 # need to commit it (a concurrent index build) run as plain transactional DDL.
 IN_CALLER_TRANSACTION = "safe_migrations.in_caller_transaction"
+# Extra statement observer listeners (see safe_migrations.observer), e.g. the rehearsal's recorders.
+STATEMENT_LISTENERS = "statement_listeners"
 
 
-class MigrationFailed(RuntimeError):
+class MigrationFailed(MigrationError):
     """A migration step failed; the one-line message names the revision, the cause and where the database stays."""
 
 
@@ -283,12 +286,41 @@ def pass_gates(
     session: RunConnection,
     planned: plans.Plan,
     status: schema.SchemaStatus,
-) -> None:
-    """The gates on what the command would run (see :mod:`safe_migrations.gates`)."""
+) -> bool:
+    """The gates on what the command would run (see :mod:`safe_migrations.gates`); True: data loss confirmed."""
     gates.refuse_failed_checks(planned, status.current_label)
     confirmed = environment.get_x_argument(as_dictionary=True).get(CONFIRM_DATA_LOSS) in {"yes", "1", "true"}
     confirmed = confirmed or environment.config.attributes.get(CONFIRM_DATA_LOSS) is True
-    gates.confirm_data_loss(session.connection, planned, confirmed=confirmed, stays_at=status.current_label)
+    return gates.confirm_data_loss(session.connection, planned, confirmed=confirmed, stays_at=status.current_label)
+
+
+def statement_observer(
+    environment: Environment, planned: plans.Plan, keeper: Ledgerkeeper, *, confirmed: bool
+) -> StatementObserver:
+    """The observer of the revisions ``planned`` runs, with the statement gates listening.
+
+    The running revision is the first planned one the ledgerkeeper has not yet
+    seen finish (Alembic's ``on_version_apply`` fires at the end of each).
+    Listeners of other tools (the rehearsal) are added to the observer in
+    ``config.attributes["statement_listeners"]``.
+    """
+    known: dict[str, RunningRevision] = {}
+    upgrade = planned.kind is not plans.Kind.DOWNGRADE
+
+    def running() -> RunningRevision | None:
+        script = next((s for s in planned.scripts if s.revision not in keeper.done), None)
+        if script is None or planned.kind is plans.Kind.STAMP:
+            return None
+        if script.revision not in known:
+            known[script.revision] = RunningRevision(script.revision, Path(script.path), upgrade)
+        return known[script.revision]
+
+    version_table = environment.get_context().opts.get("version_table", "alembic_version")
+    observer = StatementObserver(running, ignored_tables={version_table, ledger.LEDGER_TABLE})
+    observer.add(gates.StatementGates(confirmed=lambda: confirmed))
+    for listener in environment.config.attributes.get(STATEMENT_LISTENERS, ()):
+        observer.add(listener)
+    return observer
 
 
 def run_writing(
@@ -308,12 +340,17 @@ def run_writing(
             session.end_reads()
             return
         planned, status = decided
-        pass_gates(environment, session, planned, status)
+        confirmed = pass_gates(environment, session, planned, status)
         ledger.ensure_table(session.connection)
         session.commit()
         keeper.mark = time.monotonic()
         environment.config.attributes[IN_CALLER_TRANSACTION] = not session.owns_transactions
-        apply(environment, session, keeper, planned, settings)
+        if not is_postgresql(session.connection.engine.url):  # see safe_migrations.observer: PostgreSQL's
+            apply(environment, session, keeper, planned, settings)
+            return
+        observer = statement_observer(environment, planned, keeper, confirmed=confirmed)
+        with observer.watching(session.connection):
+            apply(environment, session, keeper, planned, settings)
 
 
 def _failing_revision(planned: plans.Plan, keeper: Ledgerkeeper) -> str:
@@ -370,7 +407,13 @@ def apply(
                 pause,
             )
             time.sleep(pause)
-        except (MigrationRefused, MigrationFailed):
+        except gates.StatementRefused as exc:
+            revision = _failing_revision(planned, keeper)
+            raise MigrationRefused(
+                f"{exc}; nothing of revision {revision} was applied, the database stays at {_stays_at(session)}",
+                exc.finding,
+            ) from None
+        except MigrationError:
             raise
         except Exception as exc:
             raise _failure(session, planned, keeper, exc) from exc

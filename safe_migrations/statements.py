@@ -218,31 +218,40 @@ ColumnType = Callable[[str, str], str | None]
 
 
 def classify(sql: str, *, new_tables: Collection[str] = (), column_type: ColumnType | None = None) -> list[Statement]:
-    """Each statement of ``sql`` with its effects (see the module docstring)."""
+    """Each statement of ``sql`` with its effects (see the module docstring).
+
+    A table created by an earlier statement of ``sql`` counts as new for the
+    later ones; ``created_tables`` says which tables ``sql`` created.
+    """
     try:
         parsed = pglast.parse_sql(sql)
     except pglast.parser.ParseError:
         return [Statement(sql)] if sql.strip() else []
+    encoded, new = sql.encode(), set(new_tables)
     found = []
     for raw in parsed:
         start = raw.stmt_location or 0
-        text = sql.encode()[start : start + raw.stmt_len].decode() if raw.stmt_len else sql.encode()[start:].decode()
-        effects = tuple(_effects(raw.stmt, set(new_tables), column_type))
+        text = (encoded[start : start + raw.stmt_len] if raw.stmt_len else encoded[start:]).decode()
+        effects = tuple(_effects(raw.stmt, new, column_type))
+        new.update(_created(raw.stmt))
         found.append(Statement(text.strip().rstrip(";").strip(), effects))
     return found
 
 
-def created_tables(statement: Statement) -> list[str]:
-    """Tables a ``CREATE TABLE`` statement creates (the observer tracks them as ``new_tables``)."""
+def created_tables(sql: str) -> list[str]:
+    """Tables ``sql`` creates (the observer keeps them as the revision's ``new_tables``)."""
     try:
-        parsed = pglast.parse_sql(statement.sql)
+        return [name for raw in pglast.parse_sql(sql) for name in _created(raw.stmt)]
     except pglast.parser.ParseError:
         return []
-    return [
-        _name(raw.stmt.relation if isinstance(raw.stmt, ast.CreateStmt) else raw.stmt.into)
-        for raw in parsed
-        if isinstance(raw.stmt, ast.CreateStmt | ast.CreateTableAsStmt)
-    ]
+
+
+def _created(node: Any) -> list[str]:
+    if isinstance(node, ast.CreateStmt):
+        return [_name(node.relation)]
+    if isinstance(node, ast.CreateTableAsStmt):
+        return [_name(node.into)]
+    return []
 
 
 # --- the walk -------------------------------------------------------------------------------

@@ -88,7 +88,10 @@ def test_renamed_column_is_refused_on_every_path_until_reviewed(repo, pg_url):
     assert scalar(pg_url, f"SELECT count(*) FROM migration_history WHERE revision = '{revision}'") == 0
 
     path = next((repo / "migrations/versions").glob(f"*{revision}*.py"))
-    path.write_text(path.read_text() + '\nreviewed_destructive = "address copied to street_address by hand"\n')
+    path.write_text(
+        path.read_text() + '\nreviewed_destructive = "address copied to street_address by hand"\n'
+        'reviewed_contract = "no image reads market.address any more"\n'
+    )
     applied = python_api(pg_url, repo, "upgrade", "head")
     assert applied.returncode == 0, applied.stderr
     assert f"revision {revision} is destructive, reviewed: address copied" in applied.stderr

@@ -113,8 +113,9 @@ def test_blocking_statements(sql: str, rule: str) -> None:
 
 
 def test_a_table_created_in_the_same_revision_is_neither_contract_nor_blocking() -> None:
-    (create,) = classify("CREATE TABLE shop (id int)")
-    assert created_tables(create) == ["shop"]
+    assert created_tables("CREATE TABLE shop (id int)") == ["shop"]
+    _create, index = classify("CREATE TABLE shop (id int); CREATE INDEX ix ON shop (id)")
+    assert not index.effects
     for sql in ["CREATE INDEX ix ON shop (id)", "ALTER TABLE shop ADD CONSTRAINT pk PRIMARY KEY (id)"]:
         assert classify(sql)[0].effects and not classify(sql, new_tables={"shop"})[0].effects
     assert classify("DROP TABLE shop", new_tables={"shop"})[0].destructive  # a drop is still a drop

@@ -1,0 +1,278 @@
+"""What runs is what is judged: the statement observer's gates on PostgreSQL, on every path.
+
+One database migrated to head and seeded once per module serves every
+refusal (a refused revision changes nothing, which each test checks);
+revisions are written into a copy of ``migrations/`` and run through
+Alembic's command API in process. ``flask db upgrade`` runs as a subprocess
+once, where the command itself is the subject.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.config import Config
+from flask import Flask
+from sqlalchemy import create_engine, pool
+
+from safe_migrations.findings import MigrationError
+from safe_migrations.scripts import alembic_config
+from safe_migrations.settings import MigrationSettings
+from safe_migrations.startup import StartupError, migrate
+from tests.conftest import make_app
+from tests.helpers import (
+    HEAD,
+    REPO,
+    add_revision,
+    copy_repository,
+    create_database,
+    drop_database,
+    execute,
+    flask,
+    query,
+    scalar,
+    server_url,
+)
+
+SEED = (
+    "INSERT INTO market (id, name, region, address, latitude, longitude, grid_nx, grid_ny, created_at, updated_at)"
+    " VALUES (1, '광장시장', '서울', '종로구 창경궁로 88', 37.57, 126.99, 61, 127, now(), now())",
+    "INSERT INTO device (id, push_token, platform, created_at, last_seen_at) VALUES (1, 'tok', 'ios', now(), now())",
+    "INSERT INTO subscription (device_id, market_id, alarm_type) VALUES (1, 1, 'RAIN')",
+    "INSERT INTO procrastinate_jobs (queue_name, task_name) SELECT 'push', 'send' FROM generate_series(1, 500)",
+)
+# What the seeded database holds; a refused revision leaves every figure as it was.
+STATE = (
+    "SELECT (SELECT version_num FROM alembic_version), (SELECT count(*) FROM market WHERE address IS NOT NULL), "
+    "(SELECT count(*) FROM device), (SELECT count(*) FROM subscription), (SELECT count(*) FROM procrastinate_jobs), "
+    "to_regclass('subscription') IS NOT NULL, to_regtype('procrastinate_job_status') IS NOT NULL"
+)
+SEEDED = (HEAD, 1, 1, 1, 500, True, True)
+
+# (module-level header, upgrade body, the statement the refusal names)
+DESTRUCTIVE = {
+    "no-column-keyword": ("", 'op.execute("ALTER TABLE market DROP address")', "ALTER TABLE market DROP address"),
+    "module-constant": ('DROP = "DROP TABLE subscription"', "op.execute(DROP)", "DROP TABLE subscription"),
+    "f-string": ('T = "subscription"', 'op.execute(f"TRUNCATE {T}")', "TRUNCATE subscription"),
+    "get-bind-execute": ("", 'op.get_bind().execute(sa.text("DELETE FROM device"))', "DELETE FROM device"),
+    "exec-driver-sql": ("", 'op.get_bind().exec_driver_sql("DROP TABLE subscription")', "DROP TABLE subscription"),
+    "after-a-select": ("", 'op.execute("SELECT 1; DROP TABLE subscription")', "DROP TABLE subscription"),
+    "truncate": ("", 'op.execute("TRUNCATE procrastinate_jobs CASCADE")', "TRUNCATE procrastinate_jobs CASCADE"),
+    "delete": ("", 'op.execute("DELETE FROM subscription WHERE market_id = 1")', "DELETE FROM subscription"),
+    "drop-type-cascade": (
+        "",
+        'op.execute("DROP TYPE procrastinate_job_status CASCADE")',
+        "DROP TYPE procrastinate_job_status CASCADE",
+    ),
+    "delete-in-a-cte": (
+        "",
+        'op.execute("WITH gone AS (DELETE FROM device RETURNING id) SELECT count(*) FROM gone")',
+        "WITH gone AS (DELETE FROM device",
+    ),
+    "do-block": ("", "op.execute(\"DO $$ BEGIN EXECUTE 'DROP TABLE subscription'; END $$\")", "DO $$"),
+    "orm-session": (
+        "from sqlalchemy.orm import Session",
+        'Session(bind=op.get_bind()).execute(sa.text("DELETE FROM device WHERE id = :id"), {"id": 1})',
+        "DELETE FROM device WHERE id = $1",
+    ),
+    "narrowing-type": (
+        "",
+        'op.execute("ALTER TABLE market ALTER COLUMN name TYPE varchar(5)")',
+        "ALTER TABLE market ALTER COLUMN name TYPE varchar(5)",
+    ),
+}
+# (upgrade body, the statement the refusal names)
+CONTRACT = {
+    "rename-column": (
+        "op.alter_column('market', 'address', new_column_name='street')",
+        "ALTER TABLE market RENAME address TO street",
+    ),
+    "rename-table": ("op.rename_table('device', 'handset')", "ALTER TABLE device RENAME TO handset"),
+    "set-not-null": ('op.execute("ALTER TABLE device ALTER COLUMN last_seen_at SET NOT NULL")', "SET NOT NULL"),
+    "unique": ("op.create_unique_constraint('uq_device_platform', 'device', ['platform'])", "UNIQUE (platform)"),
+    "check": (
+        "op.create_check_constraint('ck_market_grid', 'market', 'grid_nx > 0')",
+        "CHECK (grid_nx > 0)",
+    ),
+    "type-change": (
+        "op.alter_column('market', 'name', type_=sa.Text(), existing_type=sa.String(100))",
+        "ALTER COLUMN name TYPE TEXT",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Iterator[str]:
+    """One database at head with rows in every table the variants touch."""
+    server = server_url("TEST_DATABASE_URL")
+    url = create_database(server, "statement_gates")
+    app = make_app(url)
+    with app.app_context():
+        command.upgrade(alembic_config(app), "head")
+    execute(url, *SEED)
+    yield url
+    _dispose(app)
+    drop_database(server, url)
+
+
+def _dispose(app: Flask) -> None:
+    with app.app_context():
+        for engine in app.extensions["migrate"].db.engines.values():
+            engine.dispose()
+
+
+class Chain:
+    """The shipped migrations plus test revisions, in a copy of ``migrations/``, for an app on ``url``."""
+
+    def __init__(self, root: Path, url: str) -> None:
+        self.url = url
+        self.repo = root
+        shutil.copytree(REPO / "migrations", root / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+        self.app = make_app(url)
+        self.app.extensions["migrate"].directory = str(root / "migrations")
+
+    def add(self, revision: str, upgrade: str, *, header: str = "", marker: str = "") -> Path:
+        return add_revision(self.repo, revision, upgrade, header=f"{header}\n{marker}")
+
+    def config(self) -> Config:
+        return alembic_config(self.app)
+
+    def upgrade(self, connection: object | None = None) -> None:
+        config = self.config()
+        if connection is not None:
+            config.attributes["connection"] = connection
+        with self.app.app_context():
+            command.upgrade(config, "head")
+
+
+@pytest.fixture
+def chain(tmp_path: Path, seeded: str) -> Iterator[Chain]:
+    built = Chain(tmp_path, seeded)
+    yield built
+    _dispose(built.app)
+
+
+def refused_line(exc: pytest.ExceptionInfo[BaseException]) -> str:
+    line = str(exc.value)
+    assert "\n" not in line
+    return line
+
+
+# Every variant on a caller's connection (Alembic's cookbook recipe); a few on the runtime's own connection.
+PATHS = [(variant, "callers-connection") for variant in DESTRUCTIVE] + [
+    (variant, "own-connection") for variant in ("no-column-keyword", "f-string", "orm-session")
+]
+
+
+@pytest.mark.parametrize(("variant", "path"), PATHS)
+def test_unreviewed_destructive_statements_are_refused_before_they_run(chain: Chain, variant: str, path: str) -> None:
+    header, body, statement = DESTRUCTIVE[variant]
+    chain.add("fff000000001", body, header=header)
+    engine = create_engine(chain.url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection, pytest.raises(MigrationError) as refused:
+            chain.upgrade(connection if path == "callers-connection" else None)
+    finally:
+        engine.dispose()
+    line = refused_line(refused)
+    assert "refusing revision fff000000001" in line and statement in line and "reviewed_destructive" in line
+    assert f"the database stays at {HEAD}" in line
+    assert query(chain.url, STATE)[0] == SEEDED
+
+
+def test_flask_db_upgrade_refuses_in_one_line(tmp_path: Path, seeded: str) -> None:
+    repo = copy_repository(tmp_path / "repo")
+    add_revision(repo, "fff000000002", 'op.execute("SELECT 1; ALTER TABLE market DROP address")')
+    result = flask(seeded, "db", "upgrade", cwd=repo)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "refusing" in line]
+    assert "ALTER TABLE market DROP address" in line and "reviewed_destructive" in line
+    assert query(seeded, STATE)[0] == SEEDED
+
+
+def startup_migrate(chain: Chain) -> None:
+    engine = create_engine(chain.url, poolclass=pool.NullPool)
+    try:
+        migrate(chain.app, engine, MigrationSettings.from_env({}))
+    finally:
+        engine.dispose()
+
+
+def test_start_up_refuses_a_destructive_statement(chain: Chain) -> None:
+    chain.add("fff000000003", 'op.get_bind().exec_driver_sql("DROP TABLE subscription")')
+    with pytest.raises(StartupError) as refused:
+        startup_migrate(chain)
+    line = refused_line(refused)
+    assert line.startswith("database migration: refusing revision fff000000003")
+    assert "DROP TABLE subscription" in line and "reviewed_destructive" in line
+    assert query(chain.url, STATE)[0] == SEEDED
+
+
+@pytest.mark.parametrize("variant", list(CONTRACT))
+def test_contract_statements_are_refused_at_start_up_unless_post_deploy(chain: Chain, variant: str) -> None:
+    body, statement = CONTRACT[variant]
+    path = chain.add("fff000000004", body)
+    with pytest.raises(StartupError) as refused:
+        startup_migrate(chain)
+    line = refused_line(refused)
+    assert "refusing revision fff000000004" in line and statement in line, line
+    assert "post_deploy = True" in line and "reviewed_contract" in line
+    assert query(chain.url, STATE)[0] == SEEDED
+
+    path.write_text(path.read_text() + "\npost_deploy = True\n")
+    startup_migrate(chain)  # start-up leaves a post-deploy revision for the post-deploy job
+    assert query(chain.url, STATE)[0] == SEEDED
+
+
+def test_reviewed_revisions_apply(tmp_path: Path, pg_url: str) -> None:
+    chain = Chain(tmp_path, pg_url)
+    chain.add(
+        "fff000000005",
+        'op.execute("DELETE FROM device WHERE id = 0; ALTER TABLE market RENAME COLUMN address TO street")',
+        marker='reviewed_destructive = "nothing has id 0"\nreviewed_contract = "no image reads address yet"',
+    )
+    try:
+        chain.upgrade()
+    finally:
+        _dispose(chain.app)
+    assert scalar(pg_url, "SELECT version_num FROM alembic_version") == "fff000000005"
+    assert scalar(pg_url, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'street'") == 1
+
+
+def test_downgrade_across_the_queue_revision_names_the_jobs_it_would_destroy(chain: Chain) -> None:
+    config = chain.config()
+    with chain.app.app_context(), pytest.raises(MigrationError) as refused:
+        command.downgrade(config, "-1")
+    line = refused_line(refused)
+    assert "procrastinate_jobs (500 rows) by `DROP TABLE procrastinate_jobs`" in line and "--yes" in line, line
+    assert query(chain.url, STATE)[0] == SEEDED
+
+
+def test_downgrade_of_empty_tables_proceeds(tmp_path: Path, pg_url: str) -> None:
+    chain = Chain(tmp_path, pg_url)
+    chain.add("fff000000006", 'op.execute("CREATE TABLE scratch (id int)")')
+    path = next((tmp_path / "migrations/versions").glob("*fff000000006*"))
+    path.write_text(
+        path.read_text().replace("def downgrade():\n    pass", 'def downgrade():\n    op.execute("DROP TABLE scratch")')
+    )
+    try:
+        chain.upgrade()
+        with chain.app.app_context():
+            command.downgrade(chain.config(), "-1")
+        assert scalar(pg_url, "SELECT to_regclass('scratch') IS NULL") is True
+        chain.upgrade()
+        execute(pg_url, "INSERT INTO scratch VALUES (1)")
+        with chain.app.app_context(), pytest.raises(MigrationError, match=r"scratch \(1 rows\)"):
+            command.downgrade(chain.config(), "-1")
+        config = chain.config()
+        config.attributes["confirm_data_loss"] = True
+        with chain.app.app_context():
+            command.downgrade(config, "-1")
+    finally:
+        _dispose(chain.app)
+    assert scalar(pg_url, "SELECT version_num FROM alembic_version") == HEAD
