@@ -6,11 +6,13 @@ operation gets its explanation and exit 1.
 
 from __future__ import annotations
 
+import functools
 import logging.config
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import flask_migrate
@@ -26,12 +28,16 @@ from safe_migrations import lint as linter
 from safe_migrations import repair as repairs
 from safe_migrations import rollback
 from safe_migrations import status as status_table
-from safe_migrations.baseline import BaselineRefused, baseline
-from safe_migrations.runtime import CONFIRM_DATA_LOSS, MigrationFailed
+from safe_migrations.baseline import baseline
+from safe_migrations.findings import MigrationError
+from safe_migrations.runtime import CONFIRM_DATA_LOSS
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.status import current_heads
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class UsageLine(click.ClickException):
@@ -106,9 +112,28 @@ def _squawk_config(app: Flask) -> Path:
     return Path(app.root_path) / ".squawk.toml"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(1)
+
+
+def clean_exit(command: Callable[P, R]) -> Callable[P, R]:
+    """Any refusal or failure of the toolset ends the command in one line and exit 1, never a traceback.
+
+    The toolset's counterpart of Flask-Migrate's ``catch_errors``: every
+    exception the toolset raises on purpose is a
+    :class:`~safe_migrations.findings.MigrationError`, so no caller lists classes.
+    """
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except MigrationError as exc:
+            context = click.get_current_context(silent=True)
+            _fail(f"flask db {context.info_name}: {exc}" if context else str(exc))
+
+    return run
 
 
 # Same options as Flask-Migrate's own ``downgrade``; ``ignore_unknown_options``
@@ -192,6 +217,7 @@ def _read_status(app: Flask) -> status_table.SchemaStatus | None:
 @click.argument("revisions", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @with_appcontext
+@clean_exit
 def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     """Lint migrations' PostgreSQL SQL with squawk (default: every revision).
 
@@ -204,13 +230,8 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
             scripts.get_revision(revision)
         except Exception:
             raise click.BadParameter(f"unknown revision {revision!r}", param_hint="REVISIONS") from None
-    try:
-        with current_app.app_context():
-            report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
-    except linter.LintUnavailable as exc:
-        _fail(f"flask db lint: {exc}")
-    except MigrationFailed as exc:
-        _fail(f"flask db lint: {exc}")
+    with current_app.app_context():
+        report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
     findings = report.findings
     if as_json:
         click.echo(linter.findings_as_json(findings))
@@ -240,6 +261,7 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     help="Hours a post-deploy revision may stay pending after its rollout before it counts as forgotten.",
 )
 @with_appcontext
+@clean_exit
 def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
     """Diagnose the database and the migrations; print each problem's cause and fix.
 
@@ -260,6 +282,7 @@ def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
 
 @click.command("backup", cls=OneLineUsage)
 @with_appcontext
+@clean_exit
 def backup() -> None:
     """Write a pg_dump (custom format) to BACKUP_DIR, named after database, revision and UTC time."""
     url = migration_url(current_app)
@@ -277,22 +300,17 @@ def backup() -> None:
         engine.dispose()
     database = engine.url.database or engine.url.username or "postgres"  # libpq's default database
     target = backups.backup_path(_settings().backup_dir, database, revision.replace(",", "+"))
-    try:
-        size = backups.pg_dump(url, target)
-    except backups.BackupError as exc:
-        _fail(f"flask db backup: {exc}")
+    size = backups.pg_dump(url, target)
     click.echo(f"backup written: {target} ({size:,} bytes); restore with: pg_restore --clean -d DBNAME {target}")
 
 
 @click.command("baseline", cls=OneLineUsage)
 @with_appcontext
+@clean_exit
 def baseline_command() -> None:
     """Adopt an existing database: stamp head only if its schema matches the migrations."""
     app = current_app
-    try:
-        differences = baseline(alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata)
-    except BaselineRefused as exc:
-        _fail(f"flask db baseline: {exc}")
+    differences = baseline(alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata)
     if differences:
         click.echo("The database does not match the migrations' head; nothing was stamped:", err=True)
         for line in differences:
@@ -304,6 +322,7 @@ def baseline_command() -> None:
 @click.command("repair", cls=OneLineUsage)
 @click.argument("revision")
 @with_appcontext
+@clean_exit
 def repair_command(revision: str) -> None:
     """Accept an edit of an applied REVISION that leaves its SQL unchanged (docstring, comments, formatting).
 
@@ -316,11 +335,8 @@ def repair_command(revision: str) -> None:
         found = None
     if found is None:
         raise click.BadParameter(f"unknown revision {revision!r} (see flask db history)", param_hint="REVISION")
-    try:
-        with app.app_context():
-            click.echo(repairs.repair(alembic_config(app), migration_url(app), found.revision))
-    except (repairs.RepairRefused, MigrationFailed) as exc:
-        _fail(f"flask db repair: {exc}")
+    with app.app_context():
+        click.echo(repairs.repair(alembic_config(app), migration_url(app), found.revision))
 
 
 def register(app: Flask) -> None:

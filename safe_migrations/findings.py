@@ -34,6 +34,28 @@ class Finding:
     filename: str | None = None
     line: int | None = None
 
+    def as_text(self) -> str:
+        """Lint's report form: ``REV FILE (SQL line N): CODE: MESSAGE``, then the statement and the fix."""
+        where = (self.filename or "") + (f" (SQL line {self.line})" if self.line else "")
+        text = f"{self.revision} {where}: {self.code}: {self.message}"
+        if self.statement:
+            text += f"\n    {self.statement}"
+        if self.fix:
+            text += f"\n    safe alternative: {self.fix}"
+        return text
+
+    def as_json(self) -> dict[str, object]:
+        """The JSON form ``flask db lint --json`` prints (its keys are a published format)."""
+        return {
+            "revision": self.revision,
+            "filename": self.filename,
+            "rule": self.code,
+            "message": self.message,
+            "line": self.line,
+            "statement": self.statement,
+            "alternative": self.fix,
+        }
+
     def as_line(self) -> str:
         """``revision REV: MESSAGE (STATEMENT); FIX`` in one line."""
         text = f"revision {self.revision}: {self.message}" if self.revision else self.message

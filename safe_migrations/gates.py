@@ -212,9 +212,11 @@ def rows_destroyed(observed: Observed, effect: Effect) -> list[tuple[str, int | 
 class StatementGates:
     """The gates on each statement a revision runs (a listener of the statement observer)."""
 
-    def __init__(self, *, confirmed: Callable[[], bool]) -> None:
+    def __init__(self, *, confirmed: Callable[[], bool], collect: list[Finding] | None = None) -> None:
         # Asked only when a statement would destroy rows; ``--yes`` or a terminal prompt.
         self.confirmed = confirmed
+        # Lint renders every revision to report on it: there a refusal is collected, not raised.
+        self.collect = collect
 
     def before(self, observed: Observed) -> None:
         statement, revision = observed.statement, observed.revision
@@ -224,22 +226,32 @@ class StatementGates:
         if not statement.effects:
             return
         destructive = statement.first(Danger.DESTRUCTIVE)
+        refusals = []
         if destructive is not None and not revision.reason(DESTRUCTIVE_MARKER):
-            raise self._refusal(
-                observed,
-                destructive,
-                "destructive",
-                f'run `flask db backup`, then add {DESTRUCTIVE_MARKER} = "<reason>" to the revision',
+            refusals.append(
+                self._refusal(
+                    observed,
+                    destructive,
+                    "destructive",
+                    f'run `flask db backup`, then add {DESTRUCTIVE_MARKER} = "<reason>" to the revision',
+                )
             )
         contract = statement.first(Danger.CONTRACT)
         if contract is not None and not (revision.post_deploy or revision.reason("reviewed_contract")):
-            raise self._refusal(
-                observed,
-                contract,
-                "contract",
-                f"mark the revision {CONTRACT_MARKERS[0]} = True (it then runs after the rollout), or write "
-                f'{CONTRACT_MARKERS[1]} = "<why the previous image does not use it>"',
+            refusals.append(
+                self._refusal(
+                    observed,
+                    contract,
+                    "contract",
+                    f"mark the revision {CONTRACT_MARKERS[0]} = True (it then runs after the rollout), or write "
+                    f'{CONTRACT_MARKERS[1]} = "<why the previous image does not use it>"',
+                )
             )
+        if refusals and self.collect is None:
+            raise refusals[0]
+        if refusals and self.collect is not None:
+            self.collect.extend(refusal.finding for refusal in refusals if refusal.finding)
+            return
         if destructive is not None:
             log.warning(
                 "revision %s is destructive, reviewed: %s (`%s`)",

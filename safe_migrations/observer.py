@@ -45,13 +45,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, TextIO, cast
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
 from safe_migrations.statements import Effect, Statement, classify, created_tables
-from safe_migrations.steps import marker
+from safe_migrations.steps import marker, steps
 
 
 @dataclass(frozen=True)
@@ -79,6 +79,15 @@ class RunningRevision:
     @property
     def post_deploy(self) -> bool:
         return self._markers.get("post_deploy") is True
+
+    @cached_property
+    def widened(self) -> frozenset[str]:
+        """``table.column`` whose ``alter_column`` the source shows widening (``existing_type``).
+
+        Offline there is no database to read a column's current type from;
+        the revision's own ``existing_type`` says it instead.
+        """
+        return frozenset(s.target for s in steps(self.path) if s.operation == "alter_column_type" and not s.destructive)
 
 
 @dataclass
@@ -135,7 +144,7 @@ class StatementObserver:
         column_type = _column_type(cursor) if cursor is not None else None
         statements = []
         for statement in classify(sql, new_tables=new_tables, column_type=column_type):
-            effects = tuple(e for e in statement.effects if not self._ignored(e))
+            effects = tuple(e for e in statement.effects if not self._ignored(e, revision, offline=cursor is None))
             if not statement.effects or effects:  # else bookkeeping: alembic_version, the ledger
                 statements.append(Statement(statement.sql, effects))
         new_tables.update(created_tables(sql))
@@ -153,7 +162,9 @@ class StatementObserver:
             for listener in self.listeners:
                 listener.after(item)
 
-    def _ignored(self, effect: Effect) -> bool:
+    def _ignored(self, effect: Effect, revision: RunningRevision, *, offline: bool) -> bool:
+        if offline and effect.rule == "lossy_type_change" and f"{effect.table}.{effect.column}" in revision.widened:
+            return True
         return effect.table is not None and effect.table.rpartition(".")[2] in self.ignored_tables
 
     @contextmanager
@@ -175,9 +186,9 @@ class StatementObserver:
             event.remove(connection, "before_cursor_execute", before)
             event.remove(connection, "after_cursor_execute", after)
 
-    def rendering(self, output: IO[str]) -> ObservedOutput:
+    def rendering(self, output: IO[str]) -> TextIO:
         """An ``output_buffer`` for offline mode: each statement Alembic writes is observed first."""
-        return ObservedOutput(self, output)
+        return cast(TextIO, ObservedOutput(self, output))  # a stream by duck typing, as Alembic uses it
 
 
 class ObservedOutput:

@@ -58,7 +58,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from alembic.operations.ops import MigrationScript
 from alembic.script import Script, ScriptDirectory
@@ -66,9 +65,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from safe_migrations import ledger, steps
-
-if TYPE_CHECKING:
-    from safe_migrations.lint import Finding
+from safe_migrations.findings import Finding
 
 MARKER = "post_deploy"
 BRANCH_LABEL = "post_deploy"
@@ -301,8 +298,6 @@ def pending_ages(
 
 def graph_findings(script: ScriptDirectory, revisions: Iterable[str]) -> list[Finding]:
     """Lint's graph rule: an ordinary revision placed after a post-deploy one would wait for the job."""
-    from safe_migrations.lint import Finding  # lint imports this module
-
     waiting = cached_graph(script).waits_for()
     found = []
     for revision in revisions:
@@ -310,13 +305,13 @@ def graph_findings(script: ScriptDirectory, revisions: Iterable[str]) -> list[Fi
             script_file = Path(cached_graph(script).scripts[revision].path).name
             found.append(
                 Finding(
-                    revision,
-                    script_file,
                     "ordinary-after-post-deploy",
                     f"this ordinary revision comes after post-deploy revision {waiting[revision]}: pod start-up "
                     "cannot apply it before the post-deploy job has run",
-                    alternative="base it on the newest ordinary revision (plain `flask db migrate` does), "
+                    fix="base it on the newest ordinary revision (plain `flask db migrate` does), "
                     "or mark it post_deploy = True too",
+                    revision=revision,
+                    filename=script_file,
                 )
             )
     return found

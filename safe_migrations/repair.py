@@ -20,11 +20,12 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from safe_migrations import ledger
+from safe_migrations.findings import MigrationRefused
 from safe_migrations.lint import config_with_versions, render
 from safe_migrations.scripts import file_checksum
 
 
-class RepairRefused(RuntimeError):
+class RepairRefused(MigrationRefused):
     """The revision cannot be repaired; the message says why and what to do instead."""
 
 

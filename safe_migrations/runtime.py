@@ -26,19 +26,20 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from safe_migrations import gates, ledger, post_deploy
 from safe_migrations import plan as plans
@@ -46,7 +47,7 @@ from safe_migrations import status as schema
 from safe_migrations.findings import MigrationError, MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
-from safe_migrations.observer import RunningRevision, StatementObserver
+from safe_migrations.observer import Observed, RunningRevision, StatementObserver
 from safe_migrations.scripts import file_checksum
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.urls import is_postgresql, normalise_database_url
@@ -66,6 +67,8 @@ CONFIRM_DATA_LOSS = "confirm_data_loss"
 IN_CALLER_TRANSACTION = "safe_migrations.in_caller_transaction"
 # Extra statement observer listeners (see safe_migrations.observer), e.g. the rehearsal's recorders.
 STATEMENT_LISTENERS = "statement_listeners"
+# A list here makes the statement gates collect their findings instead of refusing (lint).
+STATEMENT_FINDINGS = "statement_findings"
 
 
 class MigrationFailed(MigrationError):
@@ -176,6 +179,37 @@ def prepare_session(connection: Connection, settings: MigrationSettings) -> None
     connection.commit()
 
 
+_TIMEOUTS = ("lock_timeout", "statement_timeout")
+
+
+@contextmanager
+def callers_session(connection: Connection, settings: MigrationSettings, *, owns_transactions: bool) -> Iterator[None]:
+    """A caller's connection gets the migration timeouts for the run, and its own settings back after it.
+
+    Inside the caller's transaction the ``SET`` is part of that transaction:
+    if the caller rolls back, PostgreSQL restores the settings itself.
+    """
+    if not is_postgresql(connection.engine.url):
+        yield
+        return
+    before = {name: connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _TIMEOUTS}
+    for statement in timeout_statements(settings):
+        connection.execute(text(statement))
+    if owns_transactions:
+        connection.commit()
+    try:
+        yield
+    finally:
+        if not connection.closed:
+            try:
+                for name, value in before.items():
+                    connection.execute(text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value})
+                if owns_transactions:
+                    connection.commit()
+            except DBAPIError:  # the caller's transaction failed: its rollback restores the settings
+                pass
+
+
 @dataclass
 class RunConnection:
     """The connection a command runs on, and whether the runtime may end its transactions."""
@@ -184,6 +218,7 @@ class RunConnection:
     # False when the caller passed a connection already inside its own
     # transaction: then nothing here commits or rolls back; the caller does.
     owns_transactions: bool
+    backend_pid: int | None = None  # PostgreSQL's, read before revisions run (a blocker is never itself)
 
     def end_reads(self) -> None:
         """Close the transaction our reads opened (never the caller's)."""
@@ -221,7 +256,9 @@ def run_online(
     if isinstance(given, Engine):  # some recipes pass an engine: it is the caller's, but the connection is ours
         engine, given = given, None
     if given is not None:
-        run_on_connection(environment, given, configure, settings, owns_transactions=not given.in_transaction())
+        owns_transactions = not given.in_transaction()
+        with callers_session(given, settings, owns_transactions=owns_transactions):
+            run_on_connection(environment, given, configure, settings, owns_transactions=owns_transactions)
         return
     with engine.connect() as connection:
         prepare_session(connection, settings)
@@ -317,7 +354,8 @@ def statement_observer(
 
     version_table = environment.get_context().opts.get("version_table", "alembic_version")
     observer = StatementObserver(running, ignored_tables={version_table, ledger.LEDGER_TABLE})
-    observer.add(gates.StatementGates(confirmed=lambda: confirmed))
+    collect = environment.config.attributes.get(STATEMENT_FINDINGS)
+    observer.add(gates.StatementGates(confirmed=lambda: confirmed, collect=collect))
     for listener in environment.config.attributes.get(STATEMENT_LISTENERS, ()):
         observer.add(listener)
     return observer
@@ -348,6 +386,8 @@ def run_writing(
         if not is_postgresql(session.connection.engine.url):  # see safe_migrations.observer: PostgreSQL's
             apply(environment, session, keeper, planned, settings)
             return
+        session.backend_pid = session.connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        session.commit()
         observer = statement_observer(environment, planned, keeper, confirmed=confirmed)
         with observer.watching(session.connection):
             apply(environment, session, keeper, planned, settings)
@@ -385,11 +425,19 @@ def apply(
                 environment.run_migrations()
             return
         except OperationalError as exc:
-            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE or not session.owns_transactions:
+            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
                 raise _failure(session, planned, keeper, exc) from exc
+            if not session.owns_transactions:  # the caller's transaction is aborted: no retry is possible
+                with session.connection.engine.connect() as side:
+                    who = _blockers(side, exc.statement, session.backend_pid)
+                raise MigrationFailed(
+                    f"revision {_failing_revision(planned, keeper)} failed: lock_timeout "
+                    f"({settings.lock_timeout:g}s) inside the caller's transaction, which cannot be retried; {who}; "
+                    "the caller must roll back and run it again when the blocker is gone"
+                ) from None
             session.end_reads()
             revision = _failing_revision(planned, keeper)
-            who = _blockers(session.connection, exc.statement)
+            who = _blockers(session.connection, exc.statement, session.backend_pid)
             attempt += 1
             if attempt > settings.lock_retries:
                 raise MigrationFailed(
@@ -424,17 +472,18 @@ def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, 
     return MigrationFailed(f"revision {revision} failed: {first_line(exc)}; the database stays at {_stays_at(session)}")
 
 
-def _blockers(connection: Connection, statement: str | None) -> str:
-    """Describe the sessions holding locks on tables named in ``statement``."""
+def _blockers(connection: Connection, statement: str | None, migration_pid: int | None) -> str:
+    """Describe the sessions (other than the migration's) holding locks on tables named in ``statement``."""
     rows = connection.execute(
         text(
             "SELECT DISTINCT c.relname, l.pid, coalesce(a.application_name, '') AS app, "
             "coalesce(a.state, '') AS state FROM pg_locks l "
             "JOIN pg_class c ON c.oid = l.relation "
             "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relkind IN ('r', 'p', 'i') "
-            "AND c.relnamespace = 'public'::regnamespace"
-        )
+            "WHERE l.granted AND l.pid <> pg_backend_pid() AND l.pid <> coalesce(:pid, 0) "
+            "AND c.relkind IN ('r', 'p', 'i') AND c.relnamespace = 'public'::regnamespace"
+        ),
+        {"pid": migration_pid},
     ).all()
     connection.rollback()
     named = [r for r in rows if statement and r.relname in statement] or rows
@@ -449,23 +498,58 @@ def _blockers(connection: Connection, statement: str | None) -> str:
 def run_offline(environment: Environment, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
     """Emit the SQL of the current command; PostgreSQL output starts with our timeouts.
 
-    A revision whose Python needs a real database (an ORM data migration that
-    opens a ``Session`` on ``op.get_bind()``) cannot be rendered: that ends in
-    one line naming the revision and the fix, never a traceback.
+    PostgreSQL output passes the same statement gates as an online run (the
+    observer reads what Alembic renders) and each post-deploy revision's SQL is
+    preceded by a comment saying it runs after the rollout. A revision whose
+    Python needs a real database (an ORM data migration that opens a
+    ``Session`` on ``op.get_bind()``) cannot be rendered: that ends in one line
+    naming the revision and the fix, never a traceback.
     """
     url = environment.config.attributes.get("offline_url", url)
     progress = Ledgerkeeper()
     environment.configure(url=url, literal_binds=True, on_version_apply=progress, **configure_kwargs)
     if is_postgresql(url):
+        planned = _offline_plan(environment)
+        if planned is not None and planned.scripts:
+            output = environment.config.output_buffer or sys.stdout
+            observer = statement_observer(environment, planned, progress, confirmed=False)
+            observer.add(PostDeployNotes(output))
+            environment.configure(
+                url=url,
+                literal_binds=True,
+                on_version_apply=progress,
+                output_buffer=observer.rendering(output),
+                **configure_kwargs,
+            )
         for statement in timeout_statements(settings):
             environment.execute(statement)
     try:
         with environment.begin_transaction():
             environment.run_migrations()
-    except (MigrationRefused, MigrationFailed):
+    except MigrationError:
         raise
     except Exception as exc:
         raise OfflineRenderError(_offline_revision(environment, progress), first_line(exc)) from exc
+
+
+class PostDeployNotes:
+    """Offline output says, before a post-deploy revision's first statement, when it runs."""
+
+    def __init__(self, output: IO[str]) -> None:
+        self.output = output
+        self.noted: set[str] = set()
+
+    def before(self, observed: Observed) -> None:
+        revision = observed.revision
+        if revision.post_deploy and revision.upgrade and revision.revision not in self.noted:
+            self.noted.add(revision.revision)
+            self.output.write(
+                f"-- post-deploy revision {revision.revision}: apply it after the rollout (the post-deploy job, "
+                "`flask db upgrade`), never at pod start-up\n\n"
+            )
+
+    def after(self, observed: Observed) -> None:
+        return None
 
 
 class OfflineRenderError(MigrationFailed):
@@ -480,15 +564,19 @@ class OfflineRenderError(MigrationFailed):
         self.revision = revision
 
 
-def _offline_revision(environment: Environment, progress: Ledgerkeeper) -> str:
+def _offline_plan(environment: Environment) -> plans.Plan | None:
     try:
         start = environment.get_starting_revision_argument()
         heads = tuple(start) if isinstance(start, tuple | list) else ((start,) if start else ())
         context = environment.get_context()
         kind = plans.command_kind(context, heads)
         assert context.script is not None
-        planned = plans.plan(kind, plans.destination(context), context.script, heads)
-    except Exception:  # only for the message
-        return "?"
-    remaining = [s.revision for s in planned.scripts if s.revision not in progress.done]
+        return plans.plan(kind, plans.destination(context), context.script, heads)
+    except Exception:  # a command Alembic itself will explain
+        return None
+
+
+def _offline_revision(environment: Environment, progress: Ledgerkeeper) -> str:
+    planned = _offline_plan(environment)
+    remaining = [s.revision for s in planned.scripts if s.revision not in progress.done] if planned else []
     return remaining[0] if remaining else "?"

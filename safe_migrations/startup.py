@@ -23,11 +23,11 @@ from flask import Flask
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
-from safe_migrations import gates, runtime
+from safe_migrations import gates
 from safe_migrations import post_deploy as contract
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
-from safe_migrations.lock import LockWaitTimeout
+from safe_migrations.findings import MigrationError
 from safe_migrations.log import first_line, log
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.server import read_settings as read_server_settings
@@ -39,7 +39,7 @@ EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
 
-class StartupError(Exception):
+class StartupError(MigrationError):
     """Start-up cannot continue; the message is the one line the operator sees."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
@@ -123,7 +123,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             return
         try:
             gates.refuse_edited_history(connection, script, settings)
-        except gates.MigrationRefused as exc:
+        except MigrationError as exc:
             raise StartupError(f"database migration: {exc}") from None
         if state.state in (schema.AT_HEAD, schema.POST_DEPLOY_PENDING):
             log.info("database is at head; nothing to apply")
@@ -136,7 +136,9 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             # job, and no ordinary revision needs one (safe_migrations/post_deploy.py).
             for target in contract.cached_graph(script).trunk_heads:
                 command.upgrade(config, target)
-    except (gates.MigrationRefused, runtime.MigrationFailed, LockWaitTimeout) as exc:
+    except StartupError:
+        raise
+    except MigrationError as exc:
         raise StartupError(f"database migration: {exc}") from None
     except Exception as exc:
         with engine.connect() as connection:

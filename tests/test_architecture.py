@@ -31,3 +31,56 @@ def test_the_check_can_see_an_import(tmp_path):
     sample = tmp_path / "sample.py"
     sample.write_text("from weather.config import load_config\nimport models\n")
     assert imported_modules(sample) & SERVICE_MODULES == {"weather", "models"}
+
+
+def toolset_imports(package) -> dict[str, set[str]]:
+    """Module -> the toolset modules it imports (anywhere in it, lazy imports inside functions too)."""
+    modules = {path.stem for path in package.glob("*.py")} - {"__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        found = set()
+        for node in ast.walk(ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == package.name:
+                found.update(alias.name for alias in node.names if alias.name in modules)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{package.name}."):
+                found.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(f"{package.name}."))
+        graph[name] = found & modules
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import circle once, as the path that closes it."""
+    circles: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            circle = path[path.index(name) :]
+            if not any(set(circle) == set(known) for known in circles):
+                circles.append([*circle, name])
+            return
+        if name in done:
+            return
+        for imported in sorted(graph[name]):
+            visit(imported, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    return circles
+
+
+def test_the_toolset_has_no_import_circle():
+    assert import_circles(toolset_imports(REPO / "safe_migrations")) == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path):
+    package = tmp_path / "safe_migrations"
+    package.mkdir()
+    (package / "a.py").write_text("from safe_migrations import b\n")
+    (package / "b.py").write_text("def later():\n    from safe_migrations.c import x\n")
+    (package / "c.py").write_text("import safe_migrations.a\n")
+    (package / "d.py").write_text("from safe_migrations.a import y\n")
+    assert import_circles(toolset_imports(package)) == [["a", "b", "c", "a"]]

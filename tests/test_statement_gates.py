@@ -276,3 +276,52 @@ def test_downgrade_of_empty_tables_proceeds(tmp_path: Path, pg_url: str) -> None
     finally:
         _dispose(chain.app)
     assert scalar(pg_url, "SELECT version_num FROM alembic_version") == HEAD
+
+
+def test_a_callers_connection_gets_the_migration_timeouts_and_keeps_its_own(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT", "0.5")
+    chain = Chain(tmp_path, pg_url)
+    chain.add(
+        "fff000000007",
+        "op.execute(\"CREATE TABLE seen AS SELECT current_setting('lock_timeout') AS lock_timeout, "
+        "current_setting('statement_timeout') AS statement_timeout\")",
+    )
+    engine = create_engine(pg_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            chain.upgrade(connection)
+            assert connection.exec_driver_sql("SHOW lock_timeout").scalar() == "0"  # the caller's own again
+    finally:
+        engine.dispose()
+        _dispose(chain.app)
+    # PostgreSQL spells 900 s as "15min"; compare in milliseconds.
+    statement_ms = int(MigrationSettings.from_env({}).statement_timeout * 1000)
+    seen = "SELECT lock_timeout, statement_timeout::interval = make_interval(secs => :ms / 1000.0) FROM seen"
+    assert query(pg_url, seen, {"ms": statement_ms}) == [("500ms", True)]
+
+
+def test_a_lock_timeout_inside_the_callers_transaction_names_the_blocker(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MIGRATION_LOCK_TIMEOUT", "0.2")
+    chain = Chain(tmp_path, pg_url)
+    chain.upgrade()
+    chain.add("fff000000008", "op.add_column('market', sa.Column('nickname', sa.String(50), nullable=True))")
+    engine = create_engine(pg_url, poolclass=pool.NullPool)
+    try:
+        with engine.connect() as blocker, engine.connect() as caller:
+            blocker.exec_driver_sql("SET application_name = 'report-job'")
+            blocker.exec_driver_sql("LOCK TABLE market IN ACCESS SHARE MODE")
+            caller.begin()
+            with pytest.raises(MigrationError) as failed:
+                chain.upgrade(caller)
+            caller.rollback()
+    finally:
+        engine.dispose()
+        _dispose(chain.app)
+    line = refused_line(failed)
+    assert "revision fff000000008 failed: lock_timeout (0.2s) inside the caller's transaction" in line, line
+    assert "table market locked by pid" in line and "report-job" in line
+    assert scalar(pg_url, "SELECT version_num FROM alembic_version") == HEAD
