@@ -245,6 +245,21 @@ def migrate_command(
     flask_migrate.migrate(directory, message, sql, head, splice, branch_label, version_path, rev_id, x_args)
 
 
+@click.command("check")
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@with_appcontext
+def check(directory: str | None) -> None:
+    """Check if there are any new operations to migrate; pending post-deploy revisions are named first."""
+    state = _read_status(current_app)
+    if state is not None and state.state == status_table.POST_DEPLOY_PENDING:
+        _fail(
+            f"flask db check: {len(state.post_deploy_pending)} post-deploy revision(s) pending: "
+            f"{', '.join(state.post_deploy_pending)}; apply them with `flask db upgrade` (the post-deploy job, "
+            "after the rollout), then check again"
+        )
+    flask_migrate.check(directory)
+
+
 @click.command("current")
 @click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
@@ -384,9 +399,9 @@ def baseline_command() -> None:
 @with_appcontext
 @clean_exit
 def repair_command(revision: str) -> None:
-    """Accept an edit of an applied REVISION that leaves its SQL unchanged (docstring, comments, formatting).
+    """Accept an edit of an applied REVISION that leaves its code unchanged (docstrings, comments, formatting).
 
-    Records the file's new checksum in the ledger; an edit that changes the SQL is refused.
+    Records the file's new checksum in the ledger; an edit that changes the code is refused.
     """
     app = current_app
     try:
@@ -461,6 +476,7 @@ def register(app: Flask) -> None:
     db_group.add_command(migrate_command, "migrate")
     db_group.add_command(downgrade)
     db_group.add_command(current)
+    db_group.add_command(check)
     db_group.add_command(lint)
     db_group.add_command(doctor)
     db_group.add_command(backup)

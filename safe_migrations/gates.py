@@ -4,7 +4,7 @@ The migration runtime (``migrations/env.py``) calls them for the entrypoint,
 ``flask db upgrade/downgrade/stamp`` and Alembic's Python command API alike:
 
 - edited history: an applied revision whose file changed is refused
-  (``flask db repair REVISION`` accepts an edit that leaves its SQL unchanged);
+  (``flask db repair REVISION`` accepts an edit that leaves its code unchanged);
 - the gating revision checks of :mod:`safe_migrations.checks` (an unreviewed
   destructive step, ...) on every revision an upgrade is about to apply;
 - data loss on downgrade: dropping a table with rows or a column with values

@@ -215,6 +215,16 @@ def pending(script: ScriptDirectory, current: Iterable[str]) -> list[Script]:
     return [rev for rev in oldest_first(script) if rev.revision in found.waiting and rev.revision not in done]
 
 
+def stranded(script: ScriptDirectory, current: Iterable[str]) -> dict[str, str]:
+    """Pending ordinary revisions that wait for a pending post-deploy one: {revision: that post-deploy revision}.
+
+    Start-up cannot apply them (it never applies post-deploy revisions), yet the
+    image was built with them: serving without them would lack what they add.
+    """
+    waiting = cached_graph(script).waits_for()
+    return {rev.revision: waiting[rev.revision] for rev in pending(script, current) if rev.revision in waiting}
+
+
 def describe(revisions: Iterable[Script]) -> list[str]:
     """``rev (message)`` for each revision, as start-up and ``/readyz`` report them."""
     return [f"{rev.revision} ({rev.doc})" for rev in revisions]

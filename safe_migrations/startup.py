@@ -125,6 +125,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             gates.refuse_edited_history(connection, script, settings)
         except MigrationError as exc:
             raise StartupError(f"database migration: {exc}") from None
+        refuse_stranded(script, state.current)
         if state.state in (schema.AT_HEAD, schema.POST_DEPLOY_PENDING):
             log.info("database is at head; nothing to apply")
             _report_post_deploy(script, engine)
@@ -150,6 +151,21 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
         ) from None
     log.info("complete in %.1fs", time.monotonic() - started)
     _report_post_deploy(script, engine)
+
+
+def refuse_stranded(script: ScriptDirectory, current: tuple[str, ...]) -> None:
+    """Never serve when an ordinary revision this image needs waits behind a pending post-deploy one."""
+    found = contract.stranded(script, current)
+    if not found:
+        return
+    revision, post_deploy = next(iter(found.items()))
+    trunk = ", ".join(contract.cached_graph(script).trunk_heads) or "base"
+    raise StartupError(
+        f"database migration: ordinary revision {revision} is pending behind pending post-deploy revision "
+        f"{post_deploy}: start-up never applies a post-deploy revision, and this image needs {revision}; "
+        f"run the post-deploy step first (`flask db upgrade`, the post-deploy job), or move {revision} onto "
+        f"the ordinary chain (down_revision = {trunk!r})"
+    )
 
 
 def report_drift(app: Flask, engine: Engine) -> None:

@@ -34,19 +34,32 @@ def test_the_check_can_see_an_import(tmp_path):
 
 
 def toolset_imports(package) -> dict[str, set[str]]:
-    """Module -> the toolset modules it imports (anywhere in it, lazy imports inside functions too)."""
-    modules = {path.stem for path in package.glob("*.py")} - {"__init__"}
+    """Module -> the toolset modules it imports (anywhere in it, lazy imports inside functions too).
+
+    Modules are named by their dotted path inside the package (``rehearse.scratch``; a subpackage's
+    ``__init__`` is the subpackage itself).
+    """
+    paths = {
+        ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in package.rglob("*.py")
+    }
+    modules = set(paths) - {"__init__"}
     graph: dict[str, set[str]] = {}
     for name in modules:
         found = set()
-        for node in ast.walk(ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.module == package.name:
-                found.update(alias.name for alias in node.names if alias.name in modules)
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(f"{package.name}."):
-                found.add(node.module.split(".")[1])
+        for node in ast.walk(ast.parse(paths[name].read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                inside = node.module.removeprefix(package.name).lstrip(".")
+                if node.module.split(".")[0] != package.name:
+                    continue
+                for alias in node.names:
+                    child = f"{inside}.{alias.name}" if inside else alias.name
+                    found.add(child if child in modules else inside)
             elif isinstance(node, ast.Import):
-                found.update(a.name.split(".")[1] for a in node.names if a.name.startswith(f"{package.name}."))
-        graph[name] = found & modules
+                found.update(
+                    a.name.removeprefix(f"{package.name}.") for a in node.names if a.name.startswith(f"{package.name}.")
+                )
+        graph[name] = (found & modules) - {name}
     return graph
 
 
@@ -84,3 +97,8 @@ def test_the_circle_check_sees_a_circle(tmp_path):
     (package / "c.py").write_text("import safe_migrations.a\n")
     (package / "d.py").write_text("from safe_migrations.a import y\n")
     assert import_circles(toolset_imports(package)) == [["a", "b", "c", "a"]]
+    (package / "sub").mkdir()
+    (package / "sub" / "__init__.py").write_text("from safe_migrations.sub.e import z\n")
+    (package / "sub" / "e.py").write_text("from safe_migrations import d\n")
+    (package / "d.py").write_text("from safe_migrations.sub import e\n")
+    assert import_circles(toolset_imports(package)) == [["a", "b", "c", "a"], ["d", "sub.e", "d"]]

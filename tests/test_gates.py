@@ -156,7 +156,7 @@ def test_docstring_edit_is_refused_then_repaired_and_sql_edit_is_not(repo, pg_ur
 
     repaired = flask(pg_url, "db", "repair", INITIAL, cwd=repo)
     assert repaired.returncode == 0, repaired.stderr
-    assert "leaves its SQL unchanged; recorded the new checksum" in repaired.stdout
+    assert "leaves its code unchanged; recorded the new checksum" in repaired.stdout
     add_revision(repo, "ddd000000013", "op.add_column('market', sa.Column('nickname', sa.String(50), nullable=True))")
     upgraded = flask(pg_url, "db", "upgrade", cwd=repo)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -165,7 +165,7 @@ def test_docstring_edit_is_refused_then_repaired_and_sql_edit_is_not(repo, pg_ur
     path.write_text(path.read_text().replace("sa.String(length=100)", "sa.String(length=120)", 1))
     refused = flask(pg_url, "db", "repair", INITIAL, cwd=repo)
     assert refused.returncode == 1
-    assert f"the edit changes the SQL of {INITIAL}" in refused.stderr and "new revision" in refused.stderr
+    assert f"the edit changes the code of {INITIAL}" in refused.stderr and "new revision" in refused.stderr
     assert "Traceback" not in refused.stderr
     assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 1  # still edited history
 

@@ -9,6 +9,7 @@ once, where the command itself is the subject.
 
 from __future__ import annotations
 
+import io
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from flask import Flask
 from sqlalchemy import create_engine, pool
 
 from safe_migrations.findings import MigrationError
+from safe_migrations.repair import repair
 from safe_migrations.scripts import alembic_config
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.startup import StartupError, migrate
@@ -325,3 +327,64 @@ def test_a_lock_timeout_inside_the_callers_transaction_names_the_blocker(
     assert "revision fff000000008 failed: lock_timeout (0.2s) inside the caller's transaction" in line, line
     assert "table market locked by pid" in line and "report-job" in line
     assert scalar(pg_url, "SELECT version_num FROM alembic_version") == HEAD
+
+
+def test_start_up_refuses_an_ordinary_revision_pending_behind_a_pending_post_deploy_one(chain: Chain) -> None:
+    chain.add("fff000000009", "op.drop_column('market', 'address')", marker="post_deploy = True")
+    add_revision(
+        chain.repo,
+        "fff000000010",
+        "op.create_table('stall', sa.Column('id', sa.Integer(), primary_key=True))",
+        down_revision="fff000000009",
+        file_prefix="29990101_000001",
+    )
+    with pytest.raises(StartupError) as refused:
+        startup_migrate(chain)
+    line = refused_line(refused)
+    assert "ordinary revision fff000000010 is pending behind pending post-deploy revision fff000000009" in line
+    assert "post-deploy job" in line and f"down_revision = '{HEAD}'" in line
+    assert query(chain.url, STATE)[0] == SEEDED
+
+
+def test_offline_sql_passes_the_same_gates_and_marks_post_deploy_revisions(chain: Chain) -> None:
+    path = chain.add("fff000000011", 'op.execute(f"TRUNCATE {T}")', header='T = "subscription"')
+    config = chain.config()
+    config.output_buffer = io.StringIO()
+    with chain.app.app_context(), pytest.raises(MigrationError) as refused:
+        command.upgrade(config, f"{HEAD}:head", sql=True)
+    assert "TRUNCATE subscription" in refused_line(refused) and "reviewed_destructive" in refused_line(refused)
+
+    path.write_text(path.read_text() + '\nreviewed_destructive = "test data only"\npost_deploy = True\n')
+    config = chain.config()
+    config.output_buffer = io.StringIO()
+    with chain.app.app_context():
+        command.upgrade(config, f"{HEAD}:fff000000011", sql=True)
+    rendered = config.output_buffer.getvalue()
+    note = "-- post-deploy revision fff000000011: apply it after the rollout"
+    assert note in rendered and rendered.index(note) < rendered.index("TRUNCATE subscription")
+
+
+def test_check_names_pending_post_deploy_revisions(chain: Chain) -> None:
+    chain.add("fff000000012", "op.drop_column('market', 'address')", marker="post_deploy = True")
+    result = chain.app.test_cli_runner().invoke(args=["db", "check"])
+    assert result.exit_code == 1
+    assert "1 post-deploy revision(s) pending: fff000000012 (Test revision)" in result.output
+    assert "`flask db upgrade` (the post-deploy job" in result.output
+
+
+def test_repair_accepts_only_edits_that_leave_the_code_unchanged(tmp_path: Path, pg_url: str) -> None:
+    chain = Chain(tmp_path, pg_url)
+    update = 'op.get_bind().execute(sa.text("UPDATE market SET region = region"))'
+    path = chain.add(
+        "fff000000013", f"if context.is_offline_mode():\n    return\n{update}", header="from alembic import context"
+    )
+    try:
+        chain.upgrade()
+        original = path.read_text()
+        path.write_text(original.replace('"""Test revision"""', '"""Test revision: touch every market"""') + "# done\n")
+        assert "leaves its code unchanged" in repair(chain.config(), pg_url, "fff000000013")
+        path.write_text(path.read_text().replace("UPDATE market SET region = region", "DELETE FROM market"))
+        with pytest.raises(MigrationError, match="the edit changes the code of fff000000013"):
+            repair(chain.config(), pg_url, "fff000000013")
+    finally:
+        _dispose(chain.app)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from safe_migrations.statements import RULES, Kind, classify, created_tables, split
+from tests.helpers import REPO
 
 DESTRUCTIVE = [
     ("ALTER TABLE market DROP address", "drop_column", "market"),
@@ -147,3 +148,9 @@ def test_every_rule_has_a_class_a_reason_and_an_alternative() -> None:
     for rule in RULES.values():
         assert rule.kinds and rule.why and rule.alternative
         assert Kind.DESTRUCTIVE not in rule.kinds or Kind.CONTRACT in rule.kinds
+
+
+def test_the_migration_guide_shows_every_rule_of_the_table() -> None:
+    guide = (REPO / "docs" / "migration-guide.md").read_text(encoding="utf-8")
+    table = guide[guide.index("### 실행되는 문장으로 판단: 문장 분류표") :]
+    assert [rule for rule in RULES if f"| `{rule}` |" not in table] == []
