@@ -33,11 +33,12 @@ from safe_migrations import rollback
 from safe_migrations import status as status_table
 from safe_migrations.baseline import baseline
 from safe_migrations.findings import MigrationError
+from safe_migrations.history import rebuild_ledger
 from safe_migrations.log import first_line
 from safe_migrations.rehearse.scratch import ScratchError
 from safe_migrations.rename import Rename
 from safe_migrations.rename import x_arguments as rename_x_arguments
-from safe_migrations.runtime import CONFIRM_DATA_LOSS
+from safe_migrations.runtime import CONFIRM_DATA_LOSS, RELATIVE, resolve_relative_downgrade
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.status import current_heads
@@ -174,7 +175,25 @@ def downgrade(
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         if not sql:  # offline SQL takes Alembic's from:to ranges as well
             check_downgrade_target(current_app, revision)
+            revision = _from_the_last_head(revision)
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
+
+
+@clean_exit
+def _from_the_last_head(revision: str) -> str:
+    """``-N`` with several heads: from the head the ledger says was applied last (and say which)."""
+    if not RELATIVE.match(revision):
+        return revision
+    engine = create_engine(migration_url(current_app), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            heads = current_heads(connection)
+            resolved = resolve_relative_downgrade(connection, revision, heads)
+    finally:
+        engine.dispose()
+    if resolved != revision:
+        click.echo(f"downgrade {revision}: {len(heads)} heads; undoing {resolved.split('@')[0]}, applied last (ledger)")
+    return resolved
 
 
 # Flask-Migrate's ``upgrade`` defaults to ``head``, which Alembic refuses once
@@ -470,6 +489,20 @@ def rehearse_command(target: str, sample: float, as_json: bool, max_stall: float
     sys.exit(0 if result.ok else 1)
 
 
+@click.command("rebuild-ledger", cls=OneLineUsage)
+@with_appcontext
+@clean_exit
+def rebuild_ledger_command() -> None:
+    """Rebuild a lost ledger from the applied revisions' files, once a person has checked them."""
+    engine = create_engine(migration_url(current_app), poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            rebuilt = rebuild_ledger(connection, script_directory(current_app))
+    finally:
+        engine.dispose()
+    click.echo(f"rebuilt the ledger from {len(rebuilt)} applied revision file(s): {', '.join(rebuilt) or 'none'}")
+
+
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(upgrade)
@@ -482,6 +515,7 @@ def register(app: Flask) -> None:
     db_group.add_command(backup)
     db_group.add_command(baseline_command, "baseline")
     db_group.add_command(repair_command, "repair")
+    db_group.add_command(rebuild_ledger_command, "rebuild-ledger")
     db_group.add_command(rehearse_command, "rehearse")
     migrate = app.extensions["migrate"].migrate
     if rollback.add_version_locations not in migrate.configure_callbacks:

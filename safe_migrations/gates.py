@@ -33,7 +33,7 @@ from sqlalchemy.engine import Connection
 
 from safe_migrations import checks
 from safe_migrations.findings import Finding, MigrationRefused
-from safe_migrations.history import changed_revisions
+from safe_migrations.history import MISSING_LEDGER, MISSING_LEDGER_FIX, changed_revisions, ledger_missing
 from safe_migrations.log import log
 from safe_migrations.observer import Observed
 from safe_migrations.plan import Kind, Plan
@@ -45,7 +45,10 @@ __all__ = ["MigrationRefused", "StatementGates", "StatementRefused"]
 
 
 def refuse_edited_history(connection: Connection, script: ScriptDirectory, settings: MigrationSettings) -> None:
-    """Refuse when an applied revision's file changed since it ran (unless MIGRATION_ALLOW_CHANGED=1)."""
+    """Refuse when an applied revision's file changed since it ran (unless MIGRATION_ALLOW_CHANGED=1),
+    or when the ledger that would tell is missing."""
+    if ledger_missing(connection):
+        raise MigrationRefused(f"{MISSING_LEDGER}; {MISSING_LEDGER_FIX}")
     changed = changed_revisions(connection, script)
     if not changed:
         return

@@ -25,6 +25,7 @@ database; it says which revision to fix.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import time
@@ -37,6 +38,7 @@ from typing import IO, Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -322,11 +324,52 @@ def decide(
         gates.refuse_edited_history(connection, script, settings)
     try:
         planned = plans.plan(kind, plans.destination(context), script, status.current)
+        if kind is plans.Kind.DOWNGRADE and len(status.current) > 1:
+            refuse_ambiguous_downgrade(connection, script, planned, status.current)
+    except MigrationError:
+        raise
     except Exception as exc:  # an unreachable target: Alembic's message, in one line
         raise MigrationFailed(f"{first_line(exc)}; the database stays at {status.current_label}") from None
     if planned.is_empty and kind is not plans.Kind.STAMP:
         return None
     return planned, status
+
+
+RELATIVE = re.compile(r"^-(\d+)$")
+
+
+def resolve_relative_downgrade(connection: Connection, target: str, heads: tuple[str, ...]) -> str:
+    """``-N`` from several heads means from the head applied last, by the ledger: ``HEAD@-N``.
+
+    Refused when the ledger cannot tell which head came last. A target that is
+    not relative, or a single head, is returned as it is.
+    """
+    if not RELATIVE.match(target) or len(heads) < 2:
+        return target
+    last = ledger.last_applied(connection, heads)
+    if last is None:
+        raise MigrationRefused(
+            f"downgrade {target} from several heads ({', '.join(heads)}): the ledger cannot tell which was applied "
+            f"last; name it: `flask db downgrade REVISION@{target}`; nothing was reverted"
+        )
+    return f"{last}@{target}"  # Alembic's branch-relative form: HEAD-N would mean everything below HEAD
+
+
+def refuse_ambiguous_downgrade(
+    connection: Connection, script: ScriptDirectory, planned: plans.Plan, heads: tuple[str, ...]
+) -> None:
+    """Let a downgrade from several heads through only when it reverts the head the ledger says came last."""
+    wanted = resolve_relative_downgrade(connection, planned.destination, heads)
+    if wanted == planned.destination:
+        return
+    expected = plans.plan(plans.Kind.DOWNGRADE, wanted, script, heads)
+    if [s.revision for s in expected.scripts] != [s.revision for s in planned.scripts]:
+        raise MigrationRefused(
+            f"downgrade {planned.destination} from several heads ({', '.join(heads)}) would revert "
+            f"{', '.join(s.revision for s in planned.scripts)}, but the ledger says {wanted.split('@')[0]} was "
+            f"applied last; run `flask db downgrade {wanted}`; nothing was reverted"
+        )
+    log.info("downgrade %s: reverting %s, the head applied last (ledger)", planned.destination, wanted.split("@")[0])
 
 
 def pass_gates(

@@ -20,6 +20,7 @@ from alembic.config import Config
 from flask import Flask
 from sqlalchemy import create_engine, pool
 
+from safe_migrations.doctor import diagnose
 from safe_migrations.findings import MigrationError
 from safe_migrations.repair import repair
 from safe_migrations.scripts import alembic_config
@@ -28,6 +29,7 @@ from safe_migrations.startup import StartupError, migrate
 from tests.conftest import make_app
 from tests.helpers import (
     HEAD,
+    INITIAL,
     REPO,
     add_revision,
     copy_repository,
@@ -386,5 +388,77 @@ def test_repair_accepts_only_edits_that_leave_the_code_unchanged(tmp_path: Path,
         path.write_text(path.read_text().replace("UPDATE market SET region = region", "DELETE FROM market"))
         with pytest.raises(MigrationError, match="the edit changes the code of fff000000013"):
             repair(chain.config(), pg_url, "fff000000013")
+    finally:
+        _dispose(chain.app)
+
+
+def test_downgrade_minus_one_with_two_heads_undoes_the_one_the_ledger_applied_last(tmp_path: Path, pg_url: str) -> None:
+    chain = Chain(tmp_path, pg_url)
+    chain.add("fff000000014", 'op.execute("CREATE TABLE ordinary_step (id int)")')
+    add_revision(
+        chain.repo,
+        "fff000000015",
+        'op.execute("CREATE TABLE post_deploy_step (id int)")',
+        'op.execute("DROP TABLE post_deploy_step")',
+        down_revision=None,
+        branch_labels=("post_deploy",),
+        depends_on=HEAD,
+        header="post_deploy = True",
+        file_prefix="29990101_000001",
+    )
+    exists = "SELECT to_regclass('ordinary_step') IS NOT NULL, to_regclass('post_deploy_step') IS NOT NULL"
+    try:
+        with chain.app.app_context():
+            command.upgrade(chain.config(), "fff000000014")
+            command.upgrade(chain.config(), "heads")  # the post-deploy revision, applied last
+            try:  # Alembic's own pick of "-1" goes through only if it is the ledger's
+                command.downgrade(chain.config(), "-1")
+            except MigrationError as exc:
+                assert "the ledger says fff000000015 was applied last" in str(exc)
+                assert "`flask db downgrade fff000000015@-1`" in str(exc)
+            assert query(pg_url, exists) == [(True, False)] or query(pg_url, exists) == [(True, True)]
+            command.upgrade(chain.config(), "heads")
+        result = chain.app.test_cli_runner().invoke(
+            args=["db", "downgrade", "-d", str(chain.repo / "migrations"), "-1"]
+        )
+        assert result.exit_code == 0, result.output
+        assert "undoing fff000000015, applied last (ledger)" in result.output
+        assert query(pg_url, exists) == [(True, False)]
+
+        with chain.app.app_context():
+            command.upgrade(chain.config(), "heads")
+        execute(pg_url, "DELETE FROM migration_history WHERE revision = 'fff000000014'")
+        result = chain.app.test_cli_runner().invoke(
+            args=["db", "downgrade", "-d", str(chain.repo / "migrations"), "-1"]
+        )
+        assert result.exit_code == 1
+        assert "the ledger cannot tell which was applied last" in result.output
+        assert query(pg_url, exists) == [(True, True)]
+    finally:
+        _dispose(chain.app)
+
+
+def test_a_missing_ledger_is_a_doctor_problem_and_a_start_up_refusal_until_rebuilt(tmp_path: Path, pg_url: str) -> None:
+    chain = Chain(tmp_path, pg_url)
+    metadata = chain.app.extensions["migrate"].db.metadata
+    try:
+        chain.app.app_context().push()
+        chain.upgrade()
+        execute(pg_url, "DROP TABLE migration_history")
+        initial = next((tmp_path / "migrations/versions").glob(f"*{INITIAL}*.py"))
+        initial.write_text(initial.read_text().replace('"""Initial migration', '"""Initial migration, edited', 1))
+        with pytest.raises(StartupError) as refused:
+            startup_migrate(chain)
+        line = refused_line(refused)
+        assert "the ledger (migration_history) is missing" in line and "`flask db rebuild-ledger`" in line
+        (history,) = [c for c in diagnose(chain.config(), pg_url, metadata, None) if c.name == "history"]
+        assert not history.ok and "flask db rebuild-ledger" in (history.fix or "")
+
+        rebuilt = chain.app.test_cli_runner().invoke(args=["db", "rebuild-ledger"])
+        assert rebuilt.exit_code == 0, rebuilt.output
+        assert f"rebuilt the ledger from 4 applied revision file(s): {INITIAL}" in rebuilt.output
+        startup_migrate(chain)  # the checked files are the history now
+        (history,) = [c for c in diagnose(chain.config(), pg_url, metadata, None) if c.name == "history"]
+        assert history.ok
     finally:
         _dispose(chain.app)
