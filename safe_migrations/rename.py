@@ -59,8 +59,10 @@ _SPEC = re.compile(rf"^(?P<table>{_NAME})\.(?P<old>{_NAME}):(?P<new>{_NAME})$")
 _STEPS = "safe_migrations.rename_steps"
 
 
-class RenameUndecided(click.ClickException):
-    """A probable rename with nobody to ask: no file is written, exit 1, both deciding commands printed."""
+class RenameRefused(click.ClickException):
+    """No revision is written: a probable rename nobody decided (both deciding commands are printed), or a
+    ``--rename`` the models' diff does not make. Exit 1 with the message, from ``flask db migrate`` or
+    Alembic's Python API alike (not an Alembic CommandError, which Flask-Migrate turns into a log line)."""
 
 
 @dataclass(frozen=True)
@@ -173,13 +175,13 @@ def decide(
     """The candidates to write as renames: those named by ``--rename``, else the answers to ``ask``.
 
     ``ask`` is None without a terminal: an undecided candidate then raises
-    :class:`RenameUndecided`. A ``--rename`` that matches no candidate is refused.
+    :class:`RenameRefused`. A ``--rename`` that matches no candidate is refused.
     """
     chosen: list[Candidate] = []
     for wanted in renames:
         match = [c for c in found if c.rename == wanted]
         if not match:
-            raise CommandError(
+            raise RenameRefused(
                 f"--rename {wanted}: the models' diff does not remove {wanted.table}.{wanted.old} and add "
                 f"{wanted.table}.{wanted.new} of the same type (rename the attribute in models.py, keep its type)"
             )
@@ -191,7 +193,7 @@ def decide(
         c for c in found if (c.rename.table, c.rename.old) not in used and (c.rename.table, c.rename.new) not in used
     ]
     if undecided and ask is None:
-        raise RenameUndecided(_undecided_message(undecided, message))
+        raise RenameRefused(_undecided_message(undecided, message))
     for candidate in undecided:
         r = candidate.rename
         if (r.table, r.old) in used or (r.table, r.new) in used:
@@ -286,6 +288,23 @@ def _take_indexes(table_ops: ops.ModifyTableOps, kind: type, column: str) -> lis
     return taken
 
 
+def _take_uniques(table_ops: ops.ModifyTableOps, kind: type, column: str) -> list[tuple[str, list[str]]]:
+    """Remove from ``table_ops`` the UNIQUE constraint ops of ``kind`` on ``column``; return (name, columns)."""
+    taken, kept = [], []
+    for operation in table_ops.ops:
+        constraint = None
+        if isinstance(operation, kind) and isinstance(operation, ops.AddConstraintOp | ops.DropConstraintOp):
+            constraint = operation.to_constraint()
+        if isinstance(constraint, sa.UniqueConstraint) and isinstance(constraint.name, str):
+            names = [c.name for c in constraint.columns] or list(getattr(constraint, "_pending_colargs", []))
+            if column in names:
+                taken.append((constraint.name, [str(n) for n in names]))
+                continue
+        kept.append(operation)
+    table_ops.ops[:] = kept
+    return taken
+
+
 def _create_concurrently(table: str, index: ops.CreateIndexOp) -> Call:
     extra: dict[str, Any] = {"unique": True} if index.unique else {}
     return _step("create_index_concurrently", index.index_name, table, _column_names(index), **extra)
@@ -308,6 +327,8 @@ def plan(candidate: Candidate) -> RenamePlan:
     table_ops.ops[:] = [o for o in table_ops.ops if o is not candidate.dropped and o is not candidate.added]
     new_indexes = _take_indexes(table_ops, ops.CreateIndexOp, new)
     old_indexes = _take_indexes(table_ops, ops.DropIndexOp, old)
+    new_uniques = _take_uniques(table_ops, ops.AddConstraintOp, new)
+    old_uniques = _take_uniques(table_ops, ops.DropConstraintOp, old)
     model, reflected = candidate.added.column, candidate.dropped.to_column()
     new_type, old_type = model.type, reflected.type
     new_not_null, old_not_null = not model.nullable, not reflected.nullable
@@ -315,6 +336,8 @@ def plan(candidate: Candidate) -> RenamePlan:
     # The expand: the new column exists, is synced and filled before the new image serves.
     expand_up: list[ops.MigrateOperation] = [
         AddColumnOnce(ops.AddColumnOp(table, sa.Column(new, new_type, nullable=True))),
+        # Before the trigger: on SQLite a new UNIQUE rebuilds the table, and its triggers with it.
+        *(_step("create_unique_concurrently", name, table, columns) for name, columns in new_uniques),
         _step(
             "sync_renamed_column",
             table,
@@ -328,7 +351,13 @@ def plan(candidate: Candidate) -> RenamePlan:
     expand_down: list[ops.MigrateOperation] = [
         *(_step("drop_index_concurrently", index.index_name, table) for index in new_indexes),
         _step("unsync_renamed_column", table, old, new),
-        ops.ModifyTableOps(table, [ops.DropColumnOp(table, new)]),
+        ops.ModifyTableOps(
+            table,
+            [
+                *(ops.DropConstraintOp(name, table, type_="unique") for name, _ in new_uniques),
+                ops.DropColumnOp(table, new),
+            ],
+        ),
     ]
     if new_not_null:
         expand_up.append(_step("validate_not_null", table, new))
@@ -337,6 +366,7 @@ def plan(candidate: Candidate) -> RenamePlan:
     # The contract: nothing writes the old column any more.
     finish: list[ops.MigrateOperation] = [
         *(ops.DropIndexOp(index.index_name or "", table) for index in old_indexes),
+        *(ops.DropConstraintOp(name, table, type_="unique") for name, _ in old_uniques),
         ops.DropColumnOp(table, old),
     ]
     if new_not_null:
@@ -354,6 +384,7 @@ def plan(candidate: Candidate) -> RenamePlan:
     back = reflected.server_default
     contract_down: list[ops.MigrateOperation] = [
         AddColumnOnce(ops.AddColumnOp(table, sa.Column(old, old_type, nullable=True, server_default=back))),
+        *(_step("create_unique_concurrently", name, table, columns) for name, columns in old_uniques),
         _step("sync_renamed_column", table, old, new),
         _step("batched_update", table, f"{old} = {new}", pending=f"{old} IS NULL AND {new} IS NOT NULL"),
         *(_create_concurrently(table, index) for index in old_indexes),
@@ -415,7 +446,7 @@ def expand_and_contract(
 
     ``directives[0]`` becomes the expand revision; the returned contract
     revision is appended to ``directives`` (the caller places it on the
-    post-deploy chain). Raises :class:`RenameUndecided` when nobody decided.
+    post-deploy chain). Raises :class:`RenameRefused` when nobody decided.
     """
     script = directives[0]
     renames, no_rename = requested(x_args)

@@ -36,6 +36,7 @@ CONCURRENT_OPERATIONS = {
     "create_index_concurrently",
     "drop_index_concurrently",
     "batched_update",
+    "create_unique_concurrently",
     # The expand steps of a rename (safe_migrations.rename_steps): each idempotent, each committed alone.
     "add_column_once",
     "sync_renamed_column",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
+from flask import Flask
 
+from safe_migrations.urls import normalise_database_url
 from tests.support.processes import flask
 from tests.support.repository import REPO
 
@@ -75,8 +79,8 @@ def add_revision(
     return path
 
 
-def generate_rename(repo: Path, rename: str, message: str) -> tuple[str, str]:
-    """``flask db migrate --rename RENAME -m MESSAGE`` in a copy whose models already rename; (expand, contract) ids.
+def generate_rename(repo: Path, renames: tuple[str, ...], message: str) -> tuple[str, str]:
+    """``flask db migrate --rename R... -m MESSAGE`` in a copy whose models already rename; (expand, contract) ids.
 
     Autogenerate compares with a scratch SQLite database at the copy's head, as
     ``./init_migration.sh`` does on a laptop.
@@ -84,8 +88,32 @@ def generate_rename(repo: Path, rename: str, message: str) -> tuple[str, str]:
     (repo / "instance").mkdir(exist_ok=True)
     scratch = f"sqlite:///{repo / 'instance' / 'generate.sqlite'}"
     flask(scratch, "db", "upgrade", cwd=repo).check()
-    flask(scratch, "db", "migrate", "--rename", rename, "-m", message, cwd=repo).check()
+    options = [option for rename in renames for option in ("--rename", rename)]
+    flask(scratch, "db", "migrate", *options, "-m", message, cwd=repo).check()
     versions = repo / "migrations" / "versions"
     (expand,) = versions.glob("*_expand.py")
     (contract,) = versions.glob("*_contract.py")
     return expand.name.split("_")[2], contract.name.split("_")[2]
+
+
+def migrations_with(folder: Path, revisions: Sequence[tuple[str, str, str]]) -> Path:
+    """A copy of the migrations folder under ``folder`` with ``revisions`` chained after HEAD.
+
+    Each is ``(revision id, upgrade body, module header)``; point an in-process app at it
+    with :func:`app_on`.
+    """
+    shutil.copytree(REPO / "migrations", folder / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    down = HEAD
+    for index, (revision, body, header) in enumerate(revisions):
+        add_revision(folder, revision, body, down_revision=down, header=header, file_prefix=f"29990101_0000{index:02d}")
+        down = revision
+    return folder / "migrations"
+
+
+def app_on(database_url: str, migrations: Path) -> Flask:
+    """The real app factory on ``database_url``, its ``flask db`` commands on the ``migrations`` folder."""
+    from app import create_app  # the service is imported only by the helpers that build it
+
+    application = create_app({"SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url)})
+    application.extensions["migrate"].directory = str(migrations)
+    return application
