@@ -10,7 +10,6 @@ once, where the command itself is the subject.
 from __future__ import annotations
 
 import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -30,13 +29,14 @@ from tests.conftest import make_app
 from tests.helpers import (
     HEAD,
     INITIAL,
-    REPO,
     add_revision,
+    app_on,
     copy_repository,
     create_database,
     drop_database,
     execute,
     flask,
+    migrations_with,
     query,
     scalar,
     server_url,
@@ -135,9 +135,7 @@ class Chain:
     def __init__(self, root: Path, url: str) -> None:
         self.url = url
         self.repo = root
-        shutil.copytree(REPO / "migrations", root / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
-        self.app = make_app(url)
-        self.app.extensions["migrate"].directory = str(root / "migrations")
+        self.app = app_on(url, migrations_with(root, []))
 
     def add(self, revision: str, upgrade: str, *, header: str = "", marker: str = "") -> Path:
         return add_revision(self.repo, revision, upgrade, header=f"{header}\n{marker}")
