@@ -235,7 +235,11 @@ def classify(sql: str, *, new_tables: Collection[str] = (), column_type: ColumnT
 
 
 def created_tables(sql: str) -> list[str]:
-    """Tables ``sql`` creates (the observer keeps them as the revision's ``new_tables``)."""
+    """Tables ``sql`` creates, and ``table.column`` for each column it adds to a table.
+
+    The observer keeps them as the revision's ``new_tables``: a constraint on
+    a column added by the same revision breaks nothing the previous image does.
+    """
     try:
         return [name for raw in pglast.parse_sql(sql) for name in _created(raw.stmt)]
     except pglast.parser.ParseError:
@@ -247,6 +251,13 @@ def _created(node: Any) -> list[str]:
         return [_name(node.relation)]
     if isinstance(node, ast.CreateTableAsStmt):
         return [_name(node.into)]
+    if isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
+        table = _name(node.relation)
+        return [
+            f"{table}.{command.def_.colname}"
+            for command in node.cmds or ()
+            if command.subtype == AlterTableType.AT_AddColumn
+        ]
     return []
 
 
@@ -324,7 +335,7 @@ def _effects(node: Any, new_tables: set[str], column_type: ColumnType | None) ->
     if isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
         table = _name(node.relation)
         for command in node.cmds or ():
-            yield from _alter_table(table, command, table in new_tables, column_type)
+            yield from _alter_table(table, command, new_tables, column_type)
         return
     if isinstance(node, ast.VacuumStmt) and any(o.defname == "full" for o in node.options or ()):
         for relation in node.rels or ():
@@ -356,11 +367,11 @@ def _deletes(node: Any) -> Iterator[Effect]:
             yield from _deletes(item)
 
 
-def _alter_table(table: str, command: Any, is_new: bool, column_type: ColumnType | None) -> Iterator[Effect]:
+def _alter_table(table: str, command: Any, new_tables: set[str], column_type: ColumnType | None) -> Iterator[Effect]:
     subtype = command.subtype
     if subtype == AlterTableType.AT_DropColumn:
         yield Effect("drop_column", table, command.name)
-    elif is_new:
+    elif table in new_tables:
         return
     elif subtype == AlterTableType.AT_AlterColumnType:
         rule = _type_change(command.def_, column_type(table, command.name) if column_type else None)
@@ -372,10 +383,14 @@ def _alter_table(table: str, command: Any, is_new: bool, column_type: ColumnType
         yield Effect("drop_default", table, command.name)
     elif subtype == AlterTableType.AT_AddConstraint:
         constraint = command.def_
+        columns = [key.sval for key in (constraint.keys or constraint.fk_attrs or ())]
         if constraint.contype in _EXCLUSION or (
             constraint.contype in _VALIDATING and not constraint.skip_validation and not constraint.indexname
         ):
-            yield Effect("add_constraint", table, constraint.conname)
+            if columns and all(f"{table}.{column}" in new_tables for column in columns):
+                yield Effect("create_index" if constraint.keys else "rewrite", table, constraint.conname)
+            else:
+                yield Effect("add_constraint", table, constraint.conname)
     elif subtype == AlterTableType.AT_AddColumn:
         yield from _added_column(table, command.def_)
     elif subtype in {AlterTableType.AT_SetTableSpace, AlterTableType.AT_SetLogged, AlterTableType.AT_SetUnLogged}:

@@ -102,11 +102,13 @@ CONTRACT = {
         "op.create_check_constraint('ck_market_grid', 'market', 'grid_nx > 0')",
         "CHECK (grid_nx > 0)",
     ),
+    # A type change that can lose data: reviewed as destructive, it is still a contract step.
     "type-change": (
-        "op.alter_column('market', 'name', type_=sa.Text(), existing_type=sa.String(100))",
-        "ALTER COLUMN name TYPE TEXT",
+        "op.alter_column('market', 'name', type_=sa.String(50), existing_type=sa.String(100))",
+        "ALTER COLUMN name TYPE VARCHAR(50)",
     ),
 }
+CONTRACT_HEADERS = {"type-change": 'reviewed_destructive = "every name is shorter than 50"'}
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +220,7 @@ def test_start_up_refuses_a_destructive_statement(chain: Chain) -> None:
 @pytest.mark.parametrize("variant", list(CONTRACT))
 def test_contract_statements_are_refused_at_start_up_unless_post_deploy(chain: Chain, variant: str) -> None:
     body, statement = CONTRACT[variant]
-    path = chain.add("fff000000004", body)
+    path = chain.add("fff000000004", body, header=CONTRACT_HEADERS.get(variant, ""))
     with pytest.raises(StartupError) as refused:
         startup_migrate(chain)
     line = refused_line(refused)

@@ -120,6 +120,8 @@ def test_a_table_created_in_the_same_revision_is_neither_contract_nor_blocking()
     for sql in ["CREATE INDEX ix ON shop (id)", "ALTER TABLE shop ADD CONSTRAINT pk PRIMARY KEY (id)"]:
         assert classify(sql)[0].effects and not classify(sql, new_tables={"shop"})[0].effects
     assert classify("DROP TABLE shop", new_tables={"shop"})[0].destructive  # a drop is still a drop
+    _add, unique = classify("ALTER TABLE device ADD COLUMN token text; ALTER TABLE device ADD UNIQUE (token)")
+    assert not unique.contract and unique.blocking  # the new column's values came from this revision
 
 
 @pytest.mark.parametrize(
