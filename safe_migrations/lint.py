@@ -31,7 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
-from safe_migrations import checks, post_deploy
+from safe_migrations import checks, enum_values, post_deploy
 from safe_migrations.findings import Finding, MigrationError
 from safe_migrations.runtime import OFFLINE_POSTGRES_URL, STATEMENT_FINDINGS, OfflineRenderError
 
@@ -189,11 +189,6 @@ def _render(config: Config, script: Script) -> Rendered:
     return Rendered(sql, note, [f for f in statements if f.revision == script.revision])
 
 
-def offline_sql(config: Config, script: Script) -> str:
-    """The PostgreSQL SQL ``upgrade`` would run for this one revision."""
-    return render(config, script).sql
-
-
 def squawk_binary() -> str:
     """Path of the squawk executable (from the virtualenv or PATH)."""
     beside = Path(sys.executable).parent / "squawk"
@@ -269,6 +264,18 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
     # What the rendered SQL runs, judged by the statement gates: reported unless the source checks said it.
     said = {STATEMENT_RULES[p.code] for p in found if p.code in STATEMENT_RULES}
     findings.extend(replace(f, code=RULE_OF_STATEMENT[f.code]) for f in rendered.statements if f.code not in said)
+    if enum_values.RULE not in excluded:
+        for use in enum_values.early_uses(rendered.sql):
+            findings.append(
+                Finding(
+                    enum_values.RULE,
+                    use.message,
+                    fix=enum_values.FIX,
+                    revision=script.revision,
+                    statement=use.statement,
+                    filename=filename,
+                )
+            )
     return Report(findings, [rendered.note] if rendered.note else [])
 
 
@@ -294,11 +301,6 @@ def lint_report(config: Config, revisions: list[str] | None = None, squawk_confi
         report.notes.extend(one.notes)
     report.findings.extend(post_deploy.graph_findings(scripts, [script.revision for script in chosen]))
     return report
-
-
-def lint(config: Config, revisions: list[str] | None = None, squawk_config: Path | None = None) -> list[Finding]:
-    """The findings of :func:`lint_report`."""
-    return lint_report(config, revisions, squawk_config).findings
 
 
 def all_silenced(config: Config) -> list[Silenced]:

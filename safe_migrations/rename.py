@@ -256,9 +256,9 @@ def _step(function: str, *args: Any, comment: str | None = None, **kwargs: Any) 
     return Call(function, module, args, kwargs, comment)
 
 
-def _column_names(index: ops.CreateIndexOp) -> list[str] | None:
+def _column_names(index: sa.Index) -> list[str] | None:
     names = []
-    for column in index.columns:
+    for column in index.expressions:
         name = column if isinstance(column, str) else getattr(column, "name", None)
         if not isinstance(name, str):
             return None  # an expression index: left to the ordinary ops
@@ -266,19 +266,13 @@ def _column_names(index: ops.CreateIndexOp) -> list[str] | None:
     return names
 
 
-def _index_of(operation: ops.MigrateOperation) -> ops.CreateIndexOp | None:
-    if isinstance(operation, ops.CreateIndexOp):
-        return operation
-    if isinstance(operation, ops.DropIndexOp) and operation._reverse is not None:
-        return operation._reverse  # what autogenerate reflected; no public accessor in Alembic
-    return None
-
-
-def _take_indexes(table_ops: ops.ModifyTableOps, kind: type, column: str) -> list[ops.CreateIndexOp]:
-    """Remove from ``table_ops`` the index ops of ``kind`` on ``column``; return them as CreateIndexOps."""
+def _take_indexes(table_ops: ops.ModifyTableOps, kind: type, column: str) -> list[sa.Index]:
+    """Remove from ``table_ops`` the index ops of ``kind`` on ``column``; return their indexes."""
     taken, kept = [], []
     for operation in table_ops.ops:
-        index = _index_of(operation) if isinstance(operation, kind) else None
+        index = None
+        if isinstance(operation, kind) and isinstance(operation, ops.CreateIndexOp | ops.DropIndexOp):
+            index = operation.to_index()  # for a drop: the index autogenerate reflected
         names = _column_names(index) if index is not None else None
         if index is not None and names is not None and column in names:
             taken.append(index)
@@ -296,18 +290,18 @@ def _take_uniques(table_ops: ops.ModifyTableOps, kind: type, column: str) -> lis
         if isinstance(operation, kind) and isinstance(operation, ops.AddConstraintOp | ops.DropConstraintOp):
             constraint = operation.to_constraint()
         if isinstance(constraint, sa.UniqueConstraint) and isinstance(constraint.name, str):
-            names = [c.name for c in constraint.columns] or list(getattr(constraint, "_pending_colargs", []))
+            names = [c.name for c in constraint.columns]
             if column in names:
-                taken.append((constraint.name, [str(n) for n in names]))
+                taken.append((constraint.name, names))
                 continue
         kept.append(operation)
     table_ops.ops[:] = kept
     return taken
 
 
-def _create_concurrently(table: str, index: ops.CreateIndexOp) -> Call:
+def _create_concurrently(table: str, index: sa.Index) -> Call:
     extra: dict[str, Any] = {"unique": True} if index.unique else {}
-    return _step("create_index_concurrently", index.index_name, table, _column_names(index), **extra)
+    return _step("create_index_concurrently", index.name, table, _column_names(index), **extra)
 
 
 @dataclass
@@ -329,6 +323,13 @@ def plan(candidate: Candidate) -> RenamePlan:
     old_indexes = _take_indexes(table_ops, ops.DropIndexOp, old)
     new_uniques = _take_uniques(table_ops, ops.AddConstraintOp, new)
     old_uniques = _take_uniques(table_ops, ops.DropConstraintOp, old)
+    kept = {str(i.name) for i in new_indexes} & {str(i.name) for i in old_indexes}
+    kept |= {name for name, _ in new_uniques} & {name for name, _ in old_uniques}
+    if kept:
+        raise RenameRefused(
+            f"--rename {candidate.rename}: {', '.join(sorted(kept))} covers {table}.{old} and keeps its name for "
+            f"{table}.{new}; the expand builds the new one beside the old one, so give it a new name in models.py"
+        )
     model, reflected = candidate.added.column, candidate.dropped.to_column()
     new_type, old_type = model.type, reflected.type
     new_not_null, old_not_null = not model.nullable, not reflected.nullable
@@ -349,7 +350,7 @@ def plan(candidate: Candidate) -> RenamePlan:
         *(_create_concurrently(table, index) for index in new_indexes),
     ]
     expand_down: list[ops.MigrateOperation] = [
-        *(_step("drop_index_concurrently", index.index_name, table) for index in new_indexes),
+        *(_step("drop_index_concurrently", index.name, table) for index in new_indexes),
         _step("unsync_renamed_column", table, old, new),
         ops.ModifyTableOps(
             table,
@@ -365,7 +366,7 @@ def plan(candidate: Candidate) -> RenamePlan:
 
     # The contract: nothing writes the old column any more.
     finish: list[ops.MigrateOperation] = [
-        *(ops.DropIndexOp(index.index_name or "", table) for index in old_indexes),
+        *(ops.DropIndexOp(str(index.name), table) for index in old_indexes),
         *(ops.DropConstraintOp(name, table, type_="unique") for name, _ in old_uniques),
         ops.DropColumnOp(table, old),
     ]

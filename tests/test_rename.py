@@ -41,6 +41,17 @@ TOKEN = (
     "    push_token: Mapped[str] = mapped_column(String(255), unique=True)\n",
     '    push_token: Mapped[str] = mapped_column("token", String(255), unique=True)\n',
 )
+# A third: an indexed column, also part of a named unique index.
+AREA = [
+    (
+        "    region: Mapped[str] = mapped_column(String(50), index=True)\n",
+        '    region: Mapped[str] = mapped_column("area", String(50), index=True)\n',
+    ),
+    (
+        'Index("uq_market_name_region", "name", "region", unique=True)',
+        'Index("uq_market_name_area", "name", "area", unique=True)',
+    ),
+]
 
 
 def _versions(repo: Path) -> set[str]:
@@ -52,8 +63,11 @@ def generated(tmp_path_factory) -> tuple[Path, str, str]:
     """The two revisions ``flask db migrate --rename`` writes, in a folder of their own: (folder, expand, contract)."""
     repo = copy_repository(tmp_path_factory.mktemp("rename") / "repo")
     models = rename_address_column(repo)
-    models.write_text(models.read_text().replace(*TOKEN))
-    expand, contract = generate_rename(repo, (RENAME, "device.push_token:token"), MESSAGE)
+    text = models.read_text().replace(*TOKEN)
+    for before, after in AREA:
+        text = text.replace(before, after)
+    models.write_text(text)
+    expand, contract = generate_rename(repo, (RENAME, "device.push_token:token", "market.region:area"), MESSAGE)
     folder = tmp_path_factory.mktemp("rename-revisions")
     for revision in (expand, contract):
         (path,) = (repo / "migrations" / "versions").glob(f"*_{revision}_*.py")
@@ -90,6 +104,14 @@ def _uniques(url: str) -> set[str]:
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
         return {str(u["name"]) for u in inspect(engine).get_unique_constraints("device")}
+    finally:
+        engine.dispose()
+
+
+def _indexes(url: str) -> set[str]:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        return {str(i["name"]) for i in inspect(engine).get_indexes("market")}
     finally:
         engine.dispose()
 
@@ -152,6 +174,8 @@ def test_expand_and_contract_round_trip_without_losing_a_value(generated, databa
         with pytest.raises(IntegrityError):  # the new column is unique already, whichever name is written
             _sql(url, _device("t3"))
         assert _uniques(url) == {"uq_device_push_token", "uq_device_token"}
+        assert _indexes(url) == {"ix_market_region", "uq_market_name_region", "ix_market_area", "uq_market_name_area"}
+        assert dict(_sql(url, "SELECT name, area FROM market")) == dict(_sql(url, "SELECT name, region FROM market"))
         # Both images write side by side: the previous one the old name, the new one the new name.
         _sql(
             url,
@@ -174,6 +198,7 @@ def test_expand_and_contract_round_trip_without_losing_a_value(generated, databa
         assert "address" not in _columns(url) and _addresses(url, "street_address") == expected
         assert _columns(url, "device")["token"] is False and "push_token" not in _columns(url, "device")
         assert _uniques(url) == {"uq_device_token"} and _tokens(url, "token") == ["t1", "t2", "t3"]
+        assert _indexes(url) == {"ix_market_area", "uq_market_name_area"} and _columns(url)["area"] is False
 
         command.downgrade(config, "-1")  # the contract undone: the old column is back, filled and synced
         assert _addresses(url, "address") == expected
@@ -186,6 +211,7 @@ def test_expand_and_contract_round_trip_without_losing_a_value(generated, databa
         assert "street_address" not in _columns(url) and _addresses(url, "address") == expected
         assert _columns(url, "device")["push_token"] is False and "token" not in _columns(url, "device")
         assert _uniques(url) == {"uq_device_push_token"} and _tokens(url, "push_token") == ["t1", "t2", "t3"]
+        assert _indexes(url) == {"ix_market_region", "uq_market_name_region"} and "area" not in _columns(url)
         if url.startswith("postgresql"):
             function = sync_name("market", "address", "street_address")
             assert _sql(url, f"SELECT count(*) FROM pg_proc WHERE proname = '{function}'") == [(0,)]
