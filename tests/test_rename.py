@@ -25,6 +25,8 @@ from safe_migrations.rename_steps import sync_name
 from tests.helpers import (
     BIN,
     HEAD,
+    REPO,
+    add_revision,
     child_env,
     copy_repository,
     flask,
@@ -333,6 +335,17 @@ def test_a_rename_the_models_do_not_make_is_refused(app):
     assert "--rename market.name:title: the models' diff does not remove market.name and add market.title" in (
         result.output
     )
+
+
+def test_lint_points_an_in_place_rename_to_the_scaffold(tmp_path, sqlite_url):
+    from safe_migrations.lint import lint_report
+
+    (tmp_path / "migrations" / "versions").mkdir(parents=True)
+    add_revision(tmp_path, "aaa0000000a1", 'op.alter_column("market", "address", new_column_name="street_address")')
+    with migration_config(sqlite_url, tmp_path / "migrations" / "versions") as config:
+        findings = lint_report(config, ["aaa0000000a1"], REPO / ".squawk.toml").findings
+    (renaming,) = [f for f in findings if f.rule == "renaming-column"]
+    assert renaming.alternative is not None and "flask db migrate --rename TABLE.OLD:NEW" in renaming.alternative
 
 
 def test_rename_spec():
