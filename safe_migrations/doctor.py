@@ -117,7 +117,7 @@ def _invalid_indexes(connection: Connection, state: schema.SchemaStatus) -> Chec
         f"invalid index(es) left by an interrupted CREATE INDEX CONCURRENTLY: {names}",
         cause="the build failed or was killed half-way; PostgreSQL neither uses nor enforces an invalid index",
         fix=fix,
-        details=[index.as_line() for index in found],
+        details=[index.describe() for index in found],
     )
 
 
