@@ -37,6 +37,8 @@ CONCURRENT_OPERATIONS = {
     "drop_index_concurrently",
     "batched_update",
     "create_unique_concurrently",
+    "create_foreign_key_not_valid",
+    "validate_constraint",
     # The expand steps of a rename (safe_migrations.rename_steps): each idempotent, each committed alone.
     "add_column_once",
     "sync_renamed_column",
