@@ -119,5 +119,7 @@ class MigrationSettings:
             backup_dir=(env.get("BACKUP_DIR") or cls.backup_dir).strip(),
             startup_probe=read_number(env, "STARTUP_PROBE_SECONDS", 0, minimum=0) or None,
             rehearse_database_url=(env.get("REHEARSE_DATABASE_URL") or "").strip() or None,
-            rehearse_max_rows=int(read_number(env, "REHEARSE_MAX_ROWS", cls.rehearse_max_rows, minimum=1, whole=True)),
+            rehearse_max_rows=int(
+                read_number(env, "REHEARSE_MAX_ROWS", cls.rehearse_max_rows, minimum=1, maximum=100_000_000, whole=True)
+            ),
         )
