@@ -20,6 +20,7 @@ import weather.api
 import weather.forecasts_cli
 import weather.http_headers
 import weather.push
+import weather.rate_limits
 import weather.request_limits
 from models import db
 from weather.config import config_from_environment
@@ -56,6 +57,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.cli.add_command(weather.forecasts_cli.cli)  # flask forecasts fetch (the KMA CronJob)
     weather.http_headers.init_app(app)  # security headers; CORS only for CORS_ORIGINS
     weather.request_limits.init_app(app)  # 413 for a declared body over MAX_CONTENT_LENGTH, unread
+    weather.rate_limits.init_app(app)  # 429 for anonymous device endpoints, counted in the database
     # After the API: flask-smorest installs an error handler that this one replaces.
     register_error_handlers(app)
     return app

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import click
+from limits import parse_many
 from marshmallow import ValidationError, fields, validate
 
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
@@ -195,6 +196,28 @@ def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
     }
 
 
+def rate_limits(env: Mapping[str, str]) -> dict[str, str]:
+    """Limits on the endpoints anyone may call (weather/rate_limits.py), in flask-limiter's notation.
+
+    Per address, generous: many phones share one carrier address (CGNAT). Per
+    device, tight: a real phone changes its subscriptions a few times a day.
+    """
+    defaults = {
+        "RATE_LIMIT_REGISTRATIONS": "30 per minute; 300 per hour",
+        "RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS": "60 per minute; 600 per hour",
+        "RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE": "10 per minute; 100 per hour",
+    }
+    limits: dict[str, str] = {}
+    for name, default in defaults.items():
+        value = (env.get(name) or "").strip() or default
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(f'{name}={value!r} is not a rate limit such as "10 per minute; 100 per hour"') from None
+        limits[name] = value
+    return limits
+
+
 def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
     """Build the Flask config from ``env``; raise ConfigError naming a bad variable."""
     raw_url = env.get("DATABASE_URL") or default_database_url(instance_path)
@@ -220,6 +243,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         **push_settings(env),
         **forecast_window(env),
         **kma_settings(env),
+        **rate_limits(env),
         # flask-smorest: the OpenAPI document is generated from the schemas that validate input.
         "API_TITLE": "weather-backend",
         "API_VERSION": "v1",

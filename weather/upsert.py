@@ -10,7 +10,11 @@ from sqlalchemy.orm import Session
 
 def insert_for(session: Session, table: Any) -> Any:
     """An ``INSERT`` on ``table`` that supports ``on_conflict_do_*`` on the session's database."""
-    dialect = session.get_bind().dialect.name
+    return dialect_insert(session.get_bind().dialect.name, table)
+
+
+def dialect_insert(dialect: str, table: Any) -> Any:
+    """An ``INSERT`` on ``table`` that supports ``on_conflict_do_*`` on the ``dialect`` database."""
     if dialect == "postgresql":
         return postgresql.insert(table)
     if dialect == "sqlite":
