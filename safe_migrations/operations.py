@@ -24,7 +24,7 @@ from safe_migrations.backfill import backfill
 from safe_migrations.runtime import IN_CALLER_TRANSACTION
 
 
-def _plain_operations() -> bool:
+def plain_operations() -> bool:
     """True on SQLite and inside a caller's own transaction (see the module docstring)."""
     context = op.get_context()
     if context.dialect.name != "postgresql":
@@ -36,7 +36,7 @@ def _plain_operations() -> bool:
 def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kwargs: Any) -> None:
     """Build an index without blocking writes (PostgreSQL); an earlier failed build is dropped and rebuilt."""
     context = op.get_context()
-    if _plain_operations():
+    if plain_operations():
         op.create_index(name, table, list(columns), **kwargs)
         return
     with context.autocommit_block():
@@ -46,7 +46,7 @@ def create_index_concurrently(name: str, table: str, columns: Sequence[str], **k
 def drop_index_concurrently(name: str, table: str) -> None:
     """Drop an index without blocking writes (PostgreSQL)."""
     context = op.get_context()
-    if _plain_operations():
+    if plain_operations():
         op.drop_index(name, table_name=table)
         return
     with context.autocommit_block():
