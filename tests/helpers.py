@@ -15,6 +15,7 @@ from tests.support.processes import (
     http_status,
     launch,
     run,
+    run_measured,
     start_flask,
     stop,
     stop_all,
@@ -31,7 +32,17 @@ from tests.support.repository import (
     copy_repository,
     rename_address_column,
 )
-from tests.support.revisions import HEAD, INITIAL, REVISIONS, SHIPPED, Revision, add_revision, generate_rename
+from tests.support.revisions import (
+    HEAD,
+    INITIAL,
+    REVISIONS,
+    SHIPPED,
+    Revision,
+    add_revision,
+    app_on,
+    generate_rename,
+    migrations_with,
+)
 
 __all__ = [
     "BIN",
@@ -48,6 +59,7 @@ __all__ = [
     "Revision",
     "add_humidity",
     "add_revision",
+    "app_on",
     "child_env",
     "copy_repository",
     "create_database",
@@ -59,9 +71,11 @@ __all__ = [
     "http_status",
     "launch",
     "libpq",
+    "migrations_with",
     "query",
     "rename_address_column",
     "run",
+    "run_measured",
     "scalar",
     "server_url",
     "start_flask",
