@@ -45,10 +45,27 @@ def test_registrations_are_limited_per_address(api_app, client):
         assert_limited(register(client, "phone-3"))
         # Another address has its own count.
         assert register(client, "phone-4", address="198.51.100.9").status_code == 201
+        # Behind a trusted proxy (FORWARDED_ALLOW_IPS: 127.0.0.1) the address it forwards is the client's ...
+        forwarded = {"X-Forwarded-For": "203.0.113.7"}
+        proxied = client.post(
+            REGISTER,
+            json={"push_token": "p5", "platform": "ios"},
+            headers=forwarded,
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        assert_limited(proxied)
+        # ... but an untrusted peer cannot choose its key by sending the header.
+        spoofed = client.post(
+            REGISTER,
+            json={"push_token": "p6", "platform": "ios"},
+            headers={"X-Forwarded-For": "192.0.2.1"},
+            environ_base={"REMOTE_ADDR": "203.0.113.7"},
+        )
+        assert_limited(spoofed)
     with api_app.app_context():
         from models import Device, db
 
-        assert db.session.query(Device).count() == 4  # the refused one was never written
+        assert db.session.query(Device).count() == 4  # the refused ones were never written
 
 
 def test_device_changes_are_limited_per_device_and_per_address(api_app, client):

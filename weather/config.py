@@ -207,7 +207,7 @@ def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
     }
 
 
-def rate_limits(env: Mapping[str, str]) -> dict[str, str]:
+def rate_limits(env: Mapping[str, str]) -> dict[str, Any]:
     """Limits on the endpoints anyone may call (weather/rate_limits.py), in flask-limiter's notation.
 
     Per address, generous: many phones share one carrier address (CGNAT). Per
@@ -218,7 +218,12 @@ def rate_limits(env: Mapping[str, str]) -> dict[str, str]:
         "RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS": "60 per minute; 600 per hour",
         "RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE": "10 per minute; 100 per hour",
     }
-    limits: dict[str, str] = {}
+    limits: dict[str, Any] = {
+        # Proxies whose X-Forwarded-For names the client (gunicorn.conf.py reads the same variable).
+        "FORWARDED_ALLOW_IPS": tuple(
+            ip.strip() for ip in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1").split(",") if ip.strip()
+        ),
+    }
     for name, default in defaults.items():
         value = (env.get(name) or "").strip() or default
         try:

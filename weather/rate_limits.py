@@ -23,7 +23,6 @@ from typing import Any
 
 from flask import Flask, current_app, request
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from limits.storage import Storage
 from sqlalchemy import case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,7 +32,24 @@ from weather.upsert import dialect_insert
 
 STORAGE_URI = "weather-database://"
 
-limiter = Limiter(key_func=get_remote_address, storage_uri=STORAGE_URI)
+
+def client_address() -> str:
+    """The client's address: the peer's, or the one a trusted proxy appended to X-Forwarded-For.
+
+    Behind an ingress every request comes from the ingress controller: without
+    this, all clients would share one limit. Only proxies in FORWARDED_ALLOW_IPS
+    (the setting gunicorn reads too) are believed, and only for the last address
+    in the header (the one that proxy saw), so a client cannot pick its own key.
+    """
+    peer = request.remote_addr or "-"
+    trusted = current_app.config["FORWARDED_ALLOW_IPS"]
+    forwarded = request.headers.get("X-Forwarded-For", "")
+    if forwarded and ("*" in trusted or peer in trusted):
+        return forwarded.rsplit(",", 1)[-1].strip() or peer
+    return peer
+
+
+limiter = Limiter(key_func=client_address, storage_uri=STORAGE_URI)
 
 
 def device_key() -> str:
@@ -50,7 +66,7 @@ def per_address(setting: str) -> Any:
     return limiter.shared_limit(
         lambda: current_app.config[setting],
         scope=setting,
-        key_func=get_remote_address,
+        key_func=client_address,
         error_message="Too many requests from this address; retry after the seconds in Retry-After.",
     )
 
