@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import runpy
 import threading
+import types
 from typing import Any
 
+from tests.helpers import REPO
 from weather.serving import BODIES_IN_MEMORY, BoundedWSGI
 
 MAX_BODY = 1000
@@ -120,3 +124,13 @@ def test_a_request_past_the_timeout_is_503_and_the_worker_is_told():
     finally:
         release.set()
     assert stuck == [True]
+
+
+def test_worker_abort_only_logs(caplog):
+    """gunicorn calls worker_abort in a signal handler with no request to answer: it must never raise."""
+    hook = runpy.run_path(str(REPO / "gunicorn.conf.py"))["worker_abort"]
+    worker = types.SimpleNamespace(log=logging.getLogger("gunicorn.error"))
+    with caplog.at_level(logging.WARNING):
+        hook(worker)
+        hook(object())  # not even a worker: still nothing raised
+    assert "worker event loop stalled" in caplog.text
