@@ -28,7 +28,7 @@ from sqlalchemy import case, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from models import RateLimitCounter, db
-from weather.upsert import dialect_insert
+from weather.upsert import insert_for
 
 STORAGE_URI = "weather-database://"
 
@@ -102,7 +102,7 @@ class DatabaseStorage(Storage):
         now = time.time()
         table = RateLimitCounter.__table__
         with db.engine.begin() as connection:
-            insert = dialect_insert(connection.dialect.name, table)
+            insert = insert_for(connection, table)
             expired = table.c.expires_at <= now
             statement = insert.values(key=key, hits=amount, expires_at=now + expiry)
             statement = statement.on_conflict_do_update(
