@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 import flask_migrate
@@ -96,7 +97,19 @@ def test_device_changes_are_limited_per_device_and_per_address(api_app, client):
             headers={"X-Push-Token": "token-1"},
             environ_base={"REMOTE_ADDR": "203.0.113.7"},
         )
-        assert_limited(deleted)
+        assert_limited(deleted)  # unregistering draws on the same budget as subscription changes
+    with limits(api_app, RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE="1 per minute"):
+        # Wrong tokens count against their address only: a stranger cannot use up a device's budget.
+        for _ in range(3):
+            wrong = client.put(
+                f"/api/v1/devices/{devices[2]['id']}/subscriptions",
+                json=body,
+                headers={"X-Push-Token": "guess"},
+                environ_base={"REMOTE_ADDR": "198.51.100.1"},
+            )
+            assert wrong.status_code == 401
+        assert change(2).status_code == 200
+        assert_limited(change(2))
 
 
 def test_a_bad_limit_is_refused_at_start_up(api_app_factory):
@@ -134,3 +147,19 @@ def test_two_processes_share_the_count(pg_url):
     assert [answer.status_code for answer in statuses] == [201, 201, 201, 201, 429, 429]
     assert all(int(answer.headers["Retry-After"]) > 0 for answer in statuses[4:])
     assert statuses[5].json()["error"] == "too_many_requests"
+
+
+def test_the_database_storage_counts_windows(api_app):
+    """limits' storage interface on rate_limit_counter: a live window counts up, an expired one starts again."""
+    from weather.rate_limits import DatabaseStorage
+
+    storage = DatabaseStorage()
+    with api_app.app_context():
+        assert storage.check()
+        assert [storage.incr("k", 60), storage.incr("k", 60, amount=2)] == [1, 3]
+        assert storage.get("k") == 3 and time.time() < storage.get_expiry("k") <= time.time() + 60
+        assert storage.incr("gone", 0) == 1  # a window that has already ended ...
+        assert storage.get("gone") == 0 and storage.incr("gone", 60) == 1  # ... counts from one again
+        storage.clear("k")
+        assert storage.get("k") == 0
+        assert storage.reset() == 1  # "gone" was the last counter

@@ -68,9 +68,9 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.put("/<int:device_id>/subscriptions")
-@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")
-@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")
+@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")  # every attempt, wrong tokens included
 @device_token_required(blp)
+@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")  # only the device's own: a stranger cannot use it up
 @body_limit(SUBSCRIPTIONS_MAX_BYTES)
 @blp.arguments(SubscriptionsReplaceSchema)
 @blp.response(200, DeviceSchema)
@@ -92,9 +92,9 @@ def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any
 
 
 @blp.delete("/<int:device_id>")
-@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")
-@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")
+@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")  # every attempt, wrong tokens included
 @device_token_required(blp)
+@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")  # only the device's own: a stranger cannot use it up
 @blp.response(204)
 def unregister_device(device_id: int) -> Response:
     """Forget a device and its subscriptions."""
