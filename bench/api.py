@@ -46,6 +46,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -191,8 +192,8 @@ def http_load(port: int, path: str, headers: dict[str, str], seconds: float) -> 
     return Load(len(every), elapsed, every, sum(errors))
 
 
-def http_json(port: int, method: str, path: str, body: object | None = None) -> tuple[int, object, float]:
-    """One request with the token; (status, decoded body, seconds)."""
+def http_json(port: int, method: str, path: str, body: object | None = None) -> tuple[int, Any, float]:
+    """One request with the token; (status, decoded body (any JSON value), seconds)."""
     payload = json.dumps(body).encode() if body is not None else None
     headers = {**AUTH, "Content-Type": "application/json"} if payload else dict(AUTH)
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)

@@ -87,6 +87,10 @@ def main() -> int:
                 )
                 return result.rowcount
 
+        def idle() -> int:
+            time.sleep(2.0)  # the baseline: the load alone, nothing updated
+            return 0
+
         stalls: dict[str, list[Stall]] = {OURS: [], SMALL: [], PEER: [], BASE: []}
         speeds: dict[str, Series] = {OURS: Series(OURS), SMALL: Series(SMALL), PEER: Series(PEER)}
         seconds: dict[str, Series] = {name: Series(name) for name in stalls}
@@ -97,7 +101,7 @@ def main() -> int:
                     OURS: helper,
                     SMALL: small_batches,
                     PEER: single_update,
-                    BASE: lambda: time.sleep(2.0) or 0,
+                    BASE: idle,
                 }[name]
                 measured = load.measure_under_load(url, workers, action)
                 stall, updated, elapsed = measured.stall, measured.result, measured.seconds

@@ -327,7 +327,8 @@ def main() -> int:
                     began = time.perf_counter()
                     response = client.post("/api/v1/forecasts", json=heat(market, offset - 40), headers=AUTH)
                     took = time.perf_counter() - began
-                    assert response.status_code == 200 and len(response.json["alarms"]) == 1, response.json
+                    body = response.json
+                    assert response.status_code == 200 and body is not None and len(body["alarms"]) == 1, body
                     return took
 
                 return measure

@@ -18,7 +18,7 @@ NEXT_DAY = (datetime.now(KST) + timedelta(days=2)).date().isoformat()
 _names = itertools.count(1)
 
 # 광장시장 in Seoul (grid cell 60, 127): the market of the tests that talk to a running server.
-GWANGJANG = {"name": "광장시장", "region": "서울", "latitude": 37.57, "longitude": 126.9996}
+GWANGJANG: dict[str, Any] = {"name": "광장시장", "region": "서울", "latitude": 37.57, "longitude": 126.9996}
 
 
 def create_market(client, **fields: Any) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def make_app(database_url: str, **overrides) -> Flask:
 
 
 @pytest.fixture
-def app(database_url: str) -> Flask:
+def app(database_url: str) -> Iterator[Flask]:
     """The app on a fresh database migrated to head by the real migrations."""
     application = make_app(database_url)
     with application.app_context():

@@ -100,7 +100,7 @@ def _reset(sock: socket.socket) -> None:
 
 def child_pids(pid: int) -> list[int]:
     """The direct children of ``pid`` (Linux /proc)."""
-    pids = []
+    pids: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         children = (task / "children").read_text().split()
         pids.extend(int(child) for child in children)

@@ -7,14 +7,15 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.helpers import start_flask
+from tests.helpers import REPO, start_flask
 
 
 class WorkerProcess:
     """``flask push worker`` in the background; its log is read continuously (a full pipe would stall it)."""
 
     def __init__(self, database_url: str, **env: str) -> None:
-        self.process = start_flask(database_url, "push", "worker", **env)
+        # cwd spelled out: an environment variable named like a keyword argument must not fill it.
+        self.process = start_flask(database_url, "push", "worker", cwd=REPO, **env)
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -15,11 +15,9 @@ from weather.config import ConfigError, load_config
 
 def alarm_rows(app) -> list[tuple]:
     with app.app_context():
-        return db.session.execute(
-            select(MarketAlarmLog.market_id, MarketAlarmLog.alarm_type, MarketAlarmLog.target_date).order_by(
-                MarketAlarmLog.id
-            )
-        ).all()
+        log = MarketAlarmLog
+        query = select(log.market_id, log.alarm_type, log.target_date).order_by(log.id)
+        return [tuple(row) for row in db.session.execute(query)]
 
 
 def delivery_rows(app) -> list[tuple]:
@@ -41,7 +39,7 @@ def owed(app, alarm_id: int, device_id: int) -> list[tuple]:
 
 def forecast_count(app) -> int:
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(Forecast))
+        return db.session.execute(select(func.count()).select_from(Forecast)).scalar_one()
 
 
 def test_heat_wave_is_recorded_and_pushed_once(client, api_app):

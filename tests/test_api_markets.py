@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from typing import Any
 
 import pytest
 
 from tests.api_helpers import create_market
 from tests.conftest import AUTH
 
-SEOUL = {"name": "광장시장", "region": "서울", "latitude": 37.5665, "longitude": 126.9780}
+SEOUL: dict[str, Any] = {"name": "광장시장", "region": "서울", "latitude": 37.5665, "longitude": 126.9780}
 
 
 def test_create_answers_201_with_the_full_market(client):

@@ -59,6 +59,7 @@ def test_lock_released_mid_way_lets_the_retry_succeed(repo, pg_url):
     blocker = engine.connect()
     blocker.execute(text("SELECT count(*) FROM market_alarm_log"))
     process = start_flask(pg_url, "db", "upgrade", cwd=repo, MIGRATION_LOCK_TIMEOUT="0.3", MIGRATION_LOCK_RETRIES="5")
+    assert process.stderr is not None
     lines = []
     for line in process.stderr:
         lines.append(line)

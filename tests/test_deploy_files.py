@@ -204,7 +204,7 @@ def dockerfile_violations(text: str) -> list[str]:
     return problems
 
 
-def _port_number(port: int | str, container: dict[str, Any]) -> int | None:
+def _port_number(port: int | str | None, container: dict[str, Any]) -> int | None:
     if isinstance(port, int):
         return port
     named = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
@@ -868,7 +868,8 @@ def _containers(document: Any) -> list[dict[str, Any]]:
         return [container for item in document for container in _containers(item)]
     if not isinstance(document, dict):
         return []
-    here = document.get("containers") if isinstance(document.get("containers"), list) else []
+    containers = document.get("containers")
+    here = containers if isinstance(containers, list) else []
     return here + [container for value in document.values() for container in _containers(value)]
 
 

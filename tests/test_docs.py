@@ -26,9 +26,9 @@ OPTION = re.compile(r"(?<!\S)(--?[A-Za-z][\w-]*)")
 MACHINE_PATHS = tuple(f"/{name}/" for name in ("work", "root", "home"))
 
 # The commands the guide cannot do without; guards against an extractor that finds nothing.
-ESSENTIAL = {"migrate", "upgrade", "downgrade", "current", "history", "show", "stamp", "check", "merge"}
-ESSENTIAL |= {"doctor", "lint", "backup", "baseline"}
-ESSENTIAL = {("db", name) for name in ESSENTIAL} | {("forecasts", "fetch"), ("push", "worker")}
+ESSENTIAL_DB = {"migrate", "upgrade", "downgrade", "current", "history", "show", "stamp", "check", "merge"}
+ESSENTIAL_DB |= {"doctor", "lint", "backup", "baseline"}
+ESSENTIAL = {("db", name) for name in ESSENTIAL_DB} | {("forecasts", "fetch"), ("push", "worker")}
 
 
 def code_snippets(markdown: str) -> list[str]:

@@ -158,7 +158,8 @@ def test_stamp_head_on_an_empty_database_is_named_with_its_fix(repo, pg_url):
     from tests.conftest import make_app
 
     probe = make_app(pg_url).test_client().get("/readyz")  # a pod would never get here; the probe agrees
-    assert probe.status_code == 503 and probe.json["schema"]["state"] == "stamped_without_tables"
+    assert probe.status_code == 503 and probe.json is not None
+    assert probe.json["schema"]["state"] == "stamped_without_tables"
 
     # the fix works, and readiness follows the tables
     assert flask(pg_url, "db", "stamp", "base", cwd=repo).returncode == 0

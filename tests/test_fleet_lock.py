@@ -40,17 +40,19 @@ def test_waiter_proceeds_when_the_holder_releases(pg_url):
         lock = migration_lock(holder, wait_seconds=1)
         lock.__enter__()
         process = start_flask(pg_url, "db", "upgrade")
+        assert process.stderr is not None
         lines = []
+        released = False
         for line in process.stderr:
             lines.append(line)
-            if "waiting for lock held by pid" in line and lock is not None:
+            if "waiting for lock held by pid" in line and not released:
                 lock.__exit__(None, None, None)  # release only once the waiter has said it waits
-                lock = None
+                released = True
         process.wait(timeout=60)
     engine.dispose()
     output = "".join(lines)
     assert process.returncode == 0, output
-    assert lock is None and "lock acquired" in output
+    assert released and "lock acquired" in output
     applied, version = ledger_and_version(pg_url)
     assert version == [HEAD] and len(applied) == len(REVISIONS)
 

@@ -53,7 +53,7 @@ def fetch(url: str, stand_in: KmaStandIn, *args: str, now: str = NOW, **env: str
         "LOG_LEVEL": "DEBUG",  # even then, no line may show the key
         **env,
     }
-    return flask(url, "forecasts", "fetch", "--now", now, *args, **settings)
+    return flask(url, "forecasts", "fetch", "--now", now, *args, cwd=REPO, timeout=120, **settings)
 
 
 def assert_key_absent(result: subprocess.CompletedProcess) -> None:

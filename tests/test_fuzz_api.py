@@ -26,6 +26,7 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     ensure_resource_availability,
@@ -71,7 +72,10 @@ def fuzz(app, headers: dict[str, str]) -> tuple[collections.Counter, list[str], 
     schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
     statuses: collections.Counter = collections.Counter()
     failures: list[str] = []
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), f"an operation of the document schemathesis cannot read: {result.err()}"
+        operations.append(result.ok())
     for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
 

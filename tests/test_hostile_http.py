@@ -22,7 +22,9 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -100,7 +102,7 @@ def server(pg_admin, tmp_path_factory) -> Iterator[Server]:
             device = requests.post(
                 f"{api}/devices", json={"push_token": DEVICE_TOKEN, "platform": "ios"}, timeout=30
             ).json()["id"]
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {"market_id": market, "forecast_time": f"{day.isoformat()}T12:00:00+09:00", "temperature": 34.0}
                 for day in (datetime.now(KST).date() + timedelta(days=days) for days in range(1, 31))
             ]
@@ -232,8 +234,9 @@ def test_unauthenticated_and_oversized_work_is_refused_cheaply(server):
     with healthz_watched(server):
         answers = in_parallel(
             [
-                lambda c=call: send(server, c[0], c[1], c[2], data=c[3].encode(), headers=c[4])
-                for call in calls * 2  # each twice: both workers busy with hostile requests at once
+                partial(send, server, name, method, path, data=body.encode(), headers=headers)
+                # each twice: both workers busy with hostile requests at once
+                for name, method, path, body, headers, _ in calls * 2
             ]
         )
     report(answers)
@@ -326,7 +329,7 @@ OUT_OF_RANGE = [
 def test_dates_out_of_range_are_422_naming_the_parameter(server, moment):
     market = server.ids["market"]
     before = scalar(server.url, "SELECT count(*) FROM forecast")
-    cases = [
+    cases: list[tuple[str, str, str, dict[str, Any], str]] = [
         ("forecasts start", "GET", "/api/v1/forecasts", {"params": {"market_id": market, "start": moment}}, "start"),
         ("forecasts end", "GET", "/api/v1/forecasts", {"params": {"market_id": market, "end": moment}}, "end"),
         ("alarm-logs start", "GET", "/api/v1/alarm-logs", {"params": {"start": moment}, "headers": AUTH}, "start"),

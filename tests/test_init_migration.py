@@ -19,7 +19,7 @@ def versions(repo) -> set[str]:
 
 
 def init(repo, *args: str, url: str, **env: str):
-    return run(["./init_migration.sh", *args], cwd=repo, database_url=url, **env)
+    return run(["./init_migration.sh", *args], cwd=repo, timeout=120, database_url=url, **env)
 
 
 def test_model_change_yields_one_reviewed_revision(repo, database_url):

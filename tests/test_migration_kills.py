@@ -43,6 +43,7 @@ def killed_upgrade(url: str, rng: random.Random, pending: list[str]) -> dict:
     step_started = threading.Event()
 
     def read() -> None:
+        assert process.stderr is not None
         for line in process.stderr:
             lines.append(line)
             if target and f"-> {target}," in line and "Running upgrade" in line:

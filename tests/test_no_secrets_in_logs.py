@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import requests
 from sqlalchemy.engine import make_url
 
@@ -23,7 +25,7 @@ def test_debug_logs_of_a_full_session_hold_no_secret(pg_url):
         wait_for_http(f"{base}/readyz", process)
         market = post_market(base, headers=auth)
         device = requests.post(f"{base}/api/v1/devices", json={"push_token": "p-1", "platform": "ios"}, timeout=10)
-        for method, path, body, headers in [
+        calls: list[tuple[str, str, dict[str, Any] | None, dict[str, str]]] = [
             (
                 "PUT",
                 f"/api/v1/devices/{device.json()['id']}/subscriptions",
@@ -40,7 +42,8 @@ def test_debug_logs_of_a_full_session_hold_no_secret(pg_url):
             ("GET", "/api/v1/alarm-logs", None, {"Authorization": f"Bearer {TOKEN}-wrong"}),
             ("POST", "/api/v1/markets", {"name": "x"}, {"Authorization": f"Bearer {TOKEN[:-1]}"}),
             ("GET", "/readyz", None, {}),
-        ]:
+        ]
+        for method, path, body, headers in calls:
             statuses.append(requests.request(method, base + path, json=body, headers=headers, timeout=10).status_code)
     finally:
         code, output = stop(process)

@@ -82,13 +82,15 @@ def attempt(app: Flask, sender: PushSender, delivery_id: int, policy: Policy = P
 
 def row(app: Flask, delivery_id: int) -> tuple:
     with app.app_context():
-        d = db.session.get(PushDelivery, delivery_id)
+        d = db.session.get_one(PushDelivery, delivery_id)
         return d.state, d.attempts, d.last_error
 
 
 def sent_to_devices(app: Flask) -> int:
     with app.app_context():
-        return db.session.scalar(select(MarketAlarmLog.sent_to_devices))
+        sent = db.session.scalar(select(MarketAlarmLog.sent_to_devices))
+        assert sent is not None, "no alarm was raised"
+        return sent
 
 
 @pytest.fixture
@@ -235,7 +237,7 @@ def test_fcm_unregistered_removes_the_device(push_app, fcm):
     assert (state, attempts) == ("failed", 1) and "UNREGISTERED" in error
     with push_app.app_context():
         assert list(db.session.scalars(select(Device.push_token))) == ["still-here"]
-        assert db.session.get(PushDelivery, gone).device_id is None
+        assert db.session.get_one(PushDelivery, gone).device_id is None
     assert sent_to_devices(push_app) == 1
 
 

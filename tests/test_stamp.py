@@ -112,18 +112,25 @@ def test_a_forced_stamp_above_the_schema_gets_the_right_fix_from_doctor_and_star
         engine.dispose()
         checks = diagnose(config, pg_url, app.extensions["migrate"].db.metadata, None)
     models = next(check for check in checks if check.name == "models")
-    assert not models.ok and models.cause.startswith(f"the ledger's last step is a stamp at {HEAD}")
+    assert not models.ok and models.cause is not None
+    assert models.cause.startswith(f"the ledger's last step is a stamp at {HEAD}")
     assert models.fix == "flask db stamp back to the revision the schema is at, then flask db upgrade (runs them)"
     warned = [r.getMessage() for r in caplog.records if "schema differs from the migrations" in r.getMessage()]
     assert warned and "init_migration" not in warned[0]
 
 
-POST_DEPLOY = dict(header="post_deploy = True", down_revision=None, branch_labels=("post_deploy",), depends_on=HEAD)
-
-
 def test_stamp_head_with_a_post_deploy_chain_names_the_heads(pg_url, tmp_path):
     (tmp_path / "migrations" / "versions").mkdir(parents=True)
-    add_revision(tmp_path, "pdp000000001", "pass", message="Contract nothing", **POST_DEPLOY)
+    add_revision(
+        tmp_path,
+        "pdp000000001",
+        "pass",
+        message="Contract nothing",
+        header="post_deploy = True",
+        down_revision=None,
+        branch_labels=("post_deploy",),
+        depends_on=HEAD,
+    )
     with migrating_app(pg_url, tmp_path / "migrations" / "versions") as app:
         cli = app.test_cli_runner()
         assert cli.invoke(args=["db", "upgrade"]).exit_code == 0

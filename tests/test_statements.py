@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from safe_migrations.statements import RULES, Kind, classify, created_tables, split
+from safe_migrations.statements import RULES, Kind, Statement, classify, created_tables, split
 from tests.helpers import REPO
+
+
+def rule_of(statement: Statement, kind: Kind) -> str:
+    """The rule of the statement's first effect of ``kind`` (which it must have)."""
+    effect = statement.first(kind)
+    assert effect is not None, (statement.sql, kind)
+    return effect.rule
+
 
 DESTRUCTIVE = [
     ("ALTER TABLE market DROP address", "drop_column", "market"),
@@ -27,7 +35,7 @@ DESTRUCTIVE = [
 def test_destructive_statements_name_their_rule_and_table(sql: str, rule: str, table: str) -> None:
     (statement,) = classify(sql)
     assert statement.destructive and statement.contract
-    assert statement.first(Kind.DESTRUCTIVE).rule == rule
+    assert rule_of(statement, Kind.DESTRUCTIVE) == rule
     assert statement.tables == (table,)
 
 
@@ -43,7 +51,7 @@ def test_destructive_statements_name_their_rule_and_table(sql: str, rule: str, t
 )
 def test_drops_of_other_objects_and_unreadable_sql_are_destructive(sql: str, rule: str) -> None:
     (statement,) = classify(sql)
-    assert statement.first(Kind.DESTRUCTIVE).rule == rule
+    assert rule_of(statement, Kind.DESTRUCTIVE) == rule
 
 
 def test_a_drop_after_a_select_in_one_string_is_split_and_judged() -> None:
@@ -71,7 +79,7 @@ def test_a_drop_after_a_select_in_one_string_is_split_and_judged() -> None:
 )
 def test_contract_statements(sql: str, rule: str) -> None:
     (statement,) = classify(sql)
-    assert statement.first(Kind.CONTRACT).rule == rule
+    assert rule_of(statement, Kind.CONTRACT) == rule
     assert not statement.destructive
 
 
@@ -109,7 +117,7 @@ def test_safe_statements_have_no_effect(sql: str) -> None:
 )
 def test_blocking_statements(sql: str, rule: str) -> None:
     (statement,) = classify(sql)
-    assert statement.first(Kind.BLOCKING).rule == rule
+    assert rule_of(statement, Kind.BLOCKING) == rule
     assert not statement.destructive
 
 

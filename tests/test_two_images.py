@@ -37,6 +37,7 @@ def test_older_pod_waiting_for_the_lock_starts_with_the_ahead_warning(tmp_path, 
     new_pod, new_port = start(pg_url, cwd=newer)
     seen = []
     deadline = time.monotonic() + 120
+    assert new_pod.stdout is not None
     for line in new_pod.stdout:  # wait until the newer pod is inside the slow shared revision
         seen.append(line)
         if f"-> {SHARED}" in line or time.monotonic() > deadline:
