@@ -20,8 +20,14 @@ module makes someone decide:
      value is lost), then NOT NULL and the default on the new column; its
      downgrade brings the old column back, synced and copied.
 
-  Names come from the models' naming convention (autogenerate's own index ops
-  for the new column). The model already uses the new name.
+  The new column's indexes, UNIQUE constraints and foreign keys are built in
+  the expand without blocking writers (concurrently, ``USING INDEX``, ``NOT
+  VALID`` then ``VALIDATE``), the old ones dropped in the contract; their names
+  come from the models' naming convention (autogenerate's own ops for the new
+  column). An index or constraint that would keep its name is refused (the
+  expand builds the new one beside the old one). CHECK constraints are not
+  compared by Alembic: one on the old column goes with it. The model already
+  uses the new name.
 - ``--no-rename``: the add + drop stay as they are (and the drop still needs its
   review before anything applies it).
 - Neither: on a terminal, the question "Did you rename market.address to
