@@ -55,6 +55,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError, rev_id
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
+from safe_migrations.findings import MigrationRefused
+
 # How ``flask db migrate`` hands the decision to env.py: ``-x rename=T.OLD:NEW,...`` / ``-x no_rename=1``.
 X_RENAME = "rename"
 X_NO_RENAME = "no_rename"
@@ -75,10 +77,9 @@ _OPERATIONS = {
 }
 
 
-class RenameRefused(click.ClickException):
+class RenameRefused(MigrationRefused):
     """No revision is written: a probable rename nobody decided (both deciding commands are printed), or a
-    ``--rename`` the models' diff does not make. Exit 1 with the message, from ``flask db migrate`` or
-    Alembic's Python API alike (not an Alembic CommandError, which Flask-Migrate turns into a log line)."""
+    ``--rename`` the models' diff does not make, or a name the new column cannot take yet."""
 
 
 @dataclass(frozen=True)
