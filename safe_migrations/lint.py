@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
 from safe_migrations import checks, post_deploy
+from safe_migrations.log import quiet
 from safe_migrations.runtime import OFFLINE_POSTGRES_URL, OfflineRenderError
 
 _IGNORE = re.compile(r"^#\s*squawk-ignore:\s*(?P<rules>[\w\-, ]+?)\s*(?:--\s*(?P<reason>.*\S))?\s*$")
@@ -47,7 +49,7 @@ SAFE_ALTERNATIVES = {
 
 
 class LintUnavailable(RuntimeError):
-    """squawk is not installed (it is a development tool: pip install squawk-cli)."""
+    """squawk cannot run here (not installed): a problem of this machine, never of a revision."""
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,8 @@ def _render(config: Config, script: Script) -> Rendered:
     config.attributes["configure_logger"] = False
     note = None
     try:
-        command.upgrade(config, f"{parent or 'base'}:{script.revision}", sql=True)
+        with quiet("alembic"):  # the SQL is the result; Alembic's progress lines are not
+            command.upgrade(config, f"{parent or 'base'}:{script.revision}", sql=True)
     except OfflineRenderError as exc:
         if exc.revision != script.revision:
             raise
@@ -209,8 +212,18 @@ def squawk_binary() -> str:
     beside = Path(sys.executable).parent / "squawk"
     found = str(beside) if beside.exists() else shutil.which("squawk")
     if not found:
-        raise LintUnavailable("squawk is not installed; it is a development tool: pip install squawk-cli")
+        raise LintUnavailable(
+            "squawk is not installed (squawk-cli, pinned in requirements.txt): pip install -r requirements.txt"
+        )
     return found
+
+
+def configured_exclusions(squawk_config: Path | None) -> set[str]:
+    """The rules ``.squawk.toml`` excludes for every revision."""
+    if squawk_config is None or not squawk_config.exists():
+        return set()
+    with squawk_config.open("rb") as handle:
+        return set(tomllib.load(handle).get("excluded_rules", []))
 
 
 def _squawk(sql: str, excluded: set[str], squawk_config: Path | None) -> list[dict]:
@@ -221,7 +234,9 @@ def _squawk(sql: str, excluded: set[str], squawk_config: Path | None) -> list[di
         if squawk_config is not None and squawk_config.exists():
             args += ["--config", str(squawk_config)]
         if excluded:
-            args += ["--exclude", ",".join(sorted(excluded))]
+            # squawk's --exclude replaces the config's excluded_rules: a revision's
+            # squawk-ignore adds to them, so pass both.
+            args += ["--exclude", ",".join(sorted(excluded | configured_exclusions(squawk_config)))]
         result = subprocess.run([*args, handle.name], capture_output=True, text=True, timeout=60)
     if result.returncode not in (0, 1) or not result.stdout.strip().startswith("["):
         raise RuntimeError(f"squawk failed (exit {result.returncode}): {result.stderr.strip()[:300]}")
