@@ -7,6 +7,8 @@ runs gunicorn in-process on the app it has already imported and migrated.
 import os
 import sys
 
+from safe_migrations.log import gunicorn_logconfig
+
 
 def _int_env(name: str, default: int, minimum: int = 1, maximum: int = 1_000_000) -> int:
     raw = os.environ.get(name, "").strip()
@@ -29,6 +31,8 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# The format every process of the service uses (LOG_FORMAT=json: one JSON object per line).
+logconfig_dict = gunicorn_logconfig()
 # Request lines, never headers: the bearer token must not reach a log.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 # Writable and memory-backed, so a read-only root filesystem works.

@@ -6,9 +6,10 @@ operation gets its explanation and exit 1.
 
 from __future__ import annotations
 
-import logging.config
+import functools
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ from sqlalchemy import create_engine, pool
 from safe_migrations import backup as backups
 from safe_migrations import doctor as doctors
 from safe_migrations import lint as linter
+from safe_migrations import log as logs
 from safe_migrations import repair as repairs
 from safe_migrations import rollback
 from safe_migrations import status as status_table
 from safe_migrations.baseline import BaselineRefused, baseline
+from safe_migrations.connection import DatabaseUnreachable
+from safe_migrations.gates import MigrationRefused
 from safe_migrations.runtime import CONFIRM_DATA_LOSS, MigrationFailed
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
@@ -63,6 +67,10 @@ class OneLineUsage(click.Command):
             raise self._one_line(ctx, exc) from None
 
 
+# `flask db lint`'s exit code when squawk cannot run: a problem of the machine,
+# which init_migration.sh must not blame on the new revision.
+LINT_UNAVAILABLE = 3
+
 _RELATIVE = re.compile(r"^(?P<base>[^+\-]*)(?P<step>[+-]\d+)?$")
 
 
@@ -83,6 +91,25 @@ def check_downgrade_target(app: Flask, revision: str) -> None:
         found = None
     if found is None:
         raise click.BadParameter(f"unknown revision {match['base']!r} (see flask db history)", param_hint="REVISION")
+
+
+def clean_exit(command: Callable[..., Any]) -> Callable[..., Any]:
+    """What the toolset explains ends as one log line and exit 1, never a traceback.
+
+    The same shape as Flask-Migrate's ``catch_errors`` (which reports the
+    RuntimeErrors of its own commands), for the commands this module overrides:
+    an unreachable database, a refusal, a failed step.
+    """
+
+    @functools.wraps(command)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (DatabaseUnreachable, MigrationRefused, MigrationFailed) as exc:
+            logs.log.error("%s", exc)
+            sys.exit(1)
+
+    return wrapped
 
 
 def _settings() -> MigrationSettings:
@@ -122,23 +149,19 @@ def _fail(message: str) -> None:
 @click.option("--yes", is_flag=True, help="Confirm a downgrade that drops tables with rows or columns with values.")
 @click.argument("revision", default="-1")
 @with_appcontext
+@clean_exit
 def downgrade(
     directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], yes: bool, revision: str
 ) -> None:
-    """Revert to a previous version, e.g. ``-1`` or a revision id.
+    """Revert to a previous version: -1 (the default) or a revision id.
 
     Also works on a database migrated by a newer image: the revisions this
     image does not ship are reverted from the source stored in the ledger.
     A downgrade that would drop a table with rows or a column with values
-    names them and asks on a terminal; without one it needs ``--yes``.
+    names them and asks on a terminal; without one it needs --yes.
     """
     if yes:
         x_arg = (*x_arg, f"{CONFIRM_DATA_LOSS}=yes")
-    # Log like env.py does, already before Alembic starts: the rollback says
-    # which stored revisions it is about to use.
-    config_file = alembic_config(current_app).config_file_name
-    if config_file is not None:
-        logging.config.fileConfig(config_file, disable_existing_loggers=False)
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         if not sql:  # offline SQL takes Alembic's from:to ranges as well
             check_downgrade_target(current_app, revision)
@@ -155,8 +178,13 @@ def downgrade(
 @click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
 @click.argument("revision", default="heads")
 @with_appcontext
+@clean_exit
 def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str) -> None:
-    """Upgrade to a later version (default: every head, post-deploy revisions included)."""
+    """Upgrade to a later version (default: every head, post-deploy revisions included).
+
+    With --sql, print the SQL instead of running it: PostgreSQL's (the
+    production database), whatever database DATABASE_URL names.
+    """
     flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
 
 
@@ -164,9 +192,13 @@ def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str,
 @click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
 @with_appcontext
+@clean_exit
 def current(directory: str | None, verbose: bool) -> None:
-    """Display the current revision; a database ahead of this code says "ahead", not "(head)"."""
+    """Display the current revision ("ahead" when the database is ahead of this code)."""
     state = _read_status(current_app)
+    if state is not None and not state.current:
+        click.echo("base (no migration applied yet: flask db upgrade applies them)")
+        return
     if state is not None and state.state == status_table.AHEAD:
         click.echo(f"{state.current_label} (ahead of this code's head {state.head_label})")
         if verbose:
@@ -174,6 +206,21 @@ def current(directory: str | None, verbose: bool) -> None:
         return
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         flask_migrate.current(directory, verbose)
+
+
+@click.command("history")
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("-r", "--rev-range", default=None, help="Specify a revision range; format is [start]:[end]")
+@click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
+@click.option("-i", "--indicate-current", is_flag=True, help="Indicate current version")
+@with_appcontext
+@clean_exit
+def history(directory: str | None, rev_range: str | None, verbose: bool, indicate_current: bool) -> None:
+    """List the revisions, newest first, then one line: how many and the heads."""
+    flask_migrate.history(directory, rev_range, verbose, indicate_current)
+    scripts = script_directory(current_app)
+    count = sum(1 for _ in scripts.walk_revisions())
+    click.echo(f"{count} revision(s); head(s): {', '.join(scripts.get_heads()) or 'none'}")
 
 
 def _read_status(app: Flask) -> status_table.SchemaStatus | None:
@@ -195,7 +242,8 @@ def _read_status(app: Flask) -> status_table.SchemaStatus | None:
 def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     """Lint migrations' PostgreSQL SQL with squawk (default: every revision).
 
-    Exit 0 when clean, 1 with findings (each with its rule and the safe alternative).
+    Exit 0 when clean, 1 with findings (each with its rule and the safe
+    alternative), 3 when squawk cannot run on this machine (not the revision's fault).
     """
     config = alembic_config(current_app)
     scripts = script_directory(current_app)
@@ -208,7 +256,8 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
         with current_app.app_context():
             report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
     except linter.LintUnavailable as exc:
-        _fail(f"flask db lint: {exc}")
+        click.echo(f"flask db lint: not run: {exc}", err=True)
+        sys.exit(LINT_UNAVAILABLE)
     except MigrationFailed as exc:
         _fail(f"flask db lint: {exc}")
     findings = report.findings
@@ -261,7 +310,12 @@ def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
 @click.command("backup", cls=OneLineUsage)
 @with_appcontext
 def backup() -> None:
-    """Write a pg_dump (custom format) to BACKUP_DIR, named after database, revision and UTC time."""
+    """PostgreSQL only: write a pg_dump (custom format) to BACKUP_DIR.
+
+    The file is named after the database, its revision and the UTC time.
+    BACKUP_DIR defaults to backups/ under the current directory (the image
+    sets /tmp/backups). On SQLite, copy the database file instead.
+    """
     url = migration_url(current_app)
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
@@ -272,7 +326,7 @@ def backup() -> None:
     except SystemExit:
         raise
     except Exception as exc:
-        _fail(f"flask db backup: database unreachable: {type(exc).__name__}")
+        _fail(f"flask db backup: database unreachable: {logs.first_line(exc)}")
     finally:
         engine.dispose()
     database = engine.url.database or engine.url.username or "postgres"  # libpq's default database
@@ -281,7 +335,7 @@ def backup() -> None:
         size = backups.pg_dump(url, target)
     except backups.BackupError as exc:
         _fail(f"flask db backup: {exc}")
-    click.echo(f"backup written: {target} ({size:,} bytes); restore with: pg_restore --clean -d DBNAME {target}")
+    click.echo(f"backup written: {target} ({size:,} bytes); restore with: {backups.restore_command(target)}")
 
 
 @click.command("baseline", cls=OneLineUsage)
@@ -303,11 +357,15 @@ def baseline_command() -> None:
 
 @click.command("repair", cls=OneLineUsage)
 @click.argument("revision")
+@click.option("--restore", is_flag=True, help="Write the source the ledger kept back into the revision's file.")
 @with_appcontext
-def repair_command(revision: str) -> None:
+@clean_exit
+def repair_command(revision: str, restore: bool) -> None:
     """Accept an edit of an applied REVISION that leaves its SQL unchanged (docstring, comments, formatting).
 
     Records the file's new checksum in the ledger; an edit that changes the SQL is refused.
+    With --restore, the file gets back the source it had when it was applied
+    (also for a revision that was never committed, which git cannot restore).
     """
     app = current_app
     try:
@@ -318,9 +376,50 @@ def repair_command(revision: str) -> None:
         raise click.BadParameter(f"unknown revision {revision!r} (see flask db history)", param_hint="REVISION")
     try:
         with app.app_context():
-            click.echo(repairs.repair(alembic_config(app), migration_url(app), found.revision))
+            act = repairs.restore if restore else repairs.repair
+            click.echo(act(alembic_config(app), migration_url(app), found.revision))
     except (repairs.RepairRefused, MigrationFailed) as exc:
         _fail(f"flask db repair: {exc}")
+
+
+# One line per command in ``flask db --help``, short enough that click never
+# cuts one in the middle of a sentence on an 80-column terminal.
+SHORT_HELP = {
+    "backup": "PostgreSQL only: pg_dump to BACKUP_DIR.",
+    "baseline": "Adopt an existing database (checks first).",
+    "branches": "Show current branch points.",
+    "check": "Check that models and migrations agree.",
+    "current": "Show the database's current revision.",
+    "doctor": "Diagnose; print each problem's fix.",
+    "downgrade": "Revert to a previous revision (default -1).",
+    "edit": "Edit a revision file.",
+    "heads": "Show the heads of the migration scripts.",
+    "history": "List the revisions, newest first.",
+    "init": "Create a new migrations folder.",
+    "lint": "Lint the migrations' PostgreSQL SQL (squawk).",
+    "list-templates": "List available templates.",
+    "merge": "Merge two revisions into a new one.",
+    "migrate": "Autogenerate a revision from the models.",
+    "repair": "Accept an applied revision's harmless edit.",
+    "revision": "Create a new, empty revision file.",
+    "show": "Show the revision denoted by a symbol.",
+    "stamp": "Record a revision without running it.",
+    "upgrade": "Upgrade to a later revision (default heads).",
+}
+
+
+def _verbose(_context: click.Context, _parameter: click.Parameter, value: bool) -> None:
+    logs.set_verbose(value)
+
+
+VERBOSE = click.Option(
+    ["-v", "--verbose"],
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_verbose,
+    help="Also log Alembic's set-up lines (Context impl ...).",
+)
 
 
 def register(app: Flask) -> None:
@@ -328,11 +427,17 @@ def register(app: Flask) -> None:
     db_group.add_command(upgrade)
     db_group.add_command(downgrade)
     db_group.add_command(current)
+    db_group.add_command(history)
     db_group.add_command(lint)
     db_group.add_command(doctor)
     db_group.add_command(backup)
     db_group.add_command(baseline_command, "baseline")
     db_group.add_command(repair_command, "repair")
+    for name, text in SHORT_HELP.items():
+        if name in db_group.commands:
+            db_group.commands[name].short_help = text
+    if VERBOSE not in db_group.params:
+        db_group.params.append(VERBOSE)
     migrate = app.extensions["migrate"].migrate
     if rollback.add_version_locations not in migrate.configure_callbacks:
         migrate.configure(rollback.add_version_locations)

@@ -20,8 +20,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from safe_migrations import ledger
+from safe_migrations.connection import connect
 from safe_migrations.lint import config_with_versions, render
-from safe_migrations.scripts import file_checksum
+from safe_migrations.scripts import file_checksum, shown_path
 
 
 class RepairRefused(RuntimeError):
@@ -41,6 +42,21 @@ def _stored_sql(config: Config, scripts: ScriptDirectory, revision: str, row: di
         (Path(folder) / (row["filename"] or f"{revision}.py")).write_text(row["source"], encoding="utf-8")
         stored = config_with_versions(config, folder)
         return render(stored, ScriptDirectory.from_config(stored).get_revision(revision)).sql
+
+
+def restore(config: Config, url: str, revision: str) -> str:
+    """Write the source the ledger kept for ``revision`` back into its file; return what was done."""
+    path = Path(ScriptDirectory.from_config(config).get_revision(revision).path)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with connect(engine) as connection:
+            row = ledger.latest_applications(connection, [revision]).get(revision)
+    finally:
+        engine.dispose()
+    if row is None or not row["source"]:
+        raise RepairRefused(f"the ledger keeps no source of {revision}; it was never applied to this database")
+    path.write_text(row["source"], encoding="utf-8")
+    return f"restored {shown_path(path)} from the ledger (the source applied at {row['applied_at']:%Y-%m-%d %H:%M} UTC)"
 
 
 def repair(config: Config, url: str, revision: str) -> str:
@@ -65,8 +81,8 @@ def repair(config: Config, url: str, revision: str) -> str:
         if _normalised(current_sql) != _normalised(stored_sql):
             raise RepairRefused(
                 f"the edit changes the SQL of {script.revision} ({path.name}), which the database already ran; "
-                f"restore the file (git checkout -- {path.name}, or the source in the ledger) and put the change "
-                "in a new revision"
+                f"restore the file (`git checkout -- {shown_path(path)}`, or `flask db repair {script.revision} "
+                "--restore` to write back the source the ledger kept) and put the change in a new revision"
             )
         with engine.begin() as connection:
             ledger.record(

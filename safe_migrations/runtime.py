@@ -43,6 +43,7 @@ from sqlalchemy.exc import OperationalError
 from safe_migrations import gates, ledger, post_deploy
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
+from safe_migrations.connection import connect
 from safe_migrations.gates import MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
@@ -125,7 +126,7 @@ class Ledgerkeeper:
         verb = {"up": "applied", ledger.POST_DEPLOY: "applied post-deploy revision", "down": "reverted"}.get(
             direction, "stamped"
         )
-        log.info("%s %s in %d ms", verb, revision, elapsed_ms)
+        log.info("%s %s in %d ms", verb, revision, elapsed_ms, extra={"revision": revision})
         self.mark = time.monotonic()
 
 
@@ -220,7 +221,7 @@ def run_online(
     if given is not None:
         run_on_connection(environment, given, configure, settings, owns_transactions=not given.in_transaction())
         return
-    with engine.connect() as connection:
+    with connect(engine) as connection:
         prepare_session(connection, settings)
         run_on_connection(environment, connection, configure, settings, owns_transactions=True)
 
@@ -273,8 +274,6 @@ def decide(
         planned = plans.plan(kind, plans.destination(context), script, status.current)
     except Exception as exc:  # an unreachable target: Alembic's message, in one line
         raise MigrationFailed(f"{first_line(exc)}; the database stays at {status.current_label}") from None
-    if planned.is_empty and kind is not plans.Kind.STAMP:
-        return None
     return planned, status
 
 
@@ -299,12 +298,11 @@ def run_writing(
         first = decide(environment, session.connection, settings)
     finally:
         session.end_reads()
-    if first is None:
+    if first is None or _nothing_to_do(*first, waited=False):
         return
     with session.lock(settings):
         decided = decide(environment, session.connection, settings)
-        if decided is None:
-            log.info("another runner brought the database here while this one waited; nothing to apply")
+        if decided is None or _nothing_to_do(*decided, waited=True):
             session.end_reads()
             return
         planned, status = decided
@@ -313,7 +311,43 @@ def run_writing(
         session.commit()
         keeper.mark = time.monotonic()
         environment.config.attributes[IN_CALLER_TRANSACTION] = not session.owns_transactions
+        started = time.monotonic()
         apply(environment, session, keeper, planned, settings)
+        _summary(session, keeper, planned, time.monotonic() - started)
+
+
+def _nothing_to_do(planned: plans.Plan, status: schema.SchemaStatus, *, waited: bool) -> bool:
+    """True (and the command's summary line logged) when the plan runs no revision."""
+    if not planned.is_empty or planned.kind is plans.Kind.STAMP:
+        return False
+    if waited:
+        log.info("another runner brought the database here while this one waited; nothing to apply")
+    elif planned.kind is plans.Kind.UPGRADE:
+        log.info("nothing to apply: the database is already at head %s", status.current_label)
+    else:
+        log.info("nothing to revert: the database stays at %s", status.current_label)
+    return True
+
+
+def _summary(session: RunConnection, keeper: Ledgerkeeper, planned: plans.Plan, seconds: float) -> None:
+    """The command's last line: what it did and where the database is now."""
+    try:
+        now_at = ",".join(schema.current_heads(session.connection)) or "base"
+    finally:
+        session.end_reads()
+    if planned.kind is plans.Kind.STAMP:
+        log.info("stamp complete: the database is recorded at %s", now_at, extra={"revision": now_at})
+        return
+    verb = "applied" if planned.kind is plans.Kind.UPGRADE else "reverted"
+    log.info(
+        "%s complete: %s %d revision(s) in %.1fs; the database is at %s",
+        planned.kind.value,
+        verb,
+        len(keeper.done),
+        seconds,
+        now_at,
+        extra={"revision": now_at},
+    )
 
 
 def _failing_revision(planned: plans.Plan, keeper: Ledgerkeeper) -> str:
@@ -409,8 +443,12 @@ def run_offline(environment: Environment, url: str, configure_kwargs: dict, sett
     A revision whose Python needs a real database (an ORM data migration that
     opens a ``Session`` on ``op.get_bind()``) cannot be rendered: that ends in
     one line naming the revision and the fix, never a traceback.
+
+    The SQL is PostgreSQL's whatever database the app uses: production runs
+    PostgreSQL, and SQLite's batch mode (the embedded default) cannot be
+    rendered offline at all.
     """
-    url = environment.config.attributes.get("offline_url", url)
+    url = environment.config.attributes.get("offline_url", url if is_postgresql(url) else OFFLINE_POSTGRES_URL)
     progress = Ledgerkeeper()
     environment.configure(url=url, literal_binds=True, on_version_apply=progress, **configure_kwargs)
     if is_postgresql(url):

@@ -140,9 +140,9 @@ def test_fetch_stores_every_market_of_each_cell_and_a_second_run_raises_nothing(
         [("60", "127", TODAY.strftime("%Y%m%d"), "0500"), ("98", "76", TODAY.strftime("%Y%m%d"), "0500")] * 2
     )
     hours = 67
-    assert f"2 cells ok, 0 failed; {3 * hours} rows stored; 6 alarms raised" in first.stdout, first.stdout
+    assert f"2 cells ok, 0 failed; {3 * hours} rows stored; 6 alarms raised" in first.stderr, first.stderr
     assert "PCP value '눈비' not understood: skipped in 2 hour(s)" in first.stderr
-    assert second.returncode == 0 and "0 alarms raised" in second.stdout, second.stdout
+    assert second.returncode == 0 and "0 alarms raised" in second.stderr, second.stderr
     assert_key_absent(second)
 
     tomorrow = TODAY + timedelta(days=1)
@@ -182,7 +182,7 @@ def test_every_page_is_fetched_once(sqlite_url, stand_in):
     assert result.returncode == 0, result.stderr
     # 67 hours x 12 categories + 3 TMN + 3 TMX = 810 items: 9 pages of 100.
     assert stand_in.pages_of(*SEOUL) == list(range(1, 10))
-    assert "1 cells ok, 0 failed; 67 rows stored" in result.stdout
+    assert "1 cells ok, 0 failed; 67 rows stored" in result.stderr
 
 
 def test_errors_are_named_and_one_cell_does_not_stop_the_others(pg_url, stand_in):
@@ -197,7 +197,7 @@ def test_errors_are_named_and_one_cell_does_not_stop_the_others(pg_url, stand_in
     assert "cell nx=60 ny=127 failed: NODATA_ERROR (resultCode 03, NO_DATA)" in result.stderr
     assert "cell nx=98 ny=76 failed: LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR (resultCode 22)" in result.stderr
     assert "cell nx=52 ny=38 failed: HTTP 500" in result.stderr
-    assert "1 cells ok, 3 failed; 67 rows stored" in result.stdout
+    assert "1 cells ok, 3 failed; 67 rows stored" in result.stderr
     assert stand_in.pages_of(*JEJU) == [1, 1, 1]  # bounded: one try and KMA_RETRIES=2 retries
     assert stand_in.pages_of(*SEOUL) == [1]  # NO_DATA is not retried: it answers the same until published
     assert query(url, "SELECT count(*), min(market_id), max(market_id) FROM forecast") == [(67, 4, 4)]
@@ -221,7 +221,7 @@ def test_timeouts_5xx_and_transient_codes_are_retried(sqlite_url, stand_in):
     stand_in.script[JEJU] = ["service_timeout"]
     result = fetch(url, stand_in, KMA_TIMEOUT_SECONDS="0.5")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 cells ok, 0 failed; 201 rows stored" in result.stdout
+    assert "3 cells ok, 0 failed; 201 rows stored" in result.stderr
     assert stand_in.pages_of(*SEOUL) == [1, 1]
     assert stand_in.pages_of(*BUSAN) == [1, 1, 1]
     assert stand_in.pages_of(*JEJU) == [1, 1]
@@ -308,7 +308,7 @@ def test_progress_line_on_a_terminal(sqlite_url, stand_in):
     stdout, _ = process.communicate(timeout=60)
     assert process.returncode == 0
     assert b"forecasts fetch: 2/2 cells, 0 failed" in shown, shown
-    assert b"2 cells ok" in stdout
+    assert b"2 cells ok" in shown and not stdout  # the summary is a log line (stderr), after the progress
 
 
 @pytest.mark.parametrize(

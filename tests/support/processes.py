@@ -22,7 +22,7 @@ PREPARE = (
     "from pathlib import Path\n"
     "from safe_migrations.settings import MigrationSettings\n"
     "from safe_migrations.startup import configure_logging, load_app, prepare\n"
-    "configure_logging(Path('migrations'))\n"
+    "configure_logging()\n"
     "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
 )
 

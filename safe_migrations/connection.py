@@ -1,0 +1,30 @@
+"""Opening a connection for a migration command: an unreachable database is one line, not a traceback."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+
+from safe_migrations.log import first_line
+from safe_migrations.urls import mask_password
+
+
+class DatabaseUnreachable(RuntimeError):
+    """The database did not accept a connection; the message names it (password masked) and why.
+
+    A RuntimeError, so Flask-Migrate's own commands end with this one line and
+    exit 1, like the toolset's (``safe_migrations.cli.clean_exit``).
+    """
+
+
+def where(engine: Engine) -> str:
+    """The engine's URL as a log line may show it: the password masked."""
+    return mask_password(engine.url.render_as_string(hide_password=False))
+
+
+def connect(engine: Engine) -> Connection:
+    """``engine.connect()``, with a failure to connect raised as :class:`DatabaseUnreachable`."""
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        raise DatabaseUnreachable(f"database at {where(engine)} not reachable: {first_line(exc)}") from None
