@@ -25,6 +25,7 @@ from models import db
 from weather.config import config_from_environment
 from weather.errors import register_error_handlers
 from weather.health import bp as health_bp
+from weather.log_safety import quiet_http_client_logs
 
 MIGRATIONS_DIRECTORY = "migrations"
 
@@ -43,6 +44,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config_from_environment(app.instance_path))
     app.config.from_mapping(overrides or {})
     safe_migrations.log.configure(app.config["LOG_LEVEL"])  # one log format for every process
+    quiet_http_client_logs()  # httpx would log each request's full URL (KMA's service key)
     app.json = ReadableJSON(app)
     _ensure_sqlite_directory(app)
 

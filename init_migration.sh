@@ -18,6 +18,10 @@ Usage:
   ./init_migration.sh "message"        generate a migration from the model changes
   ./init_migration.sh --post-deploy "message"
                                        generate a post-deploy (contract) revision
+  ./init_migration.sh --rename TABLE.OLD:NEW "message"
+                                       a renamed column: an expand and a contract revision
+  ./init_migration.sh --no-rename "message"
+                                       a dropped + added column is no rename
   ./init_migration.sh --reset [--yes]  delete migrations/ and initialise it again
   ./init_migration.sh --help           show this help
 
@@ -46,6 +50,15 @@ start-up never applies it; the post-deploy job (`flask db upgrade`, after
 `kubectl rollout status`) does. The revision says `post_deploy = True`, goes on
 the post-deploy chain and depends on the newest ordinary revision, so later
 ordinary revisions never wait for it (see safe_migrations/post_deploy.py).
+
+A column dropped and one of the same type added in one table may be a rename:
+flask db migrate asks "Did you rename market.address to market.street_address?"
+on a terminal; without one it writes nothing and prints the commands that
+decide. --rename TABLE.OLD:NEW (repeatable) writes two revisions: an expand
+revision (the new column, a trigger keeping both columns equal, the rows copied
+in batches; pods apply it at start-up) and a post-deploy contract revision
+(drops the trigger and the old column after the rollout). --no-rename writes
+the add and the drop (the drop deletes the column's values and needs a review).
 
 --reset deletes migrations/ with its whole history and initialises it again
 (`flask db init`, keeping this project's env.py, alembic.ini and script
@@ -85,6 +98,7 @@ reset_migrations() {
 
 generate() {
     local message=$1 kind=$2
+    shift 2
     [[ -n ${message//[[:space:]]/} ]] || die_usage "the message is empty; describe the change, e.g. \"Add sent_to_devices field to MarketAlarmLog\""
     [[ $message != *$'\n'* && $message != *$'\r'* ]] || die_usage "the message must be one line"
     ((${#message} <= 200)) || die_usage "the message is ${#message} characters; keep it under 200"
@@ -92,11 +106,12 @@ generate() {
 
     local before after output new status=0
     before=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
-    local extra=()
+    local extra=("$@")
     [[ $kind == post-deploy ]] && extra=(-x post_deploy=1)
+    # stdin stays the terminal (if any): flask db migrate may ask "Did you rename ...?"
     output=$(flask db migrate -m "$message" "${extra[@]}" 2>&1) || status=$?
     after=$(find "$VERSIONS" -maxdepth 1 -name '*.py' | sort)
-    new=$(comm -13 <(echo "$before") <(echo "$after") | head -n 1)
+    new=$(comm -13 <(echo "$before") <(echo "$after"))
 
     if ((status != 0)); then
         local heads
@@ -104,42 +119,47 @@ generate() {
         heads=$(flask db heads 2>/dev/null | grep -v "(post_deploy)" | grep -c . || true)
         if ((heads > 1)) || grep -q "several heads\|Multiple heads" <<<"$output"; then
             echo "init_migration.sh: migrations/versions has $heads ordinary heads (two branches each added a revision): merge them first with \`flask db merge heads -m \"Merge heads\"\` (with a post-deploy chain, name the ordinary heads: flask db merge -m \"Merge heads\" REV1 REV2), review and commit the merge revision, then run this again" >&2
+        elif grep -q "No migration file was written. Decide with one of:" <<<"$output"; then
+            sed -n '/^Error: /,$p' <<<"$output" >&2
+            echo "init_migration.sh: decide, then run it again: ./init_migration.sh --rename TABLE.OLD:NEW \"$message\" (or --no-rename)" >&2
         elif grep -q "Target database is not up to date" <<<"$output"; then
             echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2
         else
             echo "$output" | grep -E "Error|error" | tail -n 5 >&2 || true
             echo "init_migration.sh: flask db migrate failed (exit $status); nothing generated" >&2
         fi
-        [[ -n $new ]] && rm -f "$new"
+        [[ -n $new ]] && xargs rm -f <<<"$new"
         exit 1
     fi
     if [[ -z $new ]]; then
         echo "No changes in the models: no migration generated."
         exit 0
     fi
-    echo "Generated $new"
-    if [[ $kind == post-deploy ]]; then
-        echo "It is a post-deploy revision (post_deploy = True): pods leave it for the post-deploy job."
-    fi
-    echo "Operations in upgrade():"
-    python -m safe_migrations.summary "$new"
+    local file revision failed=0
+    while read -r file; do
+        echo "Generated $file"
+        if grep -q "^post_deploy = True" "$file"; then
+            echo "It is a post-deploy revision (post_deploy = True): pods leave it for the post-deploy job."
+        fi
+        echo "Operations in upgrade():"
+        python -m safe_migrations.summary "$file"
+        echo
+        revision=$(basename "$file" | cut -d_ -f3)
+        echo "Lint of its PostgreSQL SQL (squawk):"
+        local lint_status=0 lint_output
+        lint_output=$(flask db lint "$revision" 2>&1) || lint_status=$?
+        sed 's/^/  /' <<<"$lint_output"
+        if ((lint_status == 3)); then
+            echo "init_migration.sh: $file was generated but not linted: squawk cannot run on this machine (see above); install the pinned requirements (make run does), then run flask db lint $revision" >&2
+            failed=1
+        elif ((lint_status != 0)); then
+            echo "init_migration.sh: lint found problems in $file (kept for review): fix each finding above (it names the rule and the safe alternative), then run flask db lint $revision until it says no findings" >&2
+            failed=1
+        fi
+    done <<<"$new"
+    ((failed == 0)) || exit 1
     echo
-    local revision
-    revision=$(basename "$new" | cut -d_ -f3)
-    echo "Lint of its PostgreSQL SQL (squawk):"
-    local lint_status=0 lint_output
-    lint_output=$(flask db lint "$revision" 2>&1) || lint_status=$?
-    sed 's/^/  /' <<<"$lint_output"
-    if ((lint_status == 3)); then
-        echo "init_migration.sh: $new was generated but not linted: squawk cannot run on this machine (see above); install the pinned requirements (make run does), then run flask db lint $revision" >&2
-        exit 1
-    fi
-    if ((lint_status != 0)); then
-        echo "init_migration.sh: lint found problems in $new (kept for review): fix each finding above (it names the rule and the safe alternative), then run flask db lint $revision until it says no findings" >&2
-        exit 1
-    fi
-    echo
-    echo "Review it now: autogenerate misses renames and some type changes."
+    echo "Review it now: autogenerate misses some type changes and data conversions."
     echo "Then: flask db upgrade && flask db downgrade && flask db upgrade"
 }
 
@@ -163,6 +183,23 @@ case "${1-}" in
     "")
         (($# == 1)) && die_usage "the message is empty; describe the change, e.g. \"Add sent_to_devices field to MarketAlarmLog\""
         die_usage "missing message: ./init_migration.sh \"Describe the change\""
+        ;;
+    --rename | --no-rename)
+        renames=()
+        while (($# > 1)); do
+            case $1 in
+                --rename)
+                    [[ -n ${2-} && $2 != -* ]] || die_usage "--rename takes TABLE.OLD:NEW, e.g. --rename market.address:street_address"
+                    renames+=(--rename "$2")
+                    shift 2
+                    ;;
+                --no-rename) renames+=(--no-rename); shift ;;
+                *) break ;;
+            esac
+        done
+        (($# == 1)) || die_usage "expected one quoted message after --rename/--no-rename: ./init_migration.sh --rename market.address:street_address \"Rename market.address\""
+        [[ $1 != -* ]] || die_usage "unknown option: $1"
+        generate "$1" ordinary "${renames[@]}"
         ;;
     -*)
         die_usage "unknown option: $1"

@@ -20,8 +20,19 @@ revision an ordinary one (applied at the new pod's start-up, while the previous
 image still maps the column). Per row: requests, failed requests (any answer
 but 2xx, or no answer), p99 latency, and the same per image.
 
-Goal: 0 failed requests with post-deploy revisions; the naive row shows what
-they save.
+The "rename" rows play the same rollout for a column the API reads and writes:
+the new image maps ``Market.address`` to a ``street_address`` column, with the
+two revisions ``flask db migrate --rename market.address:street_address``
+writes (an expand revision at start-up, a post-deploy contract in step 5). The
+writers create markets with an address and change the addresses of the markets
+they created; after step 5 every acknowledged address must be in
+``street_address`` ("values lost": rows whose last acknowledged value is not
+there). The naive rename row applies ``alter_column(new_column_name=...)`` at
+the new pod's start-up (an ordinary revision marked ``reviewed_contract`` so
+that the gates let the deliberate mistake through).
+
+Goal: 0 failed requests with post-deploy revisions and with the rename, no
+value lost; the naive rows show what they save.
 
 Run::
 
@@ -55,6 +66,8 @@ from tests.helpers import HEAD
 
 API_TOKEN = "bench-token"
 EXPAND, CONTRACT = "5e1ec7ed0001", "5e1ec7ed0002"
+RENAME, RENAME_MESSAGE = "market.address:street_address", "Rename market.address to street_address"
+NAIVE_RENAME = "5e1ec7ed0003"
 # What the new image changes in its copy of the code: the models stop mapping
 # market.address (and map the new market.note); the API stops offering address.
 NEW_CODE = {
@@ -124,6 +137,27 @@ def new_image(target: Path, *, post_deploy: bool) -> Path:
     return repo
 
 
+def renamed_image(target: Path, *, naive: bool) -> tuple[Path, str | None]:
+    """A copy of the repository whose models map ``market.street_address``; returns it and its contract revision.
+
+    Its revisions are those ``flask db migrate --rename`` writes; ``naive``
+    instead renames in place at start-up (no contract revision: None).
+    """
+    repo = helpers.copy_repository(target)
+    helpers.rename_address_column(repo)
+    if naive:
+        helpers.add_revision(
+            repo,
+            NAIVE_RENAME,
+            'op.alter_column("market", "address", new_column_name="street_address")',
+            'op.alter_column("market", "street_address", new_column_name="address")',
+            header='\nreviewed_contract = "the naive row of bench/rollout.py: a rename at start-up, on purpose"',
+            message="Rename market.address to street_address (naive)",
+        )
+        return repo, None
+    return repo, helpers.generate_rename(repo, RENAME, RENAME_MESSAGE)[1]
+
+
 # --------------------------------------------------------------------------- the HTTP load
 
 
@@ -139,34 +173,78 @@ class Answer:
 _names = itertools.count(1)
 
 
-def _call(port: int, kind: str) -> str | None:
-    """One request; None when it succeeded, else what failed."""
+def _send(port: int, method: str, path: str, body: dict | None = None) -> tuple[str | None, dict | None]:
+    """One request: (None, its JSON answer) when it succeeded, else (what failed, None)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
-        if kind == "read":
-            connection.request("GET", "/api/v1/markets?limit=20")
+        if body is None:
+            connection.request(method, path)
         else:
-            body = json.dumps(
-                {"name": f"market {next(_names)}", "region": "서울", "latitude": 37.57, "longitude": 126.99}
-            )
             headers = {"Authorization": f"Bearer {API_TOKEN}", "Content-Type": "application/json"}
-            connection.request("POST", "/api/v1/markets", body=body, headers=headers)
+            connection.request(method, path, body=json.dumps(body), headers=headers)
         response = connection.getresponse()
-        response.read()
-        return None if 200 <= response.status < 300 else f"HTTP {response.status}"
-    except OSError as exc:
-        return type(exc).__name__
+        answer = response.read()
+        if not 200 <= response.status < 300:
+            return f"HTTP {response.status}", None
+        return None, json.loads(answer)
+    except (OSError, ValueError) as exc:
+        return type(exc).__name__, None
     finally:
         connection.close()
+
+
+def _new_market(address: str | None = None) -> dict:
+    body = {"name": f"market {next(_names)}", "region": "서울", "latitude": 37.57, "longitude": 126.99}
+    return body if address is None else {**body, "address": address}
+
+
+class Addresses:
+    """The address each market should have: the last value a 2xx answer acknowledged.
+
+    Each writer thread changes only the markets it created, so its requests on
+    one market are in order; a market whose write got no clear answer is left
+    out of the check (and the failure is counted as such).
+    """
+
+    def __init__(self) -> None:
+        self.expected: dict[int, str] = {}
+        self.uncertain: set[int] = set()
+        self._lock = threading.Lock()
+
+    def write(self, port: int, own: list[int], turn: int) -> str | None:
+        """Create a market with an address, or (every other turn) change the address of one of ``own``."""
+        if own and turn % 2:
+            market = own[turn % len(own)]
+            address = f"{turn} Jong-ro, market {market}"
+            failed, _ = _send(port, "PATCH", f"/api/v1/markets/{market}", {"address": address})
+        else:
+            market, address = None, f"{turn} Sejong-daero"
+            failed, answer = _send(port, "POST", "/api/v1/markets", _new_market(address))
+            if answer is not None:
+                market = int(answer["id"])
+                own.append(market)
+        with self._lock:
+            if market is not None and failed is None:
+                self.expected[market] = address
+            elif market is not None:
+                self.uncertain.add(market)
+        return failed
+
+    def wrong(self, url: str, column: str) -> tuple[int, int]:
+        """(rows whose ``column`` is not the acknowledged value, rows checked)."""
+        found = dict(helpers.query(url, f"SELECT id, {column} FROM market"))
+        checked = {m: a for m, a in self.expected.items() if m not in self.uncertain}
+        return sum(1 for m, a in checked.items() if found.get(m) != a), len(checked)
 
 
 class HttpLoad:
     """Client threads (readers and writers) spreading requests over the images in service,
     as a Kubernetes Service does; an image leaves service before it stops."""
 
-    def __init__(self, readers: int = 2, writers: int = 1, pause: float = 0.01) -> None:
+    def __init__(self, readers: int = 2, writers: int = 1, pause: float = 0.01, addresses: bool = False) -> None:
         self.kinds = ["read"] * readers + ["write"] * writers
         self.pause = pause
+        self.addresses = Addresses() if addresses else None
         self.answers: list[Answer] = []
         self._serving: dict[str, int] = {}
         self._in_flight: dict[str, int] = {}
@@ -199,6 +277,7 @@ class HttpLoad:
     def _work(self, kind: str, index: int) -> None:
         turn = itertools.count(index)
         mine: list[Answer] = []
+        own: list[int] = []  # markets this writer created
         while not self._stop.is_set():
             with self._lock:
                 images = sorted(self._serving)
@@ -212,7 +291,12 @@ class HttpLoad:
                 time.sleep(self.pause)
                 continue
             start = time.perf_counter()
-            failed = _call(port, kind)
+            if kind == "read":
+                failed, _ = _send(port, "GET", "/api/v1/markets?limit=20")
+            elif self.addresses is not None:
+                failed = self.addresses.write(port, own, len(mine))
+            else:
+                failed, _ = _send(port, "POST", "/api/v1/markets", _new_market())
             mine.append(Answer(image, kind, start, time.perf_counter() - start, failed))
             with self._lock:
                 self._in_flight[image] -= 1
@@ -255,6 +339,8 @@ class Rollout:
     column_during_rollout: bool  # market.address existed while both images served
     readyz_during_rollout: dict  # the new image's /readyz body then
     column_after: bool  # ... and after the post-deploy step
+    values_wrong: int | None = None  # rename rows: acknowledged addresses not in street_address at the end
+    values_checked: int = 0
 
 
 def _start(repo: Path, url: str, port: int, log: Path):
@@ -302,15 +388,27 @@ def trees(base: Path) -> Trees:
     )
 
 
-def play(previous: Path, new: Path, url: str, label: str, phase: float, readers: int = 2, writers: int = 1) -> Rollout:
-    """One rolling update from ``previous`` to ``new`` on the (empty) database at ``url``."""
+def play(
+    previous: Path,
+    new: Path,
+    url: str,
+    label: str,
+    phase: float,
+    readers: int = 2,
+    writers: int = 1,
+    addresses: bool = False,
+) -> Rollout:
+    """One rolling update from ``previous`` to ``new`` on the (empty) database at ``url``.
+
+    With ``addresses`` the writers write addresses, checked in ``street_address`` at the end.
+    """
     logs = session.temp_dir("rollout-logs-")
     old_port, new_port = helpers.free_port(), helpers.free_port()
     old = _start(previous, url, old_port, logs / "previous.log")
     new_process = None
     try:
         _wait_ready(old_port, old, logs / "previous.log")
-        with HttpLoad(readers, writers) as load:
+        with HttpLoad(readers, writers, addresses=addresses) as load:
             load.add("previous", old_port)
             time.sleep(phase)  # the previous image alone
             new_process = _start(new, url, new_port, logs / "new.log")
@@ -327,6 +425,7 @@ def play(previous: Path, new: Path, url: str, label: str, phase: float, readers:
                 raise RuntimeError(f"the post-deploy step failed:\n{job.output[-3000:]}")
             time.sleep(phase)  # the new image keeps serving
         column_after = _has_address(url)
+        wrong, checked = load.addresses.wrong(url, "street_address") if load.addresses else (None, 0)
     finally:
         helpers.stop(old, grace=5)
         if new_process is not None:
@@ -341,6 +440,8 @@ def play(previous: Path, new: Path, url: str, label: str, phase: float, readers:
         column_during_rollout=column_during,
         readyz_during_rollout=readyz,
         column_after=column_after,
+        values_wrong=wrong,
+        values_checked=checked,
     )
 
 
@@ -358,12 +459,23 @@ class Comparison:
                 rollout.total.p99_ms,
                 f"{rollout.previous.failures}/{rollout.previous.requests}",
                 f"{rollout.new.failures}/{rollout.new.requests}",
+                "-" if rollout.values_wrong is None else f"{rollout.values_wrong}/{rollout.values_checked}",
             ]
 
 
-HEADERS = ["rollout", "requests", "failed", "p99 ms", "previous image failed/requests", "new image failed/requests"]
+HEADERS = [
+    "rollout",
+    "requests",
+    "failed",
+    "p99 ms",
+    "previous image failed/requests",
+    "new image failed/requests",
+    "values lost/checked",
+]
 POST_DEPLOY_LABEL = "post-deploy revision (ours)"
 NAIVE_LABEL = "naive: contract step at pod start-up"
+RENAME_LABEL = "rename: flask db migrate --rename (ours)"
+NAIVE_RENAME_LABEL = "naive rename: alter_column at pod start-up"
 
 
 def compare(base: Path, urls: tuple[str, str], phase: float, readers: int = 2, writers: int = 1) -> Comparison:
@@ -375,27 +487,49 @@ def compare(base: Path, urls: tuple[str, str], phase: float, readers: int = 2, w
     )
 
 
+def compare_rename(base: Path, urls: tuple[str, str], phase: float, readers: int = 2, writers: int = 1) -> Comparison:
+    """The rename rollout and its naive row, each on its own empty database."""
+    previous = helpers.copy_repository(base / "previous")
+    ours, _ = renamed_image(base / "new-rename", naive=False)
+    naive, _ = renamed_image(base / "new-naive-rename", naive=True)
+    return Comparison(
+        post_deploy=play(previous, ours, urls[0], RENAME_LABEL, phase, readers, writers, addresses=True),
+        naive=play(previous, naive, urls[1], NAIVE_RENAME_LABEL, phase, readers, writers, addresses=True),
+    )
+
+
 def main() -> int:
     session.begin("bench/rollout.py", __doc__)
     phase = float(os.environ.get("BENCH_PHASE_SECONDS") or sizes.size(20, 6, 2))
     readers, writers = sizes.size(4, 2, 1), sizes.size(2, 1, 1)
     with session.temp_database() as first, session.temp_database() as second:
         result = compare(session.temp_dir("rollout-"), (first, second), phase, readers, writers)
+    with session.temp_database() as first, session.temp_database() as second:
+        renamed = compare_rename(session.temp_dir("rollout-rename-"), (first, second), phase, readers, writers)
     report.print_table(
         f"A rolling update under load ({readers} readers + {writers} writer threads, {phase:g} s per phase)",
         HEADERS,
-        list(result.rows()),
+        [*result.rows(), *renamed.rows()],
     )
-    for rollout in (result.post_deploy, result.naive):
+    for rollout in (result.post_deploy, result.naive, renamed.post_deploy, renamed.naive):
         for example in rollout.total.failed_examples:
             print(f"  {rollout.label}: {example}")
     print(
-        "\nThe naive row is the baseline: the same rollout, the contract revision applied by the new pod's "
-        "start-up while the previous image still maps market.address."
+        "\nEach naive row is the baseline of the row above it: the same rollout, the contract step (the drop, "
+        "the rename) applied by the new pod's start-up while the previous image still maps market.address."
     )
     report.goal("post-deploy rollout: failed requests", result.post_deploy.total.failures, 0)
     report.goal(
         "naive rollout: failed requests of the previous image", result.naive.previous.failures, 1, lower_is_better=False
+    )
+    report.goal("rename rollout: failed requests", renamed.post_deploy.total.failures, 0)
+    lost = renamed.post_deploy.values_wrong
+    report.goal("rename rollout: addresses lost", float("inf") if lost is None else lost, 0)
+    report.goal(
+        "naive rename: failed requests of the previous image",
+        renamed.naive.previous.failures,
+        1,
+        lower_is_better=False,
     )
     return 0
 

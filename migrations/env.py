@@ -15,10 +15,11 @@ from alembic import context
 from alembic.operations.ops import MigrationScript
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import current_app
 from sqlalchemy.engine import Connection
 
-from safe_migrations import log, post_deploy, runtime
+from safe_migrations import log, post_deploy, rename, runtime
 from safe_migrations.drift import compare_options
 from safe_migrations.settings import MigrationSettings
 
@@ -44,10 +45,22 @@ def process_revision_directives(
         directives[:] = []
         logger.info("No changes in schema detected; no migration file written.")
         return
-    wanted = post_deploy.wants_post_deploy(context.get_x_argument(as_dictionary=True))
-    post_deploy.place_new_revision(ScriptDirectory.from_config(config), directives[0], wanted)
+    x_args = context.get_x_argument(as_dictionary=True)
+    wanted = post_deploy.wants_post_deploy(x_args)
+    scripts = ScriptDirectory.from_config(config)
+    post_deploy.place_new_revision(scripts, directives[0], wanted)
     # script.py.mako writes the post_deploy = True marker from this.
     config.attributes["post_deploy"] = wanted
+    if getattr(config.cmd_opts, "autogenerate", False):
+        # A dropped + added column of one type: a rename? (asked, or decided by --rename/--no-rename)
+        contract = rename.expand_and_contract(
+            migration_context, directives, config.attributes, x_args, rename.terminal_question()
+        )
+        if contract is not None:
+            if wanted:
+                raise CommandError("--rename writes its own post-deploy revision; leave out -x post_deploy=1")
+            post_deploy.place_new_revision(scripts, contract, True)
+            contract.depends_on = directives[0].rev_id  # after the expand it contracts
 
 
 def configure_arguments() -> dict[str, Any]:

@@ -20,6 +20,10 @@ depends_on = ${repr(depends_on)}
 # rollout, when no pod of the previous image uses what it removes.
 post_deploy = True
 % endif
+<% markers = config.attributes.get("revision_markers", {}).get(up_revision) %>
+% if markers:
+${markers}
+% endif
 
 
 def upgrade():

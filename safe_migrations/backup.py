@@ -35,21 +35,10 @@ def backup_path(backup_dir: str | Path, database: str, revision: str, now: datet
     return Path(backup_dir) / f"{database}_{revision}_{stamp}.dump"
 
 
-def pg_dump(url: str, target: Path, timeout: float = 3600) -> int:
-    """Write a custom-format dump of the database at ``url`` to ``target``; return its size.
-
-    Connection details go through libpq's environment variables, so the
-    password never appears on a command line (``ps``) or in a log.
-    """
+def libpq_environment(url: str) -> dict[str, str]:
+    """This process's environment plus libpq's PG* variables for ``url``: the pg_ tools connect
+    with them, so the password never appears on a command line (``ps``) or in a log."""
     parsed = make_url(url)
-    if parsed.get_backend_name() != "postgresql":
-        raise BackupError(
-            f"flask db backup works on PostgreSQL only; this database is {parsed.get_backend_name()}: "
-            "copy the SQLite file instead"
-        )
-    binary = shutil.which("pg_dump")
-    if binary is None:
-        raise BackupError("pg_dump is not installed (Debian: apt-get install postgresql-client)")
     env = dict(os.environ)
     for variable, value in (
         ("PGHOST", parsed.host),
@@ -60,6 +49,24 @@ def pg_dump(url: str, target: Path, timeout: float = 3600) -> int:
     ):
         if value is not None:
             env[variable] = str(value)
+    return env
+
+
+def pg_dump(url: str, target: Path, timeout: float = 3600) -> int:
+    """Write a custom-format dump of the database at ``url`` to ``target``; return its size.
+
+    Connection details go through :func:`libpq_environment`.
+    """
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise BackupError(
+            f"flask db backup works on PostgreSQL only; this database is {parsed.get_backend_name()}: "
+            "copy the SQLite file instead"
+        )
+    binary = shutil.which("pg_dump")
+    if binary is None:
+        raise BackupError("pg_dump is not installed (Debian: apt-get install postgresql-client)")
+    env = libpq_environment(url)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
     result = subprocess.run(

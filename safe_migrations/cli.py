@@ -15,27 +15,33 @@ from typing import Any
 
 import click
 import flask_migrate
+import psycopg2
 from alembic.script import ScriptDirectory
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate.cli import db as db_group
 from sqlalchemy import create_engine, pool
+from sqlalchemy.exc import OperationalError
 
 from safe_migrations import backup as backups
 from safe_migrations import doctor as doctors
 from safe_migrations import lint as linter
 from safe_migrations import log as logs
+from safe_migrations import rehearse as rehearsals
 from safe_migrations import repair as repairs
 from safe_migrations import rollback
 from safe_migrations import status as status_table
 from safe_migrations.baseline import BaselineRefused, baseline
-from safe_migrations.connection import DatabaseUnreachable
-from safe_migrations.gates import MigrationRefused
+from safe_migrations.findings import MigrationError
+from safe_migrations.log import first_line
+from safe_migrations.rehearse.scratch import ScratchError
+from safe_migrations.rename import Rename
+from safe_migrations.rename import x_arguments as rename_x_arguments
 from safe_migrations.runtime import CONFIRM_DATA_LOSS, MigrationFailed
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.status import current_heads
-from safe_migrations.urls import DatabaseURLError, normalise_database_url
+from safe_migrations.urls import DatabaseURLError, is_postgresql, normalise_database_url
 
 
 class UsageLine(click.ClickException):
@@ -105,7 +111,7 @@ def clean_exit(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapped(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except (DatabaseUnreachable, MigrationRefused, MigrationFailed) as exc:
+        except (MigrationError, MigrationFailed) as exc:
             logs.log.error("%s", exc)
             sys.exit(1)
 
@@ -186,6 +192,59 @@ def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str,
     production database), whatever database DATABASE_URL names.
     """
     flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
+
+
+def _rename_spec(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[Rename]:
+    try:
+        return [Rename.parse(value) for value in values]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+# Flask-Migrate's ``migrate`` with the decision about probable renames (safe_migrations/rename.py).
+@click.command("migrate", cls=OneLineUsage)
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("-m", "--message", default=None, help="Revision message")
+@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+@click.option("--head", default="head", help="Specify head revision or <branchname>@head to base new revision on")
+@click.option("--splice", is_flag=True, help='Allow a non-head revision as the "head" to splice onto')
+@click.option("--branch-label", default=None, help="Specify a branch label to apply to the new revision")
+@click.option("--version-path", default=None, help="Specify specific path from config for version file")
+@click.option("--rev-id", default=None, help="Specify a hardcoded revision id instead of generating one")
+@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@click.option(
+    "--rename",
+    "renames",
+    multiple=True,
+    metavar="TABLE.OLD:NEW",
+    callback=_rename_spec,
+    help="A dropped + added column is a rename: write an expand revision and a post-deploy contract (repeatable).",
+)
+@click.option("--no-rename", is_flag=True, help="A dropped + added column is no rename: write the add and the drop.")
+@with_appcontext
+def migrate_command(
+    directory: str | None,
+    message: str | None,
+    sql: bool,
+    head: str,
+    splice: bool,
+    branch_label: str | None,
+    version_path: str | None,
+    rev_id: str | None,
+    x_arg: tuple[str, ...],
+    renames: list[Rename],
+    no_rename: bool,
+) -> None:
+    """Autogenerate a revision from the models (``revision --autogenerate``).
+
+    A column dropped and one of the same type added in one table may be a
+    rename: asked on a terminal; without one, nothing is written until
+    ``--rename TABLE.OLD:NEW`` or ``--no-rename`` decides.
+    """
+    if renames and no_rename:
+        raise click.UsageError("--rename and --no-rename exclude each other")
+    x_args = (*x_arg, *rename_x_arguments(renames, no_rename))
+    flask_migrate.migrate(directory, message, sql, head, splice, branch_label, version_path, rev_id, x_args)
 
 
 @click.command("current")
@@ -382,6 +441,62 @@ def repair_command(revision: str, restore: bool) -> None:
         _fail(f"flask db repair: {exc}")
 
 
+@click.command("rehearse", cls=OneLineUsage)
+@click.argument("target", default="heads")
+@click.option(
+    "--sample",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.01,
+    show_default=True,
+    help="Fraction of each table's rows copied to the scratch database (also capped by REHEARSE_MAX_ROWS).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--max-stall",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="MS",
+    help="Exit 1 when a statement's forecast writer stall at live size exceeds MS milliseconds.",
+)
+@with_appcontext
+def rehearse_command(target: str, sample: float, as_json: bool, max_stall: float | None) -> None:
+    """Rehearse the pending revisions (up to TARGET, default all) on a sampled scratch copy of the database.
+
+    Live is only read; the copy is dropped afterwards, also on failure or Ctrl-C. Reports each
+    statement's locks and modes, rewrites, time on the sample, forecast at live size and who waits.
+    """
+    app = current_app
+    url = migration_url(app)
+    if not is_postgresql(url):
+        click.echo("flask db rehearse: PostgreSQL only", err=True)
+        sys.exit(2)
+    settings = _settings()
+    server = settings.rehearse_database_url
+    try:
+        server = normalise_database_url(server) if server else None
+    except DatabaseURLError as exc:
+        raise click.UsageError(f"REHEARSE_DATABASE_URL: {exc}") from None
+    try:
+        result = rehearsals.rehearse(
+            app,
+            url,
+            target=target,
+            sample=sample,
+            max_rows=settings.rehearse_max_rows,
+            max_stall_ms=max_stall,
+            server_url=server,
+        )
+    except (rehearsals.RehearsalRefused, ScratchError) as exc:
+        _fail(f"flask db rehearse: {exc}")
+    except (OperationalError, psycopg2.OperationalError) as exc:
+        _fail(f"flask db rehearse: database unreachable: {first_line(exc)}")
+    except KeyboardInterrupt:
+        click.echo("flask db rehearse: interrupted; the scratch database was dropped, live untouched", err=True)
+        sys.exit(130)
+    click.echo(result.as_json() if as_json else result.as_text())
+    sys.exit(0 if result.ok else 1)
+
+
 # One line per command in ``flask db --help``, short enough that click never
 # cuts one in the middle of a sentence on an 80-column terminal.
 SHORT_HELP = {
@@ -400,6 +515,7 @@ SHORT_HELP = {
     "list-templates": "List available templates.",
     "merge": "Merge two revisions into a new one.",
     "migrate": "Autogenerate a revision from the models.",
+    "rehearse": "Rehearse pending revisions on a scratch copy.",
     "repair": "Accept an applied revision's harmless edit.",
     "revision": "Create a new, empty revision file.",
     "show": "Show the revision denoted by a symbol.",
@@ -425,6 +541,7 @@ VERBOSE = click.Option(
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(upgrade)
+    db_group.add_command(migrate_command, "migrate")
     db_group.add_command(downgrade)
     db_group.add_command(current)
     db_group.add_command(history)
@@ -433,6 +550,7 @@ def register(app: Flask) -> None:
     db_group.add_command(backup)
     db_group.add_command(baseline_command, "baseline")
     db_group.add_command(repair_command, "repair")
+    db_group.add_command(rehearse_command, "rehearse")
     for name, text in SHORT_HELP.items():
         if name in db_group.commands:
             db_group.commands[name].short_help = text

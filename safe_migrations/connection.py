@@ -5,15 +5,16 @@ from __future__ import annotations
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from safe_migrations.findings import MigrationError
 from safe_migrations.log import first_line
 from safe_migrations.urls import mask_password
 
 
-class DatabaseUnreachable(RuntimeError):
+class DatabaseUnreachable(MigrationError, RuntimeError):
     """The database did not accept a connection; the message names it (password masked) and why.
 
-    A RuntimeError, so Flask-Migrate's own commands end with this one line and
-    exit 1, like the toolset's (``safe_migrations.cli.clean_exit``).
+    A MigrationError, so ``safe_migrations.cli.clean_exit`` ends it in one line;
+    a RuntimeError too, so Flask-Migrate's own commands (``catch_errors``) do the same.
     """
 
 

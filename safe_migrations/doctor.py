@@ -16,6 +16,7 @@ from safe_migrations import lint as linter
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
 from safe_migrations.history import changed_revisions
+from safe_migrations.index_validity import invalid_indexes
 from safe_migrations.lock import lock_key
 from safe_migrations.runtime import MigrationFailed
 from safe_migrations.urls import is_postgresql, mask_password
@@ -100,22 +101,23 @@ def _lock_check(connection: Connection, stale_after: float) -> Check:
     return Check("migration lock", True, f"migration lock held by {holder}: a migration is running")
 
 
-def _invalid_indexes(connection: Connection) -> Check:
-    rows = connection.execute(
-        text(
-            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE NOT i.indisvalid AND c.relnamespace = 'public'::regnamespace"
-        )
-    ).scalars()
-    names = list(rows)
-    if not names:
+def _invalid_indexes(connection: Connection, state: schema.SchemaStatus) -> Check:
+    """Indexes PostgreSQL left INVALID, each with why; the fix depends on whether their revision is recorded."""
+    found = invalid_indexes(connection)
+    if not found:
         return Check("indexes", True, "no invalid indexes")
+    names = ", ".join(index.name for index in found)
+    if state.state == schema.PENDING:
+        fix = found[0].fix  # the revision that builds it is pending: its rerun rebuilds it
+    else:  # recorded as applied (before the toolset checked indexes): an upgrade would not touch it
+        fix = f"fix the cause, then rebuild without blocking writes: REINDEX INDEX CONCURRENTLY {found[0].name}"
     return Check(
         "indexes",
         False,
-        f"invalid index(es) left by an interrupted CREATE INDEX CONCURRENTLY: {', '.join(names)}",
-        cause="the migration building them failed or was killed half-way",
-        fix="run `flask db upgrade` again (create_index_concurrently drops the invalid index and rebuilds it)",
+        f"invalid index(es) left by an interrupted CREATE INDEX CONCURRENTLY: {names}",
+        cause="the build failed or was killed half-way; PostgreSQL neither uses nor enforces an invalid index",
+        fix=fix,
+        details=[index.as_line() for index in found],
     )
 
 
@@ -175,7 +177,7 @@ def diagnose(
             )
             if is_postgresql(url):
                 checks.append(_lock_check(connection, stale_after))
-                checks.append(_invalid_indexes(connection))
+                checks.append(_invalid_indexes(connection, state))
     except Exception as exc:
         if not checks:
             reason = mask_password(str(getattr(exc, "orig", exc)).strip().splitlines()[0] if str(exc) else "")

@@ -45,6 +45,8 @@ SAFE_ALTERNATIVES = {
     "ban-drop-column": "stop using the column first, back up, then mark reviewed_destructive",
     "ban-drop-table": "stop using the table first, back up, then mark reviewed_destructive",
     "changing-column-type": "add a new column, backfill it in batches, then switch over",
+    "renaming-column": "rename the model attribute, then `flask db migrate --rename TABLE.OLD:NEW -m ...`: it writes "
+    "an expand revision (new column, sync trigger, batched copy) and a post-deploy contract revision",
 }
 
 
@@ -218,12 +220,11 @@ def squawk_binary() -> str:
     return found
 
 
-def configured_exclusions(squawk_config: Path | None) -> set[str]:
-    """The rules ``.squawk.toml`` excludes for every revision."""
+def _config_excluded(squawk_config: Path | None) -> set[str]:
+    """The ``excluded_rules`` of the checked-in squawk config."""
     if squawk_config is None or not squawk_config.exists():
         return set()
-    with squawk_config.open("rb") as handle:
-        return set(tomllib.load(handle).get("excluded_rules", []))
+    return set(tomllib.loads(squawk_config.read_text(encoding="utf-8")).get("excluded_rules", []))
 
 
 def _squawk(sql: str, excluded: set[str], squawk_config: Path | None) -> list[dict]:
@@ -234,9 +235,8 @@ def _squawk(sql: str, excluded: set[str], squawk_config: Path | None) -> list[di
         if squawk_config is not None and squawk_config.exists():
             args += ["--config", str(squawk_config)]
         if excluded:
-            # squawk's --exclude replaces the config's excluded_rules: a revision's
-            # squawk-ignore adds to them, so pass both.
-            args += ["--exclude", ",".join(sorted(excluded | configured_exclusions(squawk_config)))]
+            # squawk's --exclude replaces the config's excluded_rules: name those too.
+            args += ["--exclude", ",".join(sorted(excluded | _config_excluded(squawk_config)))]
         result = subprocess.run([*args, handle.name], capture_output=True, text=True, timeout=60)
     if result.returncode not in (0, 1) or not result.stdout.strip().startswith("["):
         raise RuntimeError(f"squawk failed (exit {result.returncode}): {result.stderr.strip()[:300]}")

@@ -4,7 +4,9 @@
 Alembic's ``autocommit_block()``: the revision's transaction is committed
 before and reopened after, and the version row and ledger row are still
 written afterwards in the reopened transaction. If the build fails half-way,
-PostgreSQL leaves an INVALID index behind; the next run drops it first.
+PostgreSQL leaves an INVALID index behind: the revision is not recorded, and
+the next run drops it first and builds it again
+(:mod:`safe_migrations.index_validity`, on every migration connection).
 On SQLite they fall back to the plain operations, and so they do inside a
 caller's own transaction (``config.attributes["connection"]`` already in a
 transaction, as migration test plugins run): that transaction must not be
@@ -17,14 +19,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from alembic import op
-from sqlalchemy import text
 
 from safe_migrations.backfill import backfill
-from safe_migrations.log import log
 from safe_migrations.runtime import IN_CALLER_TRANSACTION
 
 
-def _plain_operations() -> bool:
+def plain_operations() -> bool:
     """True on SQLite and inside a caller's own transaction (see the module docstring)."""
     context = op.get_context()
     if context.dialect.name != "postgresql":
@@ -33,38 +33,20 @@ def _plain_operations() -> bool:
     return bool(config is not None and config.attributes.get(IN_CALLER_TRANSACTION))
 
 
-def _invalid_index_exists(name: str) -> bool:
-    row = (
-        op.get_bind()
-        .execute(
-            text(
-                "SELECT NOT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-                "WHERE c.relname = :name AND c.relnamespace = current_schema()::regnamespace"
-            ),
-            {"name": name},
-        )
-        .first()
-    )
-    return bool(row and row[0])
-
-
 def create_index_concurrently(name: str, table: str, columns: Sequence[str], **kwargs: Any) -> None:
-    """Build an index without blocking writes (PostgreSQL); cleans up an earlier failed build."""
+    """Build an index without blocking writes (PostgreSQL); an earlier failed build is dropped and rebuilt."""
     context = op.get_context()
-    if _plain_operations():
+    if plain_operations():
         op.create_index(name, table, list(columns), **kwargs)
         return
     with context.autocommit_block():
-        if not context.as_sql and _invalid_index_exists(name):
-            log.warning("dropping invalid index %s left by an interrupted concurrent build", name)
-            op.drop_index(name, table_name=table, postgresql_concurrently=True, if_exists=True)
         op.create_index(name, table, list(columns), postgresql_concurrently=True, if_not_exists=True, **kwargs)
 
 
 def drop_index_concurrently(name: str, table: str) -> None:
     """Drop an index without blocking writes (PostgreSQL)."""
     context = op.get_context()
-    if _plain_operations():
+    if plain_operations():
         op.drop_index(name, table_name=table)
         return
     with context.autocommit_block():

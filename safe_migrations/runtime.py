@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
 from safe_migrations import gates, ledger, post_deploy
+from safe_migrations import index_validity as indexes
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
 from safe_migrations.connection import connect
@@ -95,18 +96,24 @@ class Ledgerkeeper:
         # ``flask db baseline`` stamps too, but its row says "baseline".
         self.stamp_direction = stamp_direction
         self.done: list[str] = []
+        # The indexes each revision builds, checked before the revision is recorded.
+        self.indexes = indexes.IndexWatch()
 
     def __call__(
         self, ctx: MigrationContext, step: MigrationInfo, heads: Collection[Any], run_args: Mapping[str, Any]
     ) -> None:
         revision = _step_revision(step)
-        self.done.append(revision)
         if ctx.as_sql or ctx.connection is None:  # offline (--sql): nothing to record
+            self.done.append(revision)
             return
+        direction = self.stamp_direction if step.is_stamp else ("up" if step.is_upgrade else "down")
+        built = self.indexes.take()
+        if direction == "up":  # never record an index build PostgreSQL left INVALID
+            indexes.refuse_invalid(ctx.connection, built)
+        self.done.append(revision)
         scripts, up_revision = ctx.script, step.up_revision_id
         script = scripts.get_revision(up_revision) if scripts and up_revision and not step.is_stamp else None
         path = Path(script.path) if script is not None else None
-        direction = self.stamp_direction if step.is_stamp else ("up" if step.is_upgrade else "down")
         if direction == "up" and path is not None and post_deploy.is_marked(path):
             direction = ledger.POST_DEPLOY
         elapsed_ms = int((time.monotonic() - self.mark) * 1000)
@@ -241,7 +248,11 @@ def run_on_connection(
         with environment.begin_transaction():
             environment.run_migrations()
         return
-    run_writing(environment, RunConnection(connection, owns_transactions), keeper, settings)
+    keeper.indexes.attach(connection)
+    try:
+        run_writing(environment, RunConnection(connection, owns_transactions), keeper, settings)
+    finally:
+        keeper.indexes.detach(connection)
 
 
 def decide(
@@ -412,7 +423,11 @@ def apply(
 
 def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, exc: BaseException) -> MigrationFailed:
     revision = _failing_revision(planned, keeper)
-    return MigrationFailed(f"revision {revision} failed: {first_line(exc)}; the database stays at {_stays_at(session)}")
+    stays_at = _stays_at(session)
+    left = indexes.left_behind(session.connection, keeper.indexes.take()) if session.owns_transactions else ""
+    if left:
+        session.end_reads()
+    return MigrationFailed(f"revision {revision} failed: {first_line(exc)}{left}; the database stays at {stays_at}")
 
 
 def _blockers(connection: Connection, statement: str | None) -> str:

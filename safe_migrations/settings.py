@@ -71,6 +71,8 @@ class MigrationSettings:
     allow_changed: bool = False  # MIGRATION_ALLOW_CHANGED
     migration_database_url: str | None = None  # MIGRATION_DATABASE_URL (direct, not via PgBouncer)
     backup_dir: str = "backups"  # BACKUP_DIR
+    rehearse_database_url: str | None = None  # REHEARSE_DATABASE_URL: where flask db rehearse makes its scratch copy
+    rehearse_max_rows: int = 1_000_000  # REHEARSE_MAX_ROWS: the sample's cap, per table
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> MigrationSettings:
@@ -86,4 +88,6 @@ class MigrationSettings:
             allow_changed=_flag(env, "MIGRATION_ALLOW_CHANGED"),
             migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,
             backup_dir=(env.get("BACKUP_DIR") or cls.backup_dir).strip(),
+            rehearse_database_url=(env.get("REHEARSE_DATABASE_URL") or "").strip() or None,
+            rehearse_max_rows=int(read_number(env, "REHEARSE_MAX_ROWS", cls.rehearse_max_rows, minimum=1, whole=True)),
         )

@@ -30,7 +30,15 @@ from pathlib import Path
 # Steps whose first two arguments are (table, column) when called on ``op``.
 _COLUMN_OPERATIONS = {"add_column", "drop_column", "alter_column"}
 # Steps that run outside the revision's transaction (safe_migrations.operations).
-CONCURRENT_OPERATIONS = {"create_index_concurrently", "drop_index_concurrently", "batched_update"}
+CONCURRENT_OPERATIONS = {
+    "create_index_concurrently",
+    "drop_index_concurrently",
+    "batched_update",
+    # The expand steps of a rename (safe_migrations.rename_steps): each idempotent, each committed alone.
+    "add_column_once",
+    "sync_renamed_column",
+    "validate_not_null",
+}
 # Operations that neither change the schema nor touch data.
 _NOT_STEPS = {"f", "batch_alter_table", "get_bind", "get_context", "inline_literal"}
 

@@ -21,8 +21,17 @@ from tests.support.processes import (
     stop_many,
     wait_for_http,
 )
-from tests.support.repository import BIN, HUMIDITY, REPO, VERSIONS, add_humidity, copy_repository
-from tests.support.revisions import HEAD, INITIAL, REVISIONS, SHIPPED, Revision, add_revision
+from tests.support.repository import (
+    BIN,
+    HUMIDITY,
+    REPO,
+    STREET_ADDRESS,
+    VERSIONS,
+    add_humidity,
+    copy_repository,
+    rename_address_column,
+)
+from tests.support.revisions import HEAD, INITIAL, REVISIONS, SHIPPED, Revision, add_revision, generate_rename
 
 __all__ = [
     "BIN",
@@ -33,6 +42,7 @@ __all__ = [
     "REPO",
     "REVISIONS",
     "SHIPPED",
+    "STREET_ADDRESS",
     "VERSIONS",
     "Finished",
     "Revision",
@@ -45,10 +55,12 @@ __all__ = [
     "execute",
     "flask",
     "free_port",
+    "generate_rename",
     "http_status",
     "launch",
     "libpq",
     "query",
+    "rename_address_column",
     "run",
     "scalar",
     "server_url",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import unicodedata
+
 import pytest
 
 from tests.api_helpers import create_market
@@ -43,7 +46,8 @@ def test_writes_refused_when_no_token_is_configured(api_app_factory):
         ({k: v for k, v in SEOUL.items() if k != "name"}, "name", "Missing data for required field."),
         ({**SEOUL, "name": ""}, "name", "Length must be between 1 and 100."),
         ({**SEOUL, "name": "x" * 101}, "name", "Length must be between 1 and 100."),
-        ({**SEOUL, "name": "a\x00b"}, "name", "Must not contain NUL characters."),
+        ({**SEOUL, "name": "a\x00b"}, "name", "Must not contain control characters (found U+0000)."),
+        ({**SEOUL, "name": "   "}, "name", "Length must be between 1 and 100."),
         ({**SEOUL, "region": 5}, "region", "Not a valid string."),
         ({**SEOUL, "latitude": "north"}, "latitude", "Not a valid number."),
         ({**SEOUL, "latitude": 95}, "latitude", "Must be greater than -90 and less than or equal to 90."),
@@ -58,6 +62,43 @@ def test_create_validation_names_the_field(client, body, field, problem):
     assert field in response.json["message"]
 
 
+def test_look_alike_names_are_one_market(client):
+    """NFD (as macOS types it) and NFC spellings, and surrounding spaces, name the same market: a 409."""
+    first = client.post("/api/v1/markets", json=SEOUL, headers=AUTH)
+    assert first.status_code == 201
+    for spelling in (unicodedata.normalize("NFD", SEOUL["name"]), f" {SEOUL['name']}\u3000", f"{SEOUL['name']} "):
+        assert spelling != SEOUL["name"]
+        response = client.post("/api/v1/markets", json={**SEOUL, "name": spelling}, headers=AUTH)
+        assert response.status_code == 409, (spelling, response.json)
+    # The filter is normalised the same way: the decomposed region finds the market.
+    listed = client.get("/api/v1/markets", query_string={"region": unicodedata.normalize("NFD", SEOUL["region"])})
+    assert [market["name"] for market in listed.json["items"]] == [SEOUL["name"]]
+    assert client.get("/api/v1/markets").json["items"][0]["name"] == SEOUL["name"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code_point"),
+    [
+        ("name", "광장\u200b시장", "U+200B"),  # zero-width space (Cf)
+        ("name", "\u202e장시장광", "U+202E"),  # right-to-left override (Cf)
+        ("region", "서\u200d울", "U+200D"),  # zero-width joiner (Cf)
+        ("address", "종로구\x1b[2J", "U+001B"),  # escape (Cc)
+        ("name", "광장\n시장", "U+000A"),  # newline inside (Cc); surrounding ones are stripped
+    ],
+)
+def test_control_and_format_characters_are_refused(client, field, value, code_point):
+    market = client.post("/api/v1/markets", json=SEOUL, headers=AUTH).json
+    for method, path, body in (
+        ("POST", "/api/v1/markets", {**SEOUL, "name": "다른시장", field: value}),
+        ("PATCH", f"/api/v1/markets/{market['id']}", {field: value}),
+    ):
+        response = client.open(path, method=method, json=body, headers=AUTH)
+        assert response.status_code == 422, (method, response.json)
+        (problem,) = response.json["fields"][field]
+        assert problem.startswith("Must not contain") and code_point in problem
+    assert client.get("/api/v1/markets").json["items"] == [market]
+
+
 def test_position_outside_korea_is_422(client):
     response = client.post("/api/v1/markets", json={**SEOUL, "latitude": 48.85, "longitude": 2.35}, headers=AUTH)
     assert response.status_code == 422 and "latitude" in response.json["fields"]
@@ -68,6 +109,22 @@ def test_position_outside_korea_is_422(client):
 def test_malformed_json_is_400(client):
     response = client.post("/api/v1/markets", data='{"name": ', headers={**AUTH, "Content-Type": "application/json"})
     assert response.status_code == 400 and response.json["message"] == "The request body is not valid JSON."
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json"]
+)
+def test_a_body_that_is_not_labelled_json_is_415(client, content_type):
+    body = json.dumps(SEOUL)
+    for method, path in (("POST", "/api/v1/markets"), ("POST", "/api/v1/devices")):
+        response = client.open(path, method=method, data=body, headers={**AUTH, "Content-Type": content_type})
+        assert response.status_code == 415, (path, response.json)
+        assert response.json["error"] == "unsupported_media_type" and response.json["status"] == 415
+        assert "application/json" in response.json["message"]
+    assert client.get("/api/v1/markets").json["items"] == []
+    # No body and no label: nothing was sent in the wrong shape, so the schema names what is missing.
+    empty = client.post("/api/v1/devices")
+    assert empty.status_code == 422 and set(empty.json["fields"]) == {"push_token", "platform"}
 
 
 def test_body_that_is_not_an_object_is_422(client):

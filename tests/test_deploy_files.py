@@ -36,9 +36,27 @@ DOCKERFILE = REPO / "Dockerfile"
 KUBERNETES_VERSIONS = ("1.33.0", "1.37.0")
 APP_UID = 10001
 CONTAINER_PORT = 8000
-# What the API pods read from the Secret; the FCM service account key goes to the push workers alone.
-SECRET_ENV = ("DATABASE_URL", "API_TOKEN")
-WORKER_SECRET = "FCM_CREDENTIALS"
+# Least privilege: each Secret key is mounted exactly where it is read ("file:container"), and
+# each reader is named by the code that reads the key (checked below, so the table cannot drift).
+API, WORKER, FETCH, POST_DEPLOY = (
+    "deployment.yaml:weather-backend",
+    "push-worker-deployment.yaml:push-worker",
+    "forecast-fetch-cronjob.yaml:forecast-fetch",
+    "post-deploy-job.yaml:post-deploy",
+)
+SECRET_READERS: dict[str, tuple[set[str], tuple[str, ...]]] = {
+    # Every process opens the database.
+    "DATABASE_URL": ({API, WORKER, FETCH, POST_DEPLOY}, ("weather/config.py",)),
+    # Write endpoints check it (weather/auth.py) and cursors are signed with it: only requests read it.
+    "API_TOKEN": ({API}, ("weather/auth.py", "weather/cursor.py")),
+    # Migrations: pod start-up and the post-deploy Job.
+    "MIGRATION_DATABASE_URL": ({API, POST_DEPLOY}, ("safe_migrations/settings.py",)),
+    # Only a push sender needs the FCM service account; only the fetch needs KMA's key.
+    "FCM_CREDENTIALS": ({WORKER}, ("weather/push/senders.py",)),
+    "KMA_SERVICE_KEY": ({FETCH}, ("weather/forecasts_cli.py",)),
+}
+OPTIONAL_SECRETS = {"MIGRATION_DATABASE_URL"}  # absent = migrations use DATABASE_URL
+SECRET_ENV = tuple(key for key, (readers, _) in SECRET_READERS.items() if API in readers)
 # What the image must contain to start; nothing for development only.
 RUNTIME_FILES = ("app.py", "models.py", "gunicorn.conf.py", "entrypoint.sh", "weather", "safe_migrations", "migrations")
 DEV_ONLY = ("tests", "bench", "docs", ".venv", ".git", "instance")
@@ -252,10 +270,6 @@ def deployment_violations(deployment: dict[str, Any]) -> list[str]:
                 problems.append(f"{name}: {probe} must target port {CONTAINER_PORT} (found {port})")
 
         env = container.get("env") or []
-        by_name = {item.get("name"): item for item in env}
-        for required in SECRET_ENV:
-            if required not in by_name:
-                problems.append(f"{name}: {required} is not set from the Secret")
         for item in env:
             key = item.get("name", "")
             from_secret = "secretKeyRef" in (item.get("valueFrom") or {})
@@ -298,7 +312,7 @@ def secret_example_violations(secret: dict[str, Any]) -> list[str]:
     if secret.get("data"):
         problems.append("use stringData with placeholders, not base64 data")
     values = secret.get("stringData") or {}
-    for key in (*SECRET_ENV, WORKER_SECRET):
+    for key in SECRET_READERS.keys() - OPTIONAL_SECRETS:
         if key not in values:
             problems.append(f"the example lacks {key}")
     for key, value in values.items():
@@ -383,17 +397,63 @@ WORKER_WITHOUT_HTTP = {
 }
 
 
-def test_only_the_push_workers_get_the_fcm_service_account():
-    """Least privilege: the key that can notify every user is mounted where a sender is built, nowhere else."""
-    readers = {
-        f"{path.name}:{container['name']}"
-        for path in sorted(K8S.glob("*.yaml"))
-        for document in yaml.safe_load_all(path.read_text())
-        if document
-        for container in _containers(document)
-        if any(item.get("name") == WORKER_SECRET for item in container.get("env") or [])
-    }
-    assert readers == {"push-worker-deployment.yaml:push-worker"}
+def secret_mounts(manifests: dict[str, Any]) -> dict[str, set[str]]:
+    """Secret key -> the containers ("file:container") that get it, from the parsed manifests."""
+    mounts: dict[str, set[str]] = {}
+    for name, document in manifests.items():
+        for container in _containers(document):
+            for item in container.get("env") or []:
+                ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    mounts.setdefault(ref["key"], set()).add(f"{name}:{container['name']}")
+    return mounts
+
+
+def secret_mount_violations(manifests: dict[str, Any]) -> list[str]:
+    """Each Secret key is mounted exactly where it is read: nowhere else, and not missing where needed."""
+    problems: list[str] = []
+    mounts = secret_mounts(manifests)
+    for key in sorted(set(mounts) | set(SECRET_READERS)):
+        readers = SECRET_READERS.get(key, (set(), ()))[0]
+        for container in sorted(mounts.get(key, set()) - readers):
+            problems.append(f"{key} is mounted where it is not read: {container}")
+        for container in sorted(readers - mounts.get(key, set())):
+            problems.append(f"{key} is not mounted where it is read: {container}")
+    return problems
+
+
+def all_manifests() -> dict[str, Any]:
+    return {path.name: load_manifest(path.name) for path in sorted(K8S.glob("*.yaml"))}
+
+
+def test_each_secret_key_is_mounted_only_where_it_is_read():
+    assert secret_mount_violations(all_manifests()) == []
+    # The table names real readers: each key is read by the code it names, and the example lists every key.
+    for key, (_, readers) in SECRET_READERS.items():
+        for source in readers:
+            assert f'"{key}"' in (REPO / source).read_text(), f"{source} no longer reads {key}: update SECRET_READERS"
+    assert set(load_manifest("secret.example.yaml")["stringData"]) | OPTIONAL_SECRETS == set(SECRET_READERS)
+
+
+SECRET_MUTATIONS = {
+    "API_TOKEN is mounted where it is not read: push-worker": lambda m: _container(m["push-worker-deployment.yaml"])[
+        "env"
+    ].append({"name": "API_TOKEN", "valueFrom": {"secretKeyRef": {"name": "s", "key": "API_TOKEN"}}}),
+    "KMA_SERVICE_KEY is not mounted where it is read: forecast-fetch": lambda m: _containers(
+        m["forecast-fetch-cronjob.yaml"]
+    )[0]["env"].pop(),
+    "FCM_CREDENTIALS is mounted where it is not read: deployment.yaml": lambda m: _container(m["deployment.yaml"])[
+        "env"
+    ].append({"name": "X", "valueFrom": {"secretKeyRef": {"name": "s", "key": "FCM_CREDENTIALS"}}}),
+}
+
+
+@pytest.mark.parametrize("expected", SECRET_MUTATIONS)
+def test_secret_mount_policy_reports_each_violation(expected):
+    manifests = copy.deepcopy(all_manifests())
+    SECRET_MUTATIONS[expected](manifests)
+    problems = secret_mount_violations(manifests)
+    assert any(expected in problem for problem in problems), problems
 
 
 def test_push_worker_deployment_follows_the_same_policy():
@@ -404,8 +464,6 @@ def test_push_worker_deployment_follows_the_same_policy():
     assert _container(worker)["securityContext"] == _container(api)["securityContext"]
     assert _container(worker)["image"] == _container(api)["image"]  # one image, another command
     assert _container(worker)["command"] == ["flask", "push", "worker"]
-    worker_env = {item["name"]: item for item in _container(worker)["env"]}
-    assert worker_env[WORKER_SECRET]["valueFrom"]["secretKeyRef"]["key"] == WORKER_SECRET
     assert worker["spec"]["replicas"] >= 2
     # Running deliveries finish inside the grace period: each call is bounded by PUSH_TIMEOUT_SECONDS.
     data = load_manifest("configmap.yaml")["data"]
@@ -436,7 +494,7 @@ def test_deployment_reads_the_configmap_and_secret_that_exist():
     assert [source["configMapRef"]["name"] for source in container["envFrom"]] == [configmap["metadata"]["name"]]
     refs = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in container["env"]}
     assert {ref["name"] for ref in refs.values()} == {secret["metadata"]["name"]}
-    assert {name for name, ref in refs.items() if not ref.get("optional")} == set(SECRET_ENV)
+    assert {name for name, ref in refs.items() if not ref.get("optional")} == set(SECRET_ENV) - OPTIONAL_SECRETS
     assert refs["MIGRATION_DATABASE_URL"]["optional"] is True
     assert all(ref["key"] == name for name, ref in refs.items())
     # Nothing is set twice (a literal env entry would silently override the ConfigMap).
@@ -462,6 +520,10 @@ def test_kustomization_lists_everything_but_the_secret():
         "configmap.yaml",
         "deployment.yaml",
         "forecast-fetch-cronjob.yaml",
+        "networkpolicy-api.yaml",
+        "networkpolicy-forecast-fetch.yaml",
+        "networkpolicy-post-deploy.yaml",
+        "networkpolicy-push-worker.yaml",
         "pdb.yaml",
         "push-worker-deployment.yaml",
         "service.yaml",
@@ -469,6 +531,80 @@ def test_kustomization_lists_everything_but_the_secret():
     assert all((K8S / resource).is_file() for resource in kustomization["resources"])
     assert "secret.example.yaml" not in yaml.safe_dump(kustomization)
     assert "kubectl create secret" in (K8S / "kustomization.yaml").read_text()
+
+
+DNS, POSTGRESQL, HTTPS = {("UDP", 53), ("TCP", 53)}, {("TCP", 5432), ("TCP", 6432)}, {("TCP", 443)}
+PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+# Workload -> (its NetworkPolicy, ingress ports, egress ports): the web serves its port and reaches
+# PostgreSQL; the fetch reaches KMA, the worker the push provider (HTTPS, never the cluster's ranges).
+NETWORK = {
+    "deployment.yaml": ("networkpolicy-api.yaml", {("TCP", CONTAINER_PORT)}, DNS | POSTGRESQL),
+    "push-worker-deployment.yaml": ("networkpolicy-push-worker.yaml", set(), DNS | POSTGRESQL | HTTPS),
+    "forecast-fetch-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
+    "post-deploy-job.yaml": ("networkpolicy-post-deploy.yaml", set(), DNS | POSTGRESQL),
+}
+
+
+def _pod_template(workload: dict[str, Any]) -> dict[str, Any]:
+    spec = workload["spec"]
+    return spec["jobTemplate"]["spec"]["template"] if "jobTemplate" in spec else spec["template"]
+
+
+def network_violations(policy: dict[str, Any], workload: dict[str, Any], ingress: set, egress: set) -> list[str]:
+    """The policy selects the workload's pods, isolates both directions and opens exactly these ports."""
+    problems: list[str] = []
+    spec = policy.get("spec") or {}
+    template = _pod_template(workload)
+    selector = (spec.get("podSelector") or {}).get("matchLabels") or {}
+    if not selector or not selector.items() <= template["metadata"]["labels"].items():
+        problems.append("the policy does not select the workload's pods")
+    if set(spec.get("policyTypes") or []) != {"Ingress", "Egress"}:
+        problems.append("policyTypes must isolate both Ingress and Egress")
+    container = template["spec"]["containers"][0]
+
+    def opened(rules: list[dict[str, Any]]) -> set[tuple[str, int | None]]:
+        return {
+            (port.get("protocol", "TCP"), _port_number(port.get("port"), container))
+            for rule in rules
+            for port in rule.get("ports") or [{"port": None}]  # a rule without ports opens every port
+        }
+
+    if opened(spec.get("ingress") or []) != ingress:
+        problems.append(f"ingress opens {sorted(opened(spec.get('ingress') or []), key=str)}, expected {ingress}")
+    if opened(spec.get("egress") or []) != egress:
+        problems.append(f"egress opens {sorted(opened(spec.get('egress') or []), key=str)}, expected {egress}")
+    for rule in spec.get("egress") or []:
+        ports = {(port.get("protocol", "TCP"), port.get("port")) for port in rule.get("ports") or []}
+        if ports & HTTPS:
+            blocks = [peer.get("ipBlock") or {} for peer in rule.get("to") or [{}]]
+            if not all(set(block.get("except") or []) >= PRIVATE_RANGES for block in blocks):
+                problems.append("HTTPS egress must exclude the cluster's private ranges")
+    return problems
+
+
+@pytest.mark.parametrize("workload", NETWORK)
+def test_each_workload_has_a_network_policy(workload):
+    policy_file, ingress, egress = NETWORK[workload]
+    assert network_violations(load_manifest(policy_file), load_manifest(workload), ingress, egress) == []
+
+
+NETWORK_MUTATIONS = {
+    "does not select": lambda p: p["spec"]["podSelector"]["matchLabels"].update({"app.kubernetes.io/component": "x"}),
+    "isolate both": lambda p: p["spec"].update(policyTypes=["Ingress"]),
+    "egress opens": lambda p: p["spec"]["egress"].append({"ports": [{"port": 6379}]}),
+    "ingress opens": lambda p: p["spec"]["ingress"][0].pop("ports"),
+    "private ranges": lambda p: p["spec"]["egress"].append(
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443}]}
+    ),
+}
+
+
+@pytest.mark.parametrize("expected", NETWORK_MUTATIONS)
+def test_network_policy_reports_each_violation(expected):
+    policy = copy.deepcopy(load_manifest("networkpolicy-api.yaml"))
+    NETWORK_MUTATIONS[expected](policy)
+    problems = network_violations(policy, load_manifest("deployment.yaml"), *NETWORK["deployment.yaml"][1:])
+    assert any(expected in problem for problem in problems), problems
 
 
 def test_image_version_is_the_same_everywhere():
@@ -517,9 +653,13 @@ def job_violations(job: dict[str, Any], deployment: dict[str, Any]) -> list[str]
     container, web_container = pod["containers"][0], web["containers"][0]
     if container.get("command") != ["flask", "db", "upgrade"]:
         problems.append("the Job must run flask db upgrade")
-    for key in ("image", "envFrom", "env", "securityContext", "volumeMounts"):
+    for key in ("image", "envFrom", "securityContext", "volumeMounts"):
         if container.get(key) != web_container.get(key):
             problems.append(f"the Job's container {key} differs from the Deployment's")
+    # The same environment, less the Secret keys the Job never reads (API_TOKEN: it serves no request).
+    unread = {key for key, (readers, _) in SECRET_READERS.items() if POST_DEPLOY not in readers}
+    if container.get("env") != [item for item in web_container.get("env") or [] if item["name"] not in unread]:
+        problems.append("the Job's container env differs from the Deployment's")
     for key in ("securityContext", "volumes", "automountServiceAccountToken"):
         if pod.get(key) != web.get(key):
             problems.append(f"the Job's pod {key} differs from the Deployment's")
@@ -703,7 +843,6 @@ DEPLOYMENT_MUTATIONS = {
     "DATABASE_URL must come from a secretKeyRef": lambda d: _container(d)["env"].__setitem__(
         0, {"name": "DATABASE_URL", "value": "postgresql://app:hunter2@db:5432/weather"}
     ),
-    "API_TOKEN is not set from the Secret": lambda d: _container(d)["env"].pop(1),
     "envFrom secretRef": lambda d: _container(d)["envFrom"].append({"secretRef": {"name": "weather-backend-secrets"}}),
     "/tmp must be an emptyDir": lambda d: _container(d).pop("volumeMounts"),
 }

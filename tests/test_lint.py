@@ -175,7 +175,8 @@ def test_a_squawk_ignore_adds_to_the_configs_excluded_rules(repo, sqlite_url):
     add_revision(
         repo,
         "aaa000000009",
-        "op.create_table('nickname', sa.Column('id', sa.Integer(), primary_key=True), sa.Column('name', sa.String(20)))",
+        "op.create_table('nickname', sa.Column('id', sa.Integer(), primary_key=True), "
+        "sa.Column('name', sa.String(20)))",
         "op.drop_table('nickname')",
         header="# squawk-ignore: ban-drop-column -- the test silences a rule that does not fire here",
     )

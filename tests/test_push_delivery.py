@@ -1,16 +1,22 @@
 """One delivery step against real local providers: webhook and FCM HTTP v1 stand-ins.
 
 The alarm and its deliveries come from a real ingest on a migrated SQLite
-database; ``deliver`` (what every worker runs) makes real HTTP calls.
+database; ``deliver`` (what every worker runs) makes real HTTP calls. A
+hostile provider (an endless body: a real ``flask push worker`` process, its
+peak RSS from /proc/PID/status VmHWM) costs one bounded attempt, and no
+secret of a webhook URL reaches a log line.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
 
 import flask_migrate
 import pytest
@@ -21,11 +27,15 @@ from sqlalchemy import select
 
 from models import Device, MarketAlarmLog, PushDelivery, db
 from tests.api_helpers import create_market, hour, ingest, register_device, subscribe
-from tests.conftest import API_TOKEN, make_app
+from tests.conftest import API_TOKEN, AUTH, make_app
+from tests.helpers import flask, scalar
+from tests.push_processes import WorkerProcess, wait_until
+from tests.test_push_workers import heat
 from tests.webhook_server import FcmStandIn, WebhookServer
+from weather.log_safety import mask_url, quiet_http_client_logs
 from weather.push.deliveries import Policy, deliver
 from weather.push.queue import WorkerRuntime
-from weather.push.senders import FcmSender, PushSender, WebhookSender
+from weather.push.senders import MAX_RETRY_AFTER_SECONDS, FcmSender, PushSender, WebhookSender, retry_after_seconds
 from weather.times import KST
 
 
@@ -255,3 +265,116 @@ def test_fcm_refuses_a_wrong_bearer_token(push_app, fcm):
     time.sleep(0.25)
     assert attempt(push_app, sender, delivery) is None  # the 401 dropped the token: a fresh one is fetched
     assert [r.status for r in fcm.sends()] == [401, 200]
+
+
+# --------------------------------------------------------------------------- a hostile provider (issue 22)
+
+SECRET_URL_PARTS = ("pa55word", "s3cr3t-token")
+
+
+def secret_url(hook: WebhookServer) -> str:
+    """The stand-in's URL with credentials and a token in it, as a real webhook URL may carry them."""
+    return hook.url.replace("http://", "http://push-user:pa55word@") + "?token=s3cr3t-token&team=a"
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM in /proc/PID/status")
+
+
+def test_an_endless_200_body_is_read_a_few_kb_deep_and_the_delivery_is_settled(sqlite_url):
+    """The issue's webhook: 200 and a chunked body that never ends. The worker stays small, nothing leaks to its log."""
+    assert flask(sqlite_url, "db", "upgrade").returncode == 0
+    app = make_app(sqlite_url, API_TOKEN=API_TOKEN)
+    client = app.test_client()
+    market = create_market(client)["id"]
+    subscribe(client, register_device(client, "endless-phone"), "endless-phone", market, "HEAT")
+    assert client.post("/api/v1/forecasts", json=heat(market), headers=AUTH).status_code == 200
+    hook = WebhookServer("endless")
+    worker = WorkerProcess(sqlite_url, PUSH_WEBHOOK_URL=secret_url(hook), PUSH_TIMEOUT_SECONDS="10", LOG_LEVEL="DEBUG")
+    try:
+        wait_until(lambda: scalar(sqlite_url, "SELECT sent_to_devices FROM market_alarm_log") == 1, 60, "settled")
+        peak = peak_rss_mb(worker.process.pid)
+    finally:
+        code = worker.stop()
+        hook.close()
+    print(f"\nendless 200 body: worker peak RSS {peak:.0f} MB")
+    assert peak < 200
+    assert scalar(sqlite_url, "SELECT state || ' ' || attempts FROM push_delivery") == "sent 1"
+    assert code == 0 and "Traceback" not in worker.output
+    for secret in SECRET_URL_PARTS:
+        assert secret not in worker.output
+    port = hook.url.split(":")[2].split("/")[0]
+    assert f"webhook http://***@127.0.0.1:{port}/push?token=***&team=***" in worker.output
+
+
+def http_date(when: datetime) -> str:
+    return format_datetime(when, usegmt=when.tzinfo is UTC)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("120", 120.0),
+        (" 7 ", 7.0),
+        ("0", 0.0),
+        ("99999999999999999999", MAX_RETRY_AFTER_SECONDS),  # capped
+        ("Fri, 31 Dec 2027 23:59:59 -0000", MAX_RETRY_AFTER_SECONDS),  # the stdlib's naive datetime: UTC
+        ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past: now
+        ("²", None),  # isdigit() says yes, float() says no
+        ("١٢", None),  # Arabic-Indic digits
+        ("-5", None),
+        ("1.5", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_retry_after_values(value, expected):
+    assert retry_after_seconds(value) == expected
+
+
+@pytest.mark.parametrize("zone", [UTC, timezone(timedelta(hours=9)), timezone(timedelta(hours=-5))])
+def test_retry_after_http_dates_in_any_zone(zone):
+    when = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=90)
+    seconds = retry_after_seconds(http_date(when.astimezone(zone)))
+    assert seconds is not None and 85 <= seconds <= 90
+
+
+def test_a_retry_after_date_keeps_the_delivery_pending_until_then(push_app, hook):
+    [delivery] = raise_alarm(push_app, "phone-1")
+    hook.mode = "error"
+    hook.retry_after = http_date((datetime.now(UTC) + timedelta(seconds=3)).astimezone(timezone(timedelta(hours=9))))
+    delay = attempt(push_app, WebhookSender(hook.url, timeout=1), delivery)
+    assert delay is not None and 1.5 <= delay <= 3.5  # the date, not the 0.2 s back-off
+    assert row(push_app, delivery) == ("pending", 1, "HTTP 503")
+
+
+def test_no_webhook_secret_in_any_log_line(push_app, hook, caplog):
+    """Failed, refused and unreachable calls at DEBUG, from every logger: the URL's secrets appear in none."""
+    caplog.set_level(logging.DEBUG)
+    deliveries = raise_alarm(push_app, "phone-1", "phone-2", "phone-3")
+    sender = WebhookSender(secret_url(hook), timeout=1)
+    for mode, delivery in zip(("error", "reject", "ok"), deliveries, strict=True):
+        hook.mode = mode
+        attempt(push_app, sender, delivery)
+    closed = secret_url(WebhookServer()).replace("/push", "/gone")  # a port nobody answers on after close
+    attempt(push_app, WebhookSender(closed, timeout=1), deliveries[0])
+    assert {r.headers.get("authorization", "")[:6] for r in hook.received} == {"Basic "}  # the credentials were used
+    assert caplog.records
+    for secret in SECRET_URL_PARTS:
+        assert secret not in caplog.text
+
+
+def test_url_masking_and_quiet_http_client_loggers():
+    assert (
+        mask_url("https://u:p@hooks.example:8443/a/b?token=t&x=&y=1#frag")
+        == "https://***@hooks.example:8443/a/b?token=***&x=***&y=***"
+    )
+    assert mask_url("https://fcm.googleapis.com") == "https://fcm.googleapis.com"
+    logging.getLogger("httpx").setLevel(logging.DEBUG)
+    quiet_http_client_logs()
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    assert logging.getLogger("httpcore").getEffectiveLevel() >= logging.WARNING

@@ -12,6 +12,7 @@ previous image's requests. bench/rollout.py plays the same scenario longer.
 from __future__ import annotations
 
 from bench import rollout
+from tests.helpers import copy_repository
 
 
 def test_post_deploy_revision_makes_a_rolling_update_fail_no_request(new_pg_database, tmp_path):
@@ -36,3 +37,23 @@ def test_post_deploy_revision_makes_a_rolling_update_fail_no_request(new_pg_data
     assert naive.previous.failures > 0, naive.previous
     assert naive.new.failures == 0, naive.new.failed_examples
     assert naive.readyz_during_rollout["schema"]["state"] == "at_head"
+
+
+def test_rename_under_load_fails_no_request_and_loses_no_value(new_pg_database, tmp_path):
+    """``flask db migrate --rename`` revisions: the expand at start-up, the contract by the post-deploy job.
+
+    Its naive row (the rename applied in place at start-up) is bench/rollout.py's; the drop's naive row above
+    already shows the previous image failing on a contract step at start-up.
+    """
+    previous = copy_repository(tmp_path / "previous")
+    new, contract = rollout.renamed_image(tmp_path / "new", naive=False)
+    ours = rollout.play(previous, new, new_pg_database(), rollout.RENAME_LABEL, phase=1.0, addresses=True)
+
+    # Both images read and wrote addresses side by side; nothing failed, no acknowledged value was lost.
+    assert ours.previous.requests > 0 and ours.new.requests > 0
+    assert ours.total.failures == 0, ours.total.failed_examples
+    assert ours.column_during_rollout and not ours.column_after
+    assert ours.readyz_during_rollout["schema"]["post_deploy_pending"] == [
+        f"{contract} (Rename market.address to street_address (contract))"
+    ]
+    assert ours.values_checked > 10 and ours.values_wrong == 0

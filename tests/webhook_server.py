@@ -22,6 +22,7 @@ DEFAULT_ANSWERS = {
     "slow": (200, 1.0),
     "redirect": (302, 0.0),
     "trickle": (200, 0.0),  # the status line one byte at a time, every 0.2 s, for 30 s
+    "endless": (200, 0.0),  # a chunked body that never ends (until the client hangs up, or 60 s)
 }
 
 
@@ -75,6 +76,9 @@ class _Server:
     def respond(handler: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes, delay: float):
         if delay:
             time.sleep(delay)
+        if headers.pop("X-Endless", None):
+            _stream_endlessly(handler)
+            return
         if headers.pop("X-Trickle", None):
             try:
                 for byte in b"HTTP/1.1 200 OK\r\n" * 10:
@@ -100,6 +104,22 @@ class _Server:
         self.server.server_close()
 
 
+def _stream_endlessly(handler: BaseHTTPRequestHandler, seconds: float = 60.0) -> None:
+    """A 200 whose chunked body goes on until the client closes the connection."""
+    chunk = b"x" * 65536
+    framed = b"%x\r\n%s\r\n" % (len(chunk), chunk)
+    try:
+        handler.send_response(200)
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            handler.wfile.write(framed)
+    except OSError:  # the client hung up: what a bounded reader does
+        pass
+    handler.close_connection = True
+
+
 class WebhookServer(_Server):
     """A push webhook; ``mode`` picks the answers; ``failure_rate`` fails that share of calls with a 503."""
 
@@ -111,8 +131,10 @@ class WebhookServer(_Server):
         failure_rate: float = 0.0,
         latency: float = 0.0,
         seed: int = 13,
+        retry_after: str | None = None,
     ) -> None:
         self.mode = mode
+        self.retry_after = retry_after  # the Retry-After header of 429 and 503 answers
         self.answers = answers or DEFAULT_ANSWERS
         self.failure_rate = failure_rate
         self.latency = latency
@@ -127,8 +149,10 @@ class WebhookServer(_Server):
         if failing:
             status = 503
         headers = {"Location": f"{self.base}/elsewhere"} if 300 <= status < 400 else {}
-        if self.mode == "trickle":
-            headers["X-Trickle"] = "1"
+        if status in (429, 503) and self.retry_after is not None:
+            headers["Retry-After"] = self.retry_after
+        if self.mode in ("trickle", "endless"):
+            headers[f"X-{self.mode.title()}"] = "1"
         return status, headers, b"", delay + self.latency
 
     def accepted(self) -> list[Received]:

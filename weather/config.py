@@ -132,7 +132,13 @@ def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "PUSH_MAX_AGE_SECONDS": _float(env, "PUSH_MAX_AGE_SECONDS", 6 * 3600.0, minimum=1),
         "PUSH_RETRY_BASE_SECONDS": _float(env, "PUSH_RETRY_BASE_SECONDS", 2.0, minimum=0),
         "PUSH_RETRY_MAX_SECONDS": _float(env, "PUSH_RETRY_MAX_SECONDS", 600.0, minimum=0),
-        "PUSH_WORKER_CONCURRENCY": _int(env, "PUSH_WORKER_CONCURRENCY", 8, minimum=1),
+        # Provider calls one worker has in flight (and send jobs it runs). FCM takes
+        # about 10,000 messages/s per project: 128 calls of ~100 ms each are 1,280/s
+        # per worker, so a few workers reach it; the cap keeps a typo from opening
+        # thousands of sockets.
+        "PUSH_WORKER_CONCURRENCY": _int_at_most(env, "PUSH_WORKER_CONCURRENCY", 128, minimum=1, maximum=1024),
+        # Deliveries per send job: one job is one lane, sent one after another.
+        "PUSH_BATCH_SIZE": _int_at_most(env, "PUSH_BATCH_SIZE", 20, minimum=1, maximum=1000),
         "PUSH_SHUTDOWN_SECONDS": _float(env, "PUSH_SHUTDOWN_SECONDS", 20.0, minimum=0),
         "PUSH_STALLED_SECONDS": _float(env, "PUSH_STALLED_SECONDS", 30.0, minimum=1),
     }

@@ -74,6 +74,7 @@ from urllib.parse import quote, unquote
 
 import httpx
 
+from weather.log_safety import quiet_http_client_logs
 from weather.settings import FromConfig
 from weather.times import KST
 
@@ -317,9 +318,7 @@ class KmaClient:
         self.http = http
         self.sleep = sleep
         self.url = f"{settings.base_url}/{OPERATION}"
-        # httpx logs every request's URL at INFO, and the URL carries the service key.
-        for name in ("httpx", "httpcore"):
-            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+        quiet_http_client_logs()  # httpx logs every request's URL at INFO, and the URL carries the service key.
 
     async def cell(self, base: datetime, nx: int, ny: int) -> CellForecast:
         """Every page of one cell's forecast of base time ``base``; raises KmaError."""

@@ -9,6 +9,7 @@ bounded size, and an error answer names only the first few problems.
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Mapping, Sized
 from typing import Any, cast
 
@@ -30,20 +31,41 @@ MAX_PUSH_TOKEN_LENGTH = 255
 MAX_REPORTED_ERRORS = 5
 
 
+# Unicode categories refused in text: control (Cc: NUL, tab, escape ...) and format
+# (Cf: zero-width space, joiners, bidirectional overrides such as U+202E). They are
+# invisible, so "광장시장" and "광장시장\u200b" would be two markets a person cannot tell apart.
+REFUSED_CATEGORIES = {"Cc": "control", "Cf": "format"}
+
+
 def _storable(value: str) -> None:
-    # PostgreSQL text cannot hold NUL, and a lone surrogate (JSON "\ud800") is not
-    # UTF-8 at all: reject both here rather than fail in the driver.
-    if "\x00" in value:
-        raise ValidationError("Must not contain NUL characters.")
+    # A lone surrogate (JSON "\ud800") is not UTF-8 at all: reject it here rather than
+    # fail in the driver. NUL (which PostgreSQL text cannot hold) is a control character.
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         raise ValidationError("Must be valid Unicode (no unpaired surrogates).") from None
+    for char in value:
+        kind = REFUSED_CATEGORIES.get(unicodedata.category(char))
+        if kind:
+            raise ValidationError(f"Must not contain {kind} characters (found U+{ord(char):04X}).")
+
+
+class CleanText(fields.String):
+    """A string in one canonical spelling: NFC-normalised and stripped of surrounding whitespace.
+
+    "광장시장" typed on macOS arrives decomposed (NFD), on Windows composed
+    (NFC): both must be the same market, so uniqueness and lookups compare the
+    normalised form. Validators (length, _storable) see the normalised value.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        return unicodedata.normalize("NFC", text).strip()
 
 
 def Text(max_length: int, **kwargs: Any) -> fields.String:
-    """A string of 1..max_length characters that PostgreSQL can store (no NUL, valid Unicode)."""
-    return fields.String(validate=[validate.Length(min=1, max=max_length), _storable], **kwargs)
+    """Clean text of 1..max_length characters that PostgreSQL can store: every free-text input field."""
+    return CleanText(validate=[validate.Length(min=1, max=max_length), _storable], **kwargs)
 
 
 def Id(**kwargs: Any) -> fields.Integer:

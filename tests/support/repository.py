@@ -38,3 +38,21 @@ def add_humidity(repo: Path) -> Path:
     models = repo / "models.py"
     models.write_text(models.read_text().replace(*HUMIDITY))
     return models
+
+
+# The column rename the rename tests and bench/rollout.py play: market.address becomes market.street_address.
+# The model attribute (and so the API's "address" field) keeps its name and maps the new column.
+STREET_ADDRESS = (
+    "    address: Mapped[str | None] = mapped_column(String(255))\n",
+    '    address: Mapped[str | None] = mapped_column("street_address", String(255))\n',
+)
+
+
+def rename_address_column(repo: Path) -> Path:
+    """Map ``Market.address`` to a ``street_address`` column in a copy's models.py; returns the models file."""
+    models = repo / "models.py"
+    text = models.read_text()
+    if STREET_ADDRESS[0] not in text:
+        raise RuntimeError("models.py no longer maps market.address as tests/support/repository.py expects")
+    models.write_text(text.replace(*STREET_ADDRESS))
+    return models

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic.script import ScriptDirectory
 
+from tests.support.processes import flask
 from tests.support.repository import REPO
 
 
@@ -72,3 +73,19 @@ def add_revision(
         f"def upgrade():\n{indent(upgrade)}\n\n\ndef downgrade():\n{indent(downgrade)}\n"
     )
     return path
+
+
+def generate_rename(repo: Path, rename: str, message: str) -> tuple[str, str]:
+    """``flask db migrate --rename RENAME -m MESSAGE`` in a copy whose models already rename; (expand, contract) ids.
+
+    Autogenerate compares with a scratch SQLite database at the copy's head, as
+    ``./init_migration.sh`` does on a laptop.
+    """
+    (repo / "instance").mkdir(exist_ok=True)
+    scratch = f"sqlite:///{repo / 'instance' / 'generate.sqlite'}"
+    flask(scratch, "db", "upgrade", cwd=repo).check()
+    flask(scratch, "db", "migrate", "--rename", rename, "-m", message, cwd=repo).check()
+    versions = repo / "migrations" / "versions"
+    (expand,) = versions.glob("*_expand.py")
+    (contract,) = versions.glob("*_contract.py")
+    return expand.name.split("_")[2], contract.name.split("_")[2]

@@ -1,12 +1,14 @@
-"""Deliveries as data: one row per (alarm, device), claimed, sent and settled one at a time.
+"""Deliveries as data: one row per (alarm, device), leased, sent and settled in bulk.
 
 ``enqueue_deliveries`` turns an alarm into its rows: inside the transaction
 that records the alarm on SQLite, and in the alarm's fan-out job on
-PostgreSQL (see weather.push.queue). ``deliver`` is the one
-delivery step every worker runs (the procrastinate task on PostgreSQL, the
-polling loop on SQLite): claim the row with a lease (so two workers never send
-the same delivery at once), make one provider call under an overall deadline,
-then settle the row: sent, failed, or back to pending with a retry time.
+PostgreSQL (see weather.push.queue). ``send_batch`` is the one delivery
+path every worker runs (a procrastinate job per batch on PostgreSQL, the
+polling loop on SQLite): a lane of deliveries sent one after another, each
+leased before its call (so two workers never send the same delivery at once),
+sent under an overall deadline, then settled: sent, failed, or back to pending
+with a retry time. A worker's lanes share one ``DeliveryBook``, which records
+all their leases and results of a moment in one transaction.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import CursorResult, Select, delete, exists, func, insert, literal, select
@@ -152,141 +156,264 @@ def alarm_payload(alarm: MarketAlarmLog) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Claim:
-    """What ``claim`` found: a message to send, a delivery to leave alone, or one to retry later."""
+class Owed:
+    """A pending delivery loaded for sending: its message and what settling it needs."""
 
-    message: Message | None = None
-    wait: float | None = None  # leased by another worker: try again after this many seconds
+    id: int
+    alarm_id: int
+    device_id: int
+    created_at: datetime
+    message: Message
 
 
-def claim(session: Session, delivery_id: int, policy: Policy) -> Claim:
-    """Lease a due, pending delivery to this worker and build its message; commit.
+def load_owed(session: Session, ids: Sequence[int], policy: Policy) -> list[Owed]:
+    """The batch's pending deliveries with their messages, in id order; commit.
 
-    A delivery that is sent, failed, gone, or too old ends here (too old or
-    without a device: marked failed). One that another worker holds answers
-    with the time its lease ends.
+    Those too old, or whose device is gone, are marked failed here, in bulk.
     """
     now = utcnow()
-    row = session.get(PushDelivery, delivery_id)
-    if row is None or row.state != "pending":
-        return Claim()
-    if now - as_utc(row.created_at) > timedelta(seconds=policy.max_age_seconds):
-        _finish(
-            session, delivery_id, "failed", f"expired: older than PUSH_MAX_AGE_SECONDS ({policy.max_age_seconds:g} s)"
+    pending = PushDelivery.id.in_(ids) & (PushDelivery.state == "pending")
+    too_old = now - timedelta(seconds=policy.max_age_seconds)
+    expired = f"expired: older than PUSH_MAX_AGE_SECONDS ({policy.max_age_seconds:g} s)"
+    for reason, condition in (
+        (expired, PushDelivery.created_at < too_old),
+        ("device unregistered", PushDelivery.device_id.is_(None)),
+    ):
+        session.execute(
+            update(PushDelivery).where(pending, condition).values(state="failed", last_error=reason, finished_at=now)
         )
-        return Claim()
-    if row.device_id is None:
-        _finish(session, delivery_id, "failed", "device unregistered")
-        return Claim()
-    lease_until = now + timedelta(seconds=policy.timeout_seconds + LEASE_MARGIN_SECONDS)
-    lease = (
-        update(PushDelivery)
-        .where(PushDelivery.id == delivery_id, PushDelivery.state == "pending", PushDelivery.next_attempt_at <= now)
-        .values(next_attempt_at=lease_until, attempts=PushDelivery.attempts + 1)
-    )
-    claimed = cast(CursorResult[Any], session.execute(lease)).rowcount
-    if not claimed:
-        session.rollback()
-        current = session.get(PushDelivery, delivery_id)
-        if current is None or current.state != "pending":
-            return Claim()
-        return Claim(wait=max(0.1, (as_utc(current.next_attempt_at) - now).total_seconds()))
-    device = session.get(Device, row.device_id)
-    alarm = session.get(MarketAlarmLog, row.alarm_id)
-    if device is None or alarm is None:  # unregistered meanwhile
-        _finish(session, delivery_id, "failed", "device unregistered")
-        return Claim()
-    message = Message(device.push_token, device.platform, row.idempotency_key, alarm_payload(alarm))
+    rows = session.execute(
+        select(PushDelivery.id, PushDelivery.created_at, PushDelivery.idempotency_key, Device, MarketAlarmLog)
+        .join(Device, Device.id == PushDelivery.device_id)
+        .join(MarketAlarmLog, MarketAlarmLog.id == PushDelivery.alarm_id)
+        .where(pending)
+        .order_by(PushDelivery.id)
+    ).all()
     session.commit()
-    return Claim(message=message)
+    return [
+        Owed(
+            delivery_id,
+            alarm.id,
+            device.id,
+            as_utc(created_at),
+            Message(device.push_token, device.platform, key, alarm_payload(alarm)),
+        )
+        for delivery_id, created_at, key, device, alarm in rows
+    ]
 
 
-def settle(session: Session, delivery_id: int, result: SendResult, policy: Policy) -> float | None:
-    """Record one call's result; commit. Returns seconds until the next attempt, or None when settled."""
-    row = session.get(PushDelivery, delivery_id)
-    if row is None or row.state != "pending":
-        return None
-    if result.outcome == ACCEPTED:
-        _finish(session, delivery_id, "sent", None)
-        return None
-    if result.outcome in (REJECTED, UNREGISTERED):
-        device_id = row.device_id
-        _finish(session, delivery_id, "failed", result.error, commit=result.outcome == REJECTED)
-        if result.outcome == UNREGISTERED and device_id is not None:
-            # The provider says the token is dead: forget the device (and its subscriptions).
-            # Explicit, not ON DELETE: SQLite enforces foreign keys only when asked to.
-            session.execute(update(PushDelivery).where(PushDelivery.device_id == device_id).values(device_id=None))
-            session.execute(
-                delete(Subscription)
-                .where(Subscription.device_id == device_id)
-                .execution_options(synchronize_session=False)
+@dataclass(frozen=True)
+class Sent:
+    """One provider call made for a leased delivery, to be recorded."""
+
+    owed: Owed
+    attempts: int  # this attempt's number
+    result: SendResult
+
+
+@dataclass
+class Round:
+    """One transaction's worth of the lanes' work: calls to record, deliveries to lease next."""
+
+    sent: list[Sent]
+    lease: list[Owed]
+    leased: dict[int, int] = field(default_factory=dict)  # delivery id -> this attempt's number
+    waits: dict[int, float] = field(default_factory=dict)  # delivery id -> seconds until it is due again
+
+
+def record_round(session: Session, work: Round, policy: Policy) -> Round:
+    """Settle the calls made and lease the next deliveries, in bulk, in one transaction; commit.
+
+    Settling: accepted become sent (and count in ``sent_to_devices``, same
+    transaction), rejected fail, retried ones get their next attempt time or
+    fail for good. Leasing: a due, pending delivery gets ``next_attempt_at``
+    pushed past the call's deadline (so no second worker sends it meanwhile)
+    and one more attempt; one that is not due answers with its wait.
+    """
+    now = utcnow()
+    _settle(session, work.sent, policy, now, work.waits)
+    if work.lease:
+        lease_until = now + timedelta(seconds=policy.timeout_seconds + LEASE_MARGIN_SECONDS)
+        ids = [owed.id for owed in work.lease]
+        leased = session.execute(
+            update(PushDelivery)
+            .where(
+                PushDelivery.id.in_(ids),
+                PushDelivery.state == "pending",
+                PushDelivery.next_attempt_at <= now,
+                PushDelivery.device_id.is_not(None),
             )
-            session.execute(delete(Device).where(Device.id == device_id).execution_options(synchronize_session=False))
-            session.commit()
-            log.info("push: device %s unregistered by the provider, registration removed", device_id)
-        return None
-    age = (utcnow() - as_utc(row.created_at)).total_seconds()
-    delay = policy.backoff(row.attempts, result.retry_after)
-    if row.attempts >= policy.max_attempts or age + delay > policy.max_age_seconds:
-        reason = "PUSH_MAX_ATTEMPTS" if row.attempts >= policy.max_attempts else "PUSH_MAX_AGE_SECONDS"
-        _finish(session, delivery_id, "failed", f"gave up after {row.attempts} attempts ({reason}): {result.error}")
-        return None
+            .values(next_attempt_at=lease_until, attempts=PushDelivery.attempts + 1)
+            .returning(PushDelivery.id, PushDelivery.attempts)
+        ).all()
+        work.leased = {delivery_id: attempts for delivery_id, attempts in leased}
+        others = [i for i in ids if i not in work.leased]
+        if others:
+            due = select(PushDelivery.id, PushDelivery.next_attempt_at).where(
+                PushDelivery.id.in_(others), PushDelivery.state == "pending"
+            )
+            for delivery_id, due_at in session.execute(due):
+                work.waits[delivery_id] = max(0.1, (as_utc(due_at) - now).total_seconds())
+    session.commit()
+    return work
+
+
+def _settle(session: Session, sent: Sequence[Sent], policy: Policy, now: datetime, waits: dict[int, float]) -> None:
+    accepted = [s.owed.id for s in sent if s.result.outcome == ACCEPTED]
+    if accepted:
+        alarms = session.scalars(
+            update(PushDelivery)
+            .where(PushDelivery.id.in_(accepted), PushDelivery.state == "pending")
+            .values(state="sent", last_error=None, finished_at=now)
+            .returning(PushDelivery.alarm_id)
+        ).all()
+        # Same transaction as the state change: the count never runs ahead of (nor behind) the rows.
+        for alarm_id, count in sorted(Counter(alarms).items()):
+            session.execute(
+                update(MarketAlarmLog)
+                .where(MarketAlarmLog.id == alarm_id)
+                .values(sent_to_devices=MarketAlarmLog.sent_to_devices + count)
+            )
+    for call in sent:
+        result, owed = call.result, call.owed
+        if result.outcome == REJECTED:
+            _fail(session, owed.id, result.error, now)
+        elif result.outcome == UNREGISTERED:
+            _fail(session, owed.id, result.error, now)
+            _forget_device(session, owed.device_id)
+        elif result.outcome == RETRY:
+            age = (now - owed.created_at).total_seconds()
+            delay = policy.backoff(call.attempts, result.retry_after)
+            if call.attempts >= policy.max_attempts or age + delay > policy.max_age_seconds:
+                reason = "PUSH_MAX_ATTEMPTS" if call.attempts >= policy.max_attempts else "PUSH_MAX_AGE_SECONDS"
+                _fail(session, owed.id, f"gave up after {call.attempts} attempts ({reason}): {result.error}", now)
+                continue
+            retried = session.execute(
+                update(PushDelivery)
+                .where(PushDelivery.id == owed.id, PushDelivery.state == "pending")
+                .values(next_attempt_at=now + timedelta(seconds=delay), last_error=_short(result.error))
+            )
+            if cast(CursorResult[Any], retried).rowcount:
+                waits[owed.id] = delay
+
+
+def _fail(session: Session, delivery_id: int, error: str | None, now: datetime) -> None:
     session.execute(
         update(PushDelivery)
-        .where(PushDelivery.id == delivery_id)
-        .values(next_attempt_at=utcnow() + timedelta(seconds=delay), last_error=_short(result.error))
-    )
-    session.commit()
-    return delay
-
-
-def _finish(session: Session, delivery_id: int, state: str, error: str | None, *, commit: bool = True) -> None:
-    changed = session.execute(
-        update(PushDelivery)
         .where(PushDelivery.id == delivery_id, PushDelivery.state == "pending")
-        .values(state=state, last_error=_short(error), finished_at=utcnow())
-        .returning(PushDelivery.alarm_id)
-    ).scalar()
-    if changed is not None and state == "sent":
-        # Same transaction as the state change: the count never runs ahead of (nor behind) the rows.
-        session.execute(
-            update(MarketAlarmLog)
-            .where(MarketAlarmLog.id == changed)
-            .values(sent_to_devices=MarketAlarmLog.sent_to_devices + 1)
-        )
-    if commit:
-        session.commit()
+        .values(state="failed", last_error=_short(error), finished_at=now)
+    )
+
+
+def _forget_device(session: Session, device_id: int) -> None:
+    """The provider says the token is dead: forget the device (and its subscriptions).
+
+    Explicit, not ON DELETE: SQLite enforces foreign keys only when asked to.
+    """
+    session.execute(update(PushDelivery).where(PushDelivery.device_id == device_id).values(device_id=None))
+    session.execute(
+        delete(Subscription).where(Subscription.device_id == device_id).execution_options(synchronize_session=False)
+    )
+    session.execute(delete(Device).where(Device.id == device_id).execution_options(synchronize_session=False))
+    log.info("push: device %s unregistered by the provider, registration removed", device_id)
 
 
 def _short(error: str | None) -> str | None:
     return None if error is None else error[:300]
 
 
-async def deliver(
-    delivery_id: int,
-    sender: PushSender,
-    policy: Policy,
-    in_session: InSession,
-) -> float | None:
-    """One delivery attempt end to end; returns seconds until it should be tried again, or None.
+class DeliveryBook:
+    """One worker process's bookkeeping: every lane's steps of a moment go to the database as one round.
+
+    While one round's transaction runs, the steps that arrive meanwhile wait
+    and go together in the next (group commit): the database cost per
+    delivery shrinks as the send rate grows, and no lane ever has more than
+    one call whose answer is not yet recorded (what a SIGKILL can send twice).
+    """
+
+    def __init__(self, in_session: InSession, policy: Policy) -> None:
+        self.in_session = in_session
+        self.policy = policy
+        self._waiting: list[tuple[Sent | None, Owed | None, asyncio.Future[Round]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def load(self, ids: Sequence[int]) -> list[Owed]:
+        return await asyncio.to_thread(self.in_session, lambda s: load_owed(s, ids, self.policy))
+
+    async def step(self, sent: Sent | None, lease: Owed | None) -> Round:
+        """Record ``sent`` and lease ``lease`` (either may be None); the round they went in."""
+        future: asyncio.Future[Round] = asyncio.get_running_loop().create_future()
+        self._waiting.append((sent, lease, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._waiting:
+                steps, self._waiting = self._waiting, []
+                work = Round([s for s, _, _ in steps if s], [o for _, o, _ in steps if o])
+                try:
+                    done = await asyncio.to_thread(
+                        self.in_session, partial(record_round, work=work, policy=self.policy)
+                    )
+                except Exception as exc:  # each lane's job fails and procrastinate retries it
+                    for _, _, future in steps:
+                        if not future.done():
+                            future.set_exception(exc)
+                    continue
+                for _, _, future in steps:
+                    if not future.done():
+                        future.set_result(done)
+        finally:
+            self._flusher = None
+
+
+async def call_provider(sender: PushSender, owed: Owed, policy: Policy) -> SendResult:
+    """One provider call under the overall deadline; a broken sender costs one attempt, never the worker."""
+    try:
+        async with asyncio.timeout(policy.timeout_seconds):
+            result = await sender.send(owed.message)
+    except TimeoutError:
+        result = SendResult(RETRY, f"no answer within PUSH_TIMEOUT_SECONDS ({policy.timeout_seconds:g} s)")
+    except Exception as exc:  # the class name only: a message or traceback may quote the provider's URL
+        result = SendResult(RETRY, f"sender error: {type(exc).__name__}")
+    if result.outcome != ACCEPTED:
+        log.warning("push delivery %s not accepted: %s (%s)", owed.id, result.outcome, result.error)
+    return result
+
+
+async def send_batch(ids: Sequence[int], sender: PushSender, book: DeliveryBook) -> float | None:
+    """One lane: the batch's deliveries one after another; seconds until the rest is due, or None when settled.
+
+    Each delivery is leased in the round that records the previous one's
+    call, so a lane costs no extra transaction per delivery, and what a
+    SIGKILL leaves leased goes back when its lease ends (the job is retried).
+    """
+    waits: list[float] = []
+    sent: Sent | None = None
+    for owed in [*await book.load(ids), None]:
+        done = await book.step(sent, owed)
+        if sent is not None and sent.owed.id in done.waits:
+            waits.append(done.waits[sent.owed.id])
+        sent = None
+        if owed is None:
+            break
+        if owed.id not in done.leased:
+            if owed.id in done.waits:
+                waits.append(done.waits[owed.id])
+            continue
+        sent = Sent(owed, done.leased[owed.id], await call_provider(sender, owed, book.policy))
+    return min(waits) if waits else None
+
+
+async def deliver(delivery_id: int, sender: PushSender, policy: Policy, in_session: InSession) -> float | None:
+    """One delivery attempt end to end (a batch of one); seconds until it should be tried again, or None.
 
     ``in_session(fn)`` runs ``fn(session)`` on a database session in a worker
     thread (database calls are blocking; the provider call is not).
     """
-    claimed = await asyncio.to_thread(in_session, lambda s: claim(s, delivery_id, policy))
-    if claimed.message is None:
-        return claimed.wait
-    try:
-        async with asyncio.timeout(policy.timeout_seconds):
-            result = await sender.send(claimed.message)
-    except TimeoutError:
-        result = SendResult(RETRY, f"no answer within PUSH_TIMEOUT_SECONDS ({policy.timeout_seconds:g} s)")
-    except Exception as exc:  # a broken sender must cost one attempt, never the worker
-        log.exception("push sender raised for delivery %s", delivery_id)
-        result = SendResult(RETRY, f"sender error: {type(exc).__name__}")
-    if result.outcome != ACCEPTED:
-        log.warning("push delivery %s not accepted: %s (%s)", delivery_id, result.outcome, result.error)
-    return await asyncio.to_thread(in_session, lambda s: settle(s, delivery_id, result, policy))
+    return await send_batch([delivery_id], sender, DeliveryBook(in_session, policy))
 
 
 def next_due_at(session: Session) -> datetime | None:

@@ -9,10 +9,16 @@ The ingest's transaction inserts the alarm and one ``push.fan_out`` job per
 alarm (``defer_fan_out``): both commit together, or neither does, so a pod
 killed after the commit loses nothing, and the ingest's cost does not grow
 with the number of subscribers. A worker runs the fan-out (one
-``push_delivery`` row and one ``push.send`` job per subscribed device), and
-every worker sends. A failed attempt raises ``RetryLater``; the
-retry strategy below turns it into procrastinate's retry at the time our
-policy chose (back-off with jitter, or the provider's Retry-After).
+``push_delivery`` row per subscribed device, and one ``push.send`` job per
+PUSH_BATCH_SIZE of them), and every worker sends. Each job is one lane of
+its worker: its deliveries one after another, so a worker's
+PUSH_WORKER_CONCURRENCY is both the jobs it runs and the provider calls it
+has in flight, and the queue's own cost (fetch, finish) is paid once per
+batch, not per device. A batch with deliveries still to retry raises
+``RetryLater``; the retry strategy below turns it into procrastinate's retry
+at the time our policy chose (back-off with jitter, or the provider's
+Retry-After). procrastinate keeps what it does well: jobs committed with the
+alarm, retries at a chosen time, and a SIGKILLed worker's jobs queued again.
 """
 
 from __future__ import annotations
@@ -22,19 +28,20 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import procrastinate
 from flask import Flask
 from procrastinate.jobs import Job
 from procrastinate.retry import BaseRetryStrategy, RetryDecision
 from procrastinate.tasks import configure_task
+from procrastinate.types import JSONValue
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from models import db
-from weather.push.deliveries import Policy, deliver, enqueue_deliveries, pending_for_alarm
+from weather.push.deliveries import DeliveryBook, Policy, enqueue_deliveries, pending_for_alarm, send_batch
 from weather.push.senders import PushSender
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,10 @@ SEND_TASK = "push.send"
 # A job that fails for an unexpected reason (the database restarting) is tried
 # again this many times, after 1, 2, 4 ... 60 s.
 UNEXPECTED_ERROR_RETRIES = 20
+# Send jobs deferred per statement by a fan-out.
+DEFER_AT_ONCE = 500
+# Connections of procrastinate's pool per worker (the deliveries' own go through SQLAlchemy's).
+QUEUE_CONNECTIONS = 6
 
 
 class RetryLater(Exception):
@@ -91,17 +102,23 @@ async def fan_out(context: procrastinate.JobContext, alarm_id: int) -> int:
     ids = await asyncio.to_thread(runtime.in_session, expand)
     # Through this worker's (opened) app: a task object still belongs to the module-level app.
     deferrer = configure_task(name=SEND_TASK, job_manager=context.app.job_manager, queue=QUEUE)
-    for start in range(0, len(ids), 1000):
-        payloads: list[dict[str, Any]] = [{"delivery_id": i} for i in ids[start : start + 1000]]
-        await deferrer.batch_defer_async(*payloads)
+    size = runtime.batch_size
+    batches: list[dict[str, JSONValue]] = [
+        {"delivery_ids": list[JSONValue](ids[start : start + size])} for start in range(0, len(ids), size)
+    ]
+    for start in range(0, len(batches), DEFER_AT_ONCE):
+        await deferrer.batch_defer_async(*batches[start : start + DEFER_AT_ONCE])
     return len(ids)
 
 
 @queue_app.task(name=SEND_TASK, queue=QUEUE, pass_context=True, retry=DeliveryRetryStrategy())
-async def send(context: procrastinate.JobContext, delivery_id: int) -> None:
-    """One attempt at one delivery."""
+async def send(
+    context: procrastinate.JobContext, delivery_ids: list[int] | None = None, delivery_id: int | None = None
+) -> None:
+    """One lane: an attempt at each delivery of the batch that is due (``delivery_id``: a job of an older image)."""
     runtime = _runtime(context)
-    delay = await deliver(delivery_id, runtime.sender, runtime.policy, runtime.in_session)
+    ids = delivery_ids if delivery_ids is not None else [delivery_id] if delivery_id is not None else []
+    delay = await send_batch(ids, runtime.sender, runtime.book)
     if delay is not None:
         raise RetryLater(delay)
 
@@ -133,12 +150,14 @@ def libpq_url(sqlalchemy_url: str) -> str:
 
 
 class WorkerRuntime:
-    """What every job of one worker process shares: the Flask app, the sender and the policy."""
+    """What every job of one worker process shares: the Flask app, the sender, the policy and the book."""
 
     def __init__(self, flask_app: Flask, sender: PushSender) -> None:
         self.flask_app = flask_app
         self.sender = sender
         self.policy = Policy.from_config(flask_app.config)
+        self.batch_size: int = flask_app.config["PUSH_BATCH_SIZE"]
+        self.book = DeliveryBook(self.in_session, self.policy)
 
     def in_session(self, fn: Callable[[Session], T]) -> T:
         with self.flask_app.app_context():
@@ -168,8 +187,9 @@ async def run_postgresql_worker(flask_app: Flask, sender: PushSender, name: str)
     config = flask_app.config
     connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(config["SQLALCHEMY_DATABASE_URI"]),
+        # procrastinate's own statements (fetch, finish, heartbeat) are few per batch.
         min_size=1,
-        max_size=config["PUSH_WORKER_CONCURRENCY"] + 2,
+        max_size=QUEUE_CONNECTIONS,
     )
     # The one procrastinate App, its connector swapped in: a second App (with_connector)
     # would register (and log) its built-in tasks again.

@@ -16,10 +16,11 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-import httpx
+import aiohttp
 
 from models import utcnow
 from weather.config import ConfigError
@@ -58,40 +59,101 @@ class PushSender(Protocol):
     async def aclose(self) -> None: ...
 
 
+# Most a provider's answer may cost: FCM's error JSON fits in a few hundred
+# bytes; a webhook that streams an endless body costs one bounded read.
+MAX_ANSWER_BYTES = 4096
+# A Retry-After further out than this is read as this (the policy's
+# PUSH_MAX_AGE_SECONDS then decides whether waiting is worth it at all).
+MAX_RETRY_AFTER_SECONDS = 3600.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a sender keeps of a provider's answer: status, Retry-After and the first bytes of the body."""
+
+    status: int
+    retry_after: str | None = None
+    head: bytes = b""
+
+
 def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: delta-seconds or an HTTP date; None when absent or unreadable."""
+    """``Retry-After`` as seconds, capped at MAX_RETRY_AFTER_SECONDS; None when absent or unreadable.
+
+    Delta-seconds are ASCII digits only (``"²".isdigit()`` is true); an HTTP
+    date may carry any zone, and one without (``-0000``, which the stdlib
+    returns naive) is UTC.
+    """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        return float(value)
+    if value.isascii() and value.isdigit():
+        return min(MAX_RETRY_AFTER_SECONDS, float(value[:12]))
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    return max(0.0, (when - utcnow()).total_seconds())
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return min(MAX_RETRY_AFTER_SECONDS, max(0.0, (when - utcnow()).total_seconds()))
 
 
-def classify(response: httpx.Response) -> SendResult:
+def classify(answer: Answer) -> SendResult:
     """2xx accepted; 408, 429 and 5xx worth a retry (Retry-After kept); 3xx and other 4xx rejected."""
-    status = response.status_code
+    status = answer.status
     if 200 <= status < 300:
         return SendResult(ACCEPTED)
     if status in RETRYABLE_STATUS or status >= 500:
-        return SendResult(RETRY, f"HTTP {status}", retry_after_seconds(response.headers.get("Retry-After")))
+        return SendResult(RETRY, f"HTTP {status}", retry_after_seconds(answer.retry_after))
     if 300 <= status < 400:
         return SendResult(REJECTED, f"HTTP {status}: redirects are not followed")
     return SendResult(REJECTED, f"HTTP {status}")
 
 
-def transport_error(exc: httpx.HTTPError) -> SendResult:
-    """Timeouts and connection errors are worth a retry; the URL (it may hold a secret) is never kept."""
-    return SendResult(RETRY, type(exc).__name__)
+def transport_error(exc: aiohttp.ClientError) -> SendResult:
+    """Timeouts and connection errors are worth a retry; only a class name is kept (an URL may hold a secret)."""
+    name = "ConnectError" if isinstance(exc, aiohttp.ClientConnectorError) else type(exc).__name__
+    return SendResult(RETRY, name)
 
 
-def http_client(timeout: float) -> httpx.AsyncClient:
-    """The one HTTP client policy: TLS verified, no redirects, per-phase timeouts inside the overall deadline."""
-    return httpx.AsyncClient(verify=True, follow_redirects=False, timeout=httpx.Timeout(timeout))
+class HttpPoster:
+    """The one HTTP client policy of every sender: aiohttp (chosen by measurement, see bench/README.md).
+
+    TLS verified, no redirects, no decompression (a compressed answer could
+    grow without bound), and at most MAX_ANSWER_BYTES of any answer read:
+    leaving the rest unread closes that connection instead of reusing it. The
+    session is made on first use, inside the worker's event loop.
+    """
+
+    def __init__(self, timeout: float, connections: int) -> None:
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.connections = connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.connections),
+                timeout=self.timeout,
+                auto_decompress=False,
+            )
+        return self._session
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Answer:
+        """POST ``body``; raises aiohttp.ClientError for transport failures."""
+        all_headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", **headers}
+        async with self._client().post(url, data=body, headers=all_headers, allow_redirects=False) as response:
+            head = bytearray()
+            while len(head) < MAX_ANSWER_BYTES:
+                chunk = await response.content.read(MAX_ANSWER_BYTES - len(head))
+                if not chunk:
+                    break
+                head += chunk
+            return Answer(response.status, response.headers.get("Retry-After"), bytes(head))
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 @dataclass
@@ -120,24 +182,24 @@ class RecordingSender:
 class WebhookSender:
     """POSTs each message as JSON, with an ``Idempotency-Key`` header stable across retries."""
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float, connections: int = 100) -> None:
         self.url = url
-        self.client = http_client(timeout)
+        self.http = HttpPoster(timeout, connections)
 
     async def send(self, message: Message) -> SendResult:
         body = {"push_token": message.push_token, "platform": message.platform, "alarm": message.alarm}
         try:
-            response = await self.client.post(
+            answer = await self.http.post(
                 self.url,
-                content=json.dumps(body, ensure_ascii=False).encode(),
-                headers={"Content-Type": "application/json", "Idempotency-Key": message.idempotency_key},
+                json.dumps(body, ensure_ascii=False).encode(),
+                {"Idempotency-Key": message.idempotency_key},
             )
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return transport_error(exc)
-        return classify(response)
+        return classify(answer)
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.http.aclose()
 
 
 class FcmSender:
@@ -152,7 +214,14 @@ class FcmSender:
     SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 
     def __init__(
-        self, credentials_json: str, *, endpoint: str, timeout: float, project_id: str | None, token_uri: str | None
+        self,
+        credentials_json: str,
+        *,
+        endpoint: str,
+        timeout: float,
+        project_id: str | None,
+        token_uri: str | None,
+        connections: int = 100,
     ) -> None:
         from google.oauth2 import service_account
 
@@ -162,8 +231,7 @@ class FcmSender:
         self.credentials = service_account.Credentials.from_service_account_info(info, scopes=[self.SCOPE])
         self.project_id = project_id or info["project_id"]
         self.url = f"{endpoint.rstrip('/')}/v1/projects/{self.project_id}/messages:send"
-        self.timeout = timeout
-        self.client = http_client(timeout)
+        self.http = HttpPoster(timeout, connections)
         self._token_lock = threading.Lock()
 
     def _bearer_token(self) -> str:
@@ -202,27 +270,27 @@ class FcmSender:
         except Exception as exc:  # google-auth raises its own errors for a refused or unreachable token URI
             return SendResult(RETRY, f"token refresh failed: {type(exc).__name__}")
         try:
-            response = await self.client.post(
-                self.url, json=self.body(message), headers={"Authorization": f"Bearer {token}"}
+            answer = await self.http.post(
+                self.url, json.dumps(self.body(message)).encode(), {"Authorization": f"Bearer {token}"}
             )
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             return transport_error(exc)
-        result = classify(response)
-        if result.outcome == REJECTED and _fcm_error_code(response) == "UNREGISTERED":
+        result = classify(answer)
+        if result.outcome == REJECTED and _fcm_error_code(answer.head) == "UNREGISTERED":
             return SendResult(UNREGISTERED, "FCM UNREGISTERED: the app was uninstalled or the token expired")
-        if response.status_code == 401:  # an expired token: fetch a new one on the retry
+        if answer.status == 401:  # an expired token: fetch a new one on the retry
             self.credentials.token = None
             return SendResult(RETRY, "HTTP 401")
         return result
 
     async def aclose(self) -> None:
-        await self.client.aclose()
+        await self.http.aclose()
 
 
-def _fcm_error_code(response: httpx.Response) -> str | None:
+def _fcm_error_code(head: bytes) -> str | None:
     """The ``errorCode`` of FCM's error details (``UNREGISTERED``, ``INVALID_ARGUMENT``...), if any."""
     try:
-        details = response.json()["error"]["details"]
+        details = json.loads(head)["error"]["details"]
     except (ValueError, KeyError, TypeError):
         return None
     for detail in details if isinstance(details, list) else []:
@@ -235,7 +303,11 @@ def sender_from_config(config: Mapping[str, Any]) -> PushSender:
     """The sender PUSH_PROVIDER names (validated in weather.config); only the push workers build one."""
     provider = config["PUSH_PROVIDER"]
     if provider == "webhook":
-        return WebhookSender(config["PUSH_WEBHOOK_URL"], timeout=config["PUSH_TIMEOUT_SECONDS"])
+        return WebhookSender(
+            config["PUSH_WEBHOOK_URL"],
+            timeout=config["PUSH_TIMEOUT_SECONDS"],
+            connections=config["PUSH_WORKER_CONCURRENCY"],
+        )
     if provider == "fcm":
         if not config["FCM_CREDENTIALS"]:
             raise ConfigError("PUSH_PROVIDER=fcm needs FCM_CREDENTIALS (the service account JSON, from the Secret)")
@@ -245,5 +317,6 @@ def sender_from_config(config: Mapping[str, Any]) -> PushSender:
             timeout=config["PUSH_TIMEOUT_SECONDS"],
             project_id=config["FCM_PROJECT_ID"],
             token_uri=config["FCM_TOKEN_URI"],
+            connections=config["PUSH_WORKER_CONCURRENCY"],
         )
     return RecordingSender()

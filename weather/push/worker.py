@@ -14,13 +14,16 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Mapping
+from typing import Any
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from models import db, utcnow
-from weather.push.deliveries import Policy, deliver, due_deliveries, next_due_at
+from weather.log_safety import mask_url
+from weather.push.deliveries import DeliveryBook, Policy, due_deliveries, next_due_at, send_batch
 from weather.push.senders import PushSender, sender_from_config
 from weather.times import as_utc
 
@@ -38,10 +41,11 @@ def worker_command(name: str | None) -> None:
     sender = sender_from_config(flask_app.config)
     dialect = flask_app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
     log.info(
-        "push worker %s starting: provider %s, concurrency %d, %s",
+        "push worker %s starting: provider %s, concurrency %d, batches of %d, %s",
         name,
-        flask_app.config["PUSH_PROVIDER"],
+        provider_description(flask_app.config),
         flask_app.config["PUSH_WORKER_CONCURRENCY"],
+        flask_app.config["PUSH_BATCH_SIZE"],
         "procrastinate queue" if dialect.startswith("postgresql") else "polling push_delivery (SQLite)",
     )
     if dialect.startswith("postgresql"):
@@ -53,12 +57,22 @@ def worker_command(name: str | None) -> None:
     log.info("push worker %s stopped", name)
 
 
+def provider_description(config: Mapping[str, Any]) -> str:
+    """The provider and where it is, for the log: a webhook URL masked (it may carry a secret)."""
+    provider = config["PUSH_PROVIDER"]
+    if provider == "webhook":
+        return f"webhook {mask_url(config['PUSH_WEBHOOK_URL'])}"
+    if provider == "fcm":
+        return f"fcm {mask_url(config['FCM_ENDPOINT'])}"
+    return provider
+
+
 async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_seconds: float = 1.0) -> None:
     """SQLite: deliver due rows, up to PUSH_WORKER_CONCURRENCY at once, until SIGTERM/SIGINT."""
     from weather.push.queue import WorkerRuntime
 
     runtime = WorkerRuntime(flask_app, sender)
-    policy = Policy.from_config(flask_app.config)
+    book = DeliveryBook(runtime.in_session, Policy.from_config(flask_app.config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -69,7 +83,7 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
             ids = await asyncio.to_thread(runtime.in_session, lambda s: due_deliveries(s, concurrency))
             if ids:
                 # The batch finishes even after SIGTERM: every call is bounded by PUSH_TIMEOUT_SECONDS.
-                await asyncio.gather(*(deliver(i, sender, policy, runtime.in_session) for i in ids))
+                await asyncio.gather(*(send_batch([i], sender, book) for i in ids))
                 continue
             due = await asyncio.to_thread(runtime.in_session, next_due_at)
             wait = idle_seconds

@@ -1,0 +1,215 @@
+"""What each migration statement did on the scratch database: locks, rewrites, scans, rows, time.
+
+A listener of the statement observer on the migration connection: ``before``
+and ``after`` run around every statement the runtime executes. Its own
+queries go through the DBAPI connection directly, so they are neither
+observed nor recorded. Per recorded statement:
+
+- **locks**: the relation locks its backend holds after it (``pg_locks``)
+  that it did not hold before. A statement outside a transaction
+  (``CREATE INDEX CONCURRENTLY`` in Alembic's ``autocommit_block``) has
+  released its locks when it returns, so for those a second connection
+  polls ``pg_locks`` of the migration backend while it runs;
+- **rewrites**: relations whose ``pg_class.relfilenode`` changed;
+- **scanned**: tables whose tuple counters moved (``pg_stat_user_tables``
+  plus this transaction's ``pg_stat_xact_user_tables``): what it read or
+  wrote, and so what its duration grows with;
+- **rows**: the row count of a DML statement, else the rows its scans read.
+
+The runtime's own bookkeeping (reads, ``SET``, the lock functions, the
+version table and the ledger) is not recorded.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg2
+
+from safe_migrations.rehearse.scratch import BOOKKEEPING, RELATION_NAME, USER_RELATIONS, libpq_url
+
+_SNAPSHOT = f"SELECT c.oid, {RELATION_NAME}, c.relkind, c.relfilenode, pg_relation_size(c.oid) {USER_RELATIONS}"
+_COUNTERS = (
+    "SELECT s.relid, s.seq_tup_read + coalesce(s.idx_tup_fetch, 0) + x.seq_tup_read + coalesce(x.idx_tup_fetch, 0), "
+    "s.n_tup_ins + s.n_tup_upd + s.n_tup_del + x.n_tup_ins + x.n_tup_upd + x.n_tup_del "
+    "FROM pg_stat_user_tables s JOIN pg_stat_xact_user_tables x USING (relid)"
+)
+_OWN_LOCKS = (
+    "SELECT relation, mode FROM pg_locks WHERE pid = {pid} AND locktype = 'relation' AND granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+# Statements of the runtime, not of a revision: reads, session settings, transaction control.
+_NOT_A_STEP = re.compile(r"^\s*(SELECT|SET|SHOW|BEGIN|COMMIT|ROLLBACK|RESET)\b", re.IGNORECASE)
+_BOOKKEEPING = re.compile(r"\b(" + "|".join(sorted(BOOKKEEPING)) + r")\b", re.IGNORECASE)
+
+
+def is_step(statement: str) -> bool:
+    """True for a statement a revision runs (not the runtime's own reads and bookkeeping)."""
+    return not _NOT_A_STEP.match(statement) and not _BOOKKEEPING.search(statement)
+
+
+def mode_name(pg_mode: str) -> str:
+    """``ShareRowExclusiveLock`` -> ``SHARE ROW EXCLUSIVE`` (the documentation's spelling)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", " ", pg_mode.removesuffix("Lock")).upper()
+
+
+@dataclass(frozen=True)
+class Relation:
+    oid: int
+    name: str  # as reports name it (schema.name outside public)
+    kind: str  # pg_class.relkind
+    filenode: int
+    size: int  # bytes of the main fork
+
+
+@dataclass
+class Recorded:
+    """One statement of a revision, as the scratch database saw it."""
+
+    revision: str
+    sql: str
+    ms: float
+    in_transaction: bool
+    locks: list[tuple[str, str]] = field(default_factory=list)  # (relation, MODE), strongest first per relation
+    rewrites: list[str] = field(default_factory=list)
+    scanned: dict[str, int] = field(default_factory=dict)  # relation -> its bytes on the sample before the statement
+    rows: int = 0
+
+
+def _snapshot(cursor: Any) -> dict[int, Relation]:
+    cursor.execute(_SNAPSHOT)
+    return {row[0]: Relation(*row) for row in cursor.fetchall()}
+
+
+def _counters(cursor: Any) -> dict[int, tuple[int, int]]:
+    cursor.execute(_COUNTERS)
+    return {relid: (int(read), int(written)) for relid, read, written in cursor.fetchall()}
+
+
+class LockPoller:
+    """Polls ``pg_locks`` of one backend from a connection of its own until stopped."""
+
+    def __init__(self, url: str, pid: int) -> None:
+        self.seen: set[tuple[int, str]] = set()
+        self._stop = threading.Event()
+        self._connection = psycopg2.connect(libpq_url(url), application_name="flask db rehearse (lock poller)")
+        self._connection.autocommit = True
+        self._query = _OWN_LOCKS.format(pid=int(pid))
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+        self._thread.start()
+
+    def _poll(self) -> None:
+        with self._connection.cursor() as cursor:
+            while not self._stop.is_set():
+                cursor.execute(self._query)
+                self.seen.update(cursor.fetchall())
+                time.sleep(0.001)
+
+    def stop(self) -> set[tuple[int, str]]:
+        self._stop.set()
+        self._thread.join(10)
+        self._connection.close()
+        return self.seen
+
+
+@dataclass
+class _Pending:
+    started: float
+    relations: dict[int, Relation]
+    counters: dict[int, tuple[int, int]]
+    locks: set[tuple[int, str]]
+    in_transaction: bool
+    poller: LockPoller | None
+
+
+class Recorder:
+    """The listener: ``before``/``after`` each statement on the migration connection of a rehearsal."""
+
+    def __init__(self, scratch_url: str) -> None:
+        self.scratch_url = scratch_url
+        self.revision = "?"
+        self.recorded: list[Recorded] = []
+        self._pending: _Pending | None = None
+
+    def before(self, dbapi_connection: Any, statement: str) -> None:
+        """Snapshot relations, counters and held locks; start polling locks outside a transaction."""
+        self._pending = None
+        if not is_step(statement):
+            return
+        in_transaction = not dbapi_connection.autocommit
+        with dbapi_connection.cursor() as cursor:
+            relations = _snapshot(cursor)
+            counters = _counters(cursor)
+            cursor.execute(_OWN_LOCKS.format(pid=dbapi_connection.get_backend_pid()))
+            locks = set(cursor.fetchall())
+        poller = None if in_transaction else LockPoller(self.scratch_url, dbapi_connection.get_backend_pid())
+        self._pending = _Pending(time.perf_counter(), relations, counters, locks, in_transaction, poller)
+
+    def after(self, dbapi_connection: Any, statement: str, rowcount: int) -> None:
+        """Record what the statement did (see the module docstring)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        ms = (time.perf_counter() - pending.started) * 1000
+        polled = pending.poller.stop() if pending.poller is not None else set()
+        with dbapi_connection.cursor() as cursor:
+            relations = _snapshot(cursor)
+            counters = _counters(cursor)
+            cursor.execute(_OWN_LOCKS.format(pid=dbapi_connection.get_backend_pid()))
+            locks = set(cursor.fetchall()) | polled
+        before = pending.relations
+        names = {oid: r.name for oid, r in {**relations, **before}.items()}
+        # Locks on relations that existed before the statement: a relation it created is nobody else's yet.
+        taken = sorted(
+            {(names[oid], mode_name(mode)) for oid, mode in locks - pending.locks if oid in before},
+            key=lambda lock: (lock[0], -STRENGTH[lock[1]]),
+        )
+        rewrites = sorted(
+            before[oid].name for oid, r in relations.items() if oid in before and r.filenode != before[oid].filenode
+        )
+        read = written = 0
+        scanned: dict[str, int] = {}
+        for oid, (now_read, now_written) in counters.items():
+            was_read, was_written = pending.counters.get(oid, (0, 0))
+            if oid in before and (now_read > was_read or now_written > was_written):
+                scanned[before[oid].name] = before[oid].size
+                read += now_read - was_read
+                written += now_written - was_written
+        for oid in (oid for oid, r in before.items() if r.name in rewrites):
+            scanned[before[oid].name] = before[oid].size
+        self.recorded.append(
+            Recorded(
+                revision=self.revision,
+                sql=" ".join(statement.split()),
+                ms=ms,
+                in_transaction=pending.in_transaction,
+                locks=taken,
+                rewrites=rewrites,
+                scanned=scanned,
+                rows=rowcount if rowcount >= 0 else read,
+            )
+        )
+
+    def failed(self) -> None:
+        """The statement raised: stop polling (the runtime reports the error)."""
+        pending, self._pending = self._pending, None
+        if pending is not None and pending.poller is not None:
+            pending.poller.stop()
+
+
+# Lock modes from weakest to strongest (PostgreSQL's table-level lock modes).
+MODES = (
+    "ACCESS SHARE",
+    "ROW SHARE",
+    "ROW EXCLUSIVE",
+    "SHARE UPDATE EXCLUSIVE",
+    "SHARE",
+    "SHARE ROW EXCLUSIVE",
+    "EXCLUSIVE",
+    "ACCESS EXCLUSIVE",
+)
+STRENGTH = {mode: rank for rank, mode in enumerate(MODES)}

@@ -1,0 +1,147 @@
+"""The one classification of statements (pure: no database)."""
+
+from __future__ import annotations
+
+import pytest
+
+from safe_migrations.statements import RULES, Kind, classify, created_tables, split
+
+DESTRUCTIVE = [
+    ("ALTER TABLE market DROP address", "drop_column", "market"),
+    ("ALTER TABLE market DROP COLUMN IF EXISTS address", "drop_column", "market"),
+    ("ALTER TABLE public.market DROP COLUMN address", "drop_column", "public.market"),
+    ("DROP TABLE subscription", "drop_table", "subscription"),
+    ("drop table if exists subscription cascade", "drop_table", "subscription"),
+    ("TRUNCATE device", "truncate", "device"),
+    ("DELETE FROM device", "delete", "device"),
+    ("WITH gone AS (DELETE FROM device RETURNING id) SELECT count(*) FROM gone", "delete", "device"),
+    ("ALTER TABLE market ALTER COLUMN name TYPE varchar(10)", "lossy_type_change", "market"),
+    ("ALTER TABLE market ALTER name TYPE integer USING name::integer", "lossy_type_change", "market"),
+    ("DO $$ BEGIN DELETE FROM device; END $$", "delete", "device"),
+    ("DO $$ BEGIN EXECUTE 'DROP TABLE device'; END $$", "drop_table", "device"),
+]
+
+
+@pytest.mark.parametrize(("sql", "rule", "table"), DESTRUCTIVE)
+def test_destructive_statements_name_their_rule_and_table(sql: str, rule: str, table: str) -> None:
+    (statement,) = classify(sql)
+    assert statement.destructive and statement.contract
+    assert statement.first(Kind.DESTRUCTIVE).rule == rule
+    assert statement.tables == (table,)
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("DROP TYPE procrastinate_job_status CASCADE", "drop_type"),
+        ("DROP SCHEMA archive CASCADE", "drop_schema"),
+        ("DROP SEQUENCE market_id_seq", "drop_sequence"),
+        ("DROP MATERIALIZED VIEW daily_alarms", "drop_view"),
+        ("DO $$ BEGIN EXECUTE 'DROP TABLE ' || 'device'; END $$", "dynamic_sql"),
+    ],
+)
+def test_drops_of_other_objects_and_unreadable_sql_are_destructive(sql: str, rule: str) -> None:
+    (statement,) = classify(sql)
+    assert statement.first(Kind.DESTRUCTIVE).rule == rule
+
+
+def test_a_drop_after_a_select_in_one_string_is_split_and_judged() -> None:
+    first, second = classify("SELECT 1; DROP TABLE subscription;")
+    assert not first.effects
+    assert second.sql == "DROP TABLE subscription" and second.destructive
+    assert split("SELECT 1; DROP TABLE subscription;") == ["SELECT 1", "DROP TABLE subscription"]
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("ALTER TABLE market RENAME COLUMN address TO street", "rename_column"),
+        ("ALTER TABLE market RENAME TO shop", "rename_table"),
+        ("ALTER TABLE market SET SCHEMA archive", "rename_table"),
+        ("ALTER TABLE market ALTER COLUMN address SET NOT NULL", "set_not_null"),
+        ("ALTER TABLE market ALTER COLUMN region DROP DEFAULT", "drop_default"),
+        ("ALTER TABLE market ADD COLUMN code integer NOT NULL", "add_required_column"),
+        ("ALTER TABLE market ADD CONSTRAINT uq_market_code UNIQUE (name)", "add_constraint"),
+        ("ALTER TABLE market ADD PRIMARY KEY (id)", "add_constraint"),
+        ("ALTER TABLE market ADD CONSTRAINT ck CHECK (grid_nx > 0)", "add_constraint"),
+        ("ALTER TABLE forecast ADD CONSTRAINT fk FOREIGN KEY (market_id) REFERENCES market (id)", "add_constraint"),
+        ("ALTER TYPE alarm_type RENAME VALUE 'RAIN' TO 'SHOWER'", "rename_enum_value"),
+    ],
+)
+def test_contract_statements(sql: str, rule: str) -> None:
+    (statement,) = classify(sql)
+    assert statement.first(Kind.CONTRACT).rule == rule
+    assert not statement.destructive
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "ALTER TABLE market ADD CONSTRAINT ck CHECK (grid_nx > 0) NOT VALID",
+        "ALTER TABLE forecast ADD CONSTRAINT fk FOREIGN KEY (market_id) REFERENCES market (id) NOT VALID",
+        "ALTER TABLE market ADD CONSTRAINT uq UNIQUE USING INDEX uq_market_name_region",
+        "ALTER TABLE market VALIDATE CONSTRAINT ck",
+        "ALTER TABLE market ADD COLUMN code integer NOT NULL DEFAULT 0",
+        "ALTER TABLE market ADD COLUMN note text",
+        "CREATE INDEX CONCURRENTLY ix ON market (name)",
+        "UPDATE market SET region = 'x' WHERE id = 1",
+        "DROP FUNCTION procrastinate_cancel_job_v1 CASCADE",
+        "DROP INDEX ix_market_region",
+        "DO $$ BEGIN CREATE EXTENSION IF NOT EXISTS plpgsql; END $$",
+        "not sql at all",
+    ],
+)
+def test_safe_statements_have_no_effect(sql: str) -> None:
+    assert all(not statement.effects for statement in classify(sql))
+
+
+@pytest.mark.parametrize(
+    ("sql", "rule"),
+    [
+        ("CREATE INDEX ix ON market (name)", "create_index"),
+        ("ALTER TABLE market ADD COLUMN token uuid DEFAULT gen_random_uuid()", "rewrite"),
+        ("ALTER TABLE market ADD COLUMN seq bigserial", "rewrite"),
+        ("VACUUM FULL market", "rewrite"),
+        ("LOCK TABLE market IN ACCESS EXCLUSIVE MODE", "lock_table"),
+        ("ALTER TABLE market ALTER COLUMN address TYPE text", "type_change"),
+    ],
+)
+def test_blocking_statements(sql: str, rule: str) -> None:
+    (statement,) = classify(sql)
+    assert statement.first(Kind.BLOCKING).rule == rule
+    assert not statement.destructive
+
+
+def test_a_table_created_in_the_same_revision_is_neither_contract_nor_blocking() -> None:
+    (create,) = classify("CREATE TABLE shop (id int)")
+    assert created_tables(create) == ["shop"]
+    for sql in ["CREATE INDEX ix ON shop (id)", "ALTER TABLE shop ADD CONSTRAINT pk PRIMARY KEY (id)"]:
+        assert classify(sql)[0].effects and not classify(sql, new_tables={"shop"})[0].effects
+    assert classify("DROP TABLE shop", new_tables={"shop"})[0].destructive  # a drop is still a drop
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "lossy"),
+    [
+        ("varchar(200)", "character varying(100)", False),
+        ("varchar(50)", "character varying(100)", True),
+        ("bigint", "integer", False),
+        ("smallint", "integer", True),
+        ("numeric", "bigint", False),
+        ("jsonb", "json", False),
+        ("integer", "text", True),
+        ("varchar(200)", None, True),
+    ],
+)
+def test_a_type_change_is_lossy_unless_the_new_type_holds_every_old_value(
+    new: str, old: str | None, lossy: bool
+) -> None:
+    (statement,) = classify(f"ALTER TABLE market ALTER COLUMN name TYPE {new}", column_type=lambda _t, _c: old)
+    assert statement.destructive is lossy
+    assert statement.contract
+
+
+def test_every_rule_has_a_class_a_reason_and_an_alternative() -> None:
+    for rule in RULES.values():
+        assert rule.kinds and rule.why and rule.alternative
+        assert Kind.DESTRUCTIVE not in rule.kinds or Kind.CONTRACT in rule.kinds
