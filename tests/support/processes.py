@@ -38,6 +38,12 @@ def child_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
+def path_without_flask() -> str:
+    """Our PATH minus every directory holding a ``flask`` (the venv, a pyenv shim): a new developer's shell."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(f for f in folders if f and not (Path(f) / "flask").exists())
+
+
 class Finished(subprocess.CompletedProcess[str]):
     """A command run to completion: exit code, stdout, stderr and its wall time in seconds."""
 
