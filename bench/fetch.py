@@ -1,22 +1,25 @@
-"""`flask forecasts fetch` against a stand-in KMA: cells/s, rows/s, and the whole fetch vs the pure download.
+"""`flask forecasts fetch` of both products against a stand-in KMA: cells/s, rows/s, whole fetch vs pure download.
 
 Set-up: a fresh PostgreSQL database migrated by ``flask db upgrade``, 1,000
 markets in 1,000 distinct grid cells (BENCH_QUICK: 200), and the local stand-in
-of KMA's getVilageFcst (``python -m tests.kma_server``, in a process of its own)
+of KMA's service (``python -m tests.kma_server``, in a process of its own)
 answering each request after a fixed delay (BENCH_FETCH_DELAY, default 0.05 s)
-with the documented JSON: 67 forecast hours per cell, 810 values, one page.
+with the documented JSON: for the short-term forecast (getVilageFcst) 67
+forecast hours per cell, 810 values, one page; for the ultra-short-term one
+(getUltraSrtFcst) 6 hours, 60 values.
 
-Measured, alternating run by run (each run a new base time, so the database
-holds more forecasts every run, as in production):
+Measured per product, alternating run by run (each run a new base time, so the
+database holds more forecasts every run, as in production):
 
-1. the whole fetch: ``flask forecasts fetch --now ...`` as a subprocess, with
-   KMA_CONCURRENCY=4; the seconds its summary line reports (downloads, parsing,
-   checking and storing every cell, alarms included; not the interpreter start);
-2. the pure download of the same pages at the same concurrency: the command's
-   own client (``weather.kma.fetch_cells``) in this process, parsing each answer
-   and storing nothing.
+1. the whole fetch: ``flask forecasts fetch --product P --now ...`` as a
+   subprocess, with KMA_CONCURRENCY=4; the seconds its summary line reports
+   (downloads, parsing, checking and storing every cell, alarms included; not
+   the interpreter start);
+2. the pure download of the same pages at the same concurrency: the
+   pipeline's own download (``weather.forecast_fetch.download``, the same
+   source, client, caps and parsing) in this process, storing nothing.
 
-Goal: whole fetch / pure download <= 2 (storing overlaps fetching).
+Goal per product: whole fetch / pure download <= 1.2 (storing overlaps fetching).
 
 Run::
 
@@ -29,7 +32,6 @@ Run::
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
 import subprocess
@@ -48,7 +50,12 @@ from weather.times import KST
 
 KEY = "bench+service/key=="
 CONCURRENCY = 4
-SUMMARY = re.compile(r"(\d+) cells ok, (\d+) failed; (\d+) rows stored; (\d+) alarms raised; ([\d.]+) s")
+SUMMARY = re.compile(
+    r"(\d+) cells ok, (\d+) failed; (\d+) rows stored; (\d+) alarms raised; \d+ items dropped; ([\d.]+) s"
+)
+PRODUCTS = ("short", "ultra")
+# Each product's run: its first --now (today, KST) and the step to the next run's base time.
+SCHEDULE = {"short": ((5, 11), timedelta(hours=3)), "ultra": ((10, 46), timedelta(hours=1))}
 
 
 def start_stand_in(delay: float) -> tuple[subprocess.Popen[bytes], str]:
@@ -81,12 +88,14 @@ def seed_cells(url: str, cells: int) -> None:
     )
 
 
-def whole_fetch(url: str, base_url: str, now: datetime) -> tuple[float, int, float]:
+def whole_fetch(url: str, base_url: str, product: str, now: datetime) -> tuple[float, int, float]:
     """(seconds the command reports, rows stored, wall seconds) of one ``flask forecasts fetch``."""
     finished = flask(
         url,
         "forecasts",
         "fetch",
+        "--product",
+        product,
         "--now",
         now.isoformat(),
         timeout=900,
@@ -100,26 +109,53 @@ def whole_fetch(url: str, base_url: str, now: datetime) -> tuple[float, int, flo
     return float(match.group(5)), int(match.group(3)), finished.seconds
 
 
-def pure_download(base_url: str, now: datetime, cells: list[tuple[int, int]]) -> tuple[float, int]:
-    """(seconds, values) of the same pages through the command's client, nothing stored."""
-    from weather.kma import CellForecast, KmaSettings, fetch_cells, latest_base_time
+def pure_download(base_url: str, product: str, now: datetime, cells: list[tuple[int, int]]) -> tuple[float, int]:
+    """(seconds, values) of the same pages through the pipeline's download, nothing stored."""
+    from weather import sources
+    from weather.config import load_config
+    from weather.forecast_fetch import cell_readings, download
+    from weather.forecast_rows import ForecastWindow
 
-    settings = KmaSettings(base_url=base_url, service_key=KEY, concurrency=CONCURRENCY)
-    values = [0]
+    env = {"KMA_BASE_URL": base_url, "KMA_SERVICE_KEY": KEY, "KMA_CONCURRENCY": str(CONCURRENCY)}
+    source = sources.source_for(product, load_config(env, "instance"))
+    readings = cell_readings(source, source.base_time(now), cells, ForecastWindow(), datetime.now(KST))
+    values = 0
     failures: list[str] = []
-
-    def count(cell: tuple[int, int], outcome: object) -> None:
-        if isinstance(outcome, CellForecast):
-            values[0] += sum(len(hour) for hour in outcome.hours.values())
-        else:
-            failures.append(f"{cell}: {outcome}")
-
     began = time.perf_counter()
-    asyncio.run(fetch_cells(settings, latest_base_time(now), cells, count))
+    for cell, outcome in download(source, readings, {cell: str(cell) for cell in cells}):
+        if isinstance(outcome, Exception):
+            failures.append(f"{cell}: {outcome}")
+        else:
+            values += sum(len(hour) for hour in outcome.hours.values())
     elapsed = time.perf_counter() - began
     if failures:
         raise RuntimeError(f"download failed: {failures[:5]}")
-    return elapsed, values[0]
+    return elapsed, values
+
+
+def measure(
+    url: str, base_url: str, product: str, grid: list[tuple[int, int]], runs: int
+) -> tuple[Series, Series, Series, float]:
+    """(whole fetch, pure download, whole fetch's wall time, rows per fetch) of ``runs`` alternating runs."""
+    whole, download = Series("whole fetch (flask forecasts fetch)"), Series("pure download (same pipeline, no store)")
+    walls = Series("whole fetch, process wall time")
+    rows_stored: list[float] = []
+    (hour, minute), step = SCHEDULE[product]
+    first = datetime.now(KST).replace(hour=hour, minute=minute, second=0, microsecond=0)
+    started = time.perf_counter()
+    for index in range(runs):
+        now = first + step * index  # a new base time every run
+        order = ("whole", "download") if index % 2 == 0 else ("download", "whole")
+        for what in order:
+            if what == "whole":
+                seconds, rows, wall = whole_fetch(url, base_url, product, now)
+                whole.values.append(seconds)
+                walls.values.append(wall)
+                rows_stored.append(rows)
+            else:
+                download.values.append(pure_download(base_url, product, now, grid)[0])
+        print(f"  ... {product} run {index + 1}/{runs} done ({time.perf_counter() - started:.0f}s)", flush=True)
+    return whole, download, walls, Series("", rows_stored).median
 
 
 def main() -> int:
@@ -139,37 +175,18 @@ def main() -> int:
         flush=True,
     )
 
-    whole, download = Series("whole fetch (flask forecasts fetch)"), Series("pure download (same client, no store)")
-    walls = Series("whole fetch, process wall time")
-    rows_stored: list[int] = []
-    started = time.perf_counter()
-    first = datetime.now(KST).replace(hour=5, minute=11, second=0, microsecond=0)
     try:
-        for index in range(runs):
-            now = first + timedelta(hours=3 * index)  # a new base time every run
-            order = ("whole", "download") if index % 2 == 0 else ("download", "whole")
-            for what in order:
-                if what == "whole":
-                    seconds, rows, wall = whole_fetch(url, base_url, now)
-                    whole.values.append(seconds)
-                    walls.values.append(wall)
-                    rows_stored.append(rows)
-                else:
-                    seconds, _ = pure_download(base_url, now, grid)
-                    download.values.append(seconds)
-            print(f"  ... run {index + 1}/{runs} done ({time.perf_counter() - started:.0f}s)", flush=True)
+        results = {product: measure(url, base_url, product, grid, runs) for product in PRODUCTS}
         stored = query(url, "SELECT count(*) FROM forecast")[0][0]
     finally:
         stop(stand_in)
         session.drop_database(url)
 
-    rows_per_fetch = Series("", [float(r) for r in rows_stored]).median
-    report.print_table(
-        f"Fetch of {cells:,} cells, {runs} alternating runs ({stored:,} forecast rows stored in the end)",
-        ["what", "runs", "median s", "min s", "max s", "cells/s", "rows/s", "ratio vs pure download"],
-        [
+    rows = []
+    for product, (whole, download, walls, rows_per_fetch) in results.items():
+        rows += [
             [
-                s.name,
+                f"{product}: {s.name}",
                 len(s.values),
                 s.median,
                 s.min,
@@ -178,27 +195,22 @@ def main() -> int:
                 rows_per_fetch / s.median if s is whole else "-",
                 s.median / download.median,
             ]
-            for s in (whole, download)
+            for s in (whole, download, walls)
         ]
-        + [
-            [
-                walls.name,
-                len(walls.values),
-                walls.median,
-                walls.min,
-                walls.max,
-                "-",
-                "-",
-                walls.median / download.median,
-            ]
-        ],
+    report.print_table(
+        f"Fetch of {cells:,} cells per product, {runs} alternating runs ({stored:,} forecast rows stored in the end)",
+        ["what", "runs", "median s", "min s", "max s", "cells/s", "rows/s", "ratio vs pure download"],
+        rows,
     )
     print(
         "\nThe whole fetch's seconds are those its summary line reports (from reading the markets to the last "
         "commit); the wall row adds the interpreter and app start-up."
     )
     print()
-    report.goal("whole fetch / pure download of the same pages (median)", whole.median / download.median, 2.0)
+    for product, (whole, download, _, _) in results.items():
+        report.goal(
+            f"{product}: whole fetch / pure download of the same pages (median)", whole.median / download.median, 1.2
+        )
     return 0
 
 

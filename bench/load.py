@@ -167,6 +167,9 @@ def seed_alarm_log(url: str, rows: int) -> float:
     return time.perf_counter() - started
 
 
+WRITERS = ("insert", "update")  # the writing requests of alarm_log_load
+
+
 def alarm_log_load(rows: int) -> dict[str, Operation]:
     """The service's traffic on the alarm log: two kinds of reads, inserts, single-row updates.
 

@@ -52,7 +52,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import load, plots, report, session, sizes
-from bench.load import Stall
+from bench.load import WRITERS, Stall
 from bench.report import Series
 from tests.helpers import INITIAL, SHIPPED, flask, libpq
 
@@ -97,7 +97,6 @@ STEPS = shipped_steps()
 # The bench's seeded alarm log is disposable: its downgrades are confirmed (no terminal to ask on).
 YES = {"upgrade": (), "downgrade": ("--yes",)}
 
-WRITERS = ("insert", "update")  # the load's writing requests (alarm_log_load)
 BASE_FLASK, BASE_SLEEP = "baseline: load + `flask db current`", "baseline: load alone"
 
 

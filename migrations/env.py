@@ -40,27 +40,29 @@ def process_revision_directives(
 ) -> None:
     """An autogenerate run that finds no change writes no file; a new revision goes
     where the post-deploy graph wants it (see safe_migrations/post_deploy.py)."""
-    upgrade_ops = directives[0].upgrade_ops
-    if getattr(config.cmd_opts, "autogenerate", False) and upgrade_ops is not None and upgrade_ops.is_empty():
-        directives[:] = []
-        logger.info("No changes in schema detected; no migration file written.")
-        return
+    autogenerate = getattr(config.cmd_opts, "autogenerate", False)
     x_args = context.get_x_argument(as_dictionary=True)
     wanted = post_deploy.wants_post_deploy(x_args)
-    scripts = ScriptDirectory.from_config(config)
-    post_deploy.place_new_revision(scripts, directives[0], wanted)
-    # script.py.mako writes the post_deploy = True marker from this.
-    config.attributes["post_deploy"] = wanted
-    if getattr(config.cmd_opts, "autogenerate", False):
+    contract = None
+    if autogenerate:
         # A dropped + added column of one type: a rename? (asked, or decided by --rename/--no-rename)
         contract = rename.expand_and_contract(
             migration_context, directives, config.attributes, x_args, rename.terminal_question()
         )
-        if contract is not None:
-            if wanted:
-                raise CommandError("--rename writes its own post-deploy revision; leave out -x post_deploy=1")
-            post_deploy.place_new_revision(scripts, contract, True)
-            contract.depends_on = directives[0].rev_id  # after the expand it contracts
+    upgrade_ops = directives[0].upgrade_ops
+    if autogenerate and upgrade_ops is not None and upgrade_ops.is_empty():
+        directives[:] = []
+        logger.info("No changes in schema detected; no migration file written.")
+        return
+    scripts = ScriptDirectory.from_config(config)
+    post_deploy.place_new_revision(scripts, directives[0], wanted)
+    # script.py.mako writes the post_deploy = True marker from this.
+    config.attributes["post_deploy"] = wanted
+    if contract is not None:
+        if wanted:
+            raise CommandError("--rename writes its own post-deploy revision; leave out -x post_deploy=1")
+        post_deploy.place_new_revision(scripts, contract, True)
+        contract.depends_on = directives[0].rev_id  # after the expand it contracts
 
 
 def configure_arguments() -> dict[str, Any]:

@@ -59,8 +59,10 @@ _SPEC = re.compile(rf"^(?P<table>{_NAME})\.(?P<old>{_NAME}):(?P<new>{_NAME})$")
 _STEPS = "safe_migrations.rename_steps"
 
 
-class RenameUndecided(click.ClickException):
-    """A probable rename with nobody to ask: no file is written, exit 1, both deciding commands printed."""
+class RenameRefused(click.ClickException):
+    """No revision is written: a probable rename nobody decided (both deciding commands are printed), or a
+    ``--rename`` the models' diff does not make. Exit 1 with the message, from ``flask db migrate`` or
+    Alembic's Python API alike (not an Alembic CommandError, which Flask-Migrate turns into a log line)."""
 
 
 @dataclass(frozen=True)
@@ -173,13 +175,13 @@ def decide(
     """The candidates to write as renames: those named by ``--rename``, else the answers to ``ask``.
 
     ``ask`` is None without a terminal: an undecided candidate then raises
-    :class:`RenameUndecided`. A ``--rename`` that matches no candidate is refused.
+    :class:`RenameRefused`. A ``--rename`` that matches no candidate is refused.
     """
     chosen: list[Candidate] = []
     for wanted in renames:
         match = [c for c in found if c.rename == wanted]
         if not match:
-            raise CommandError(
+            raise RenameRefused(
                 f"--rename {wanted}: the models' diff does not remove {wanted.table}.{wanted.old} and add "
                 f"{wanted.table}.{wanted.new} of the same type (rename the attribute in models.py, keep its type)"
             )
@@ -191,7 +193,7 @@ def decide(
         c for c in found if (c.rename.table, c.rename.old) not in used and (c.rename.table, c.rename.new) not in used
     ]
     if undecided and ask is None:
-        raise RenameUndecided(_undecided_message(undecided, message))
+        raise RenameRefused(_undecided_message(undecided, message))
     for candidate in undecided:
         r = candidate.rename
         if (r.table, r.old) in used or (r.table, r.new) in used:
@@ -415,7 +417,7 @@ def expand_and_contract(
 
     ``directives[0]`` becomes the expand revision; the returned contract
     revision is appended to ``directives`` (the caller places it on the
-    post-deploy chain). Raises :class:`RenameUndecided` when nobody decided.
+    post-deploy chain). Raises :class:`RenameRefused` when nobody decided.
     """
     script = directives[0]
     renames, no_rename = requested(x_args)

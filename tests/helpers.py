@@ -16,6 +16,7 @@ from tests.support.processes import (
     launch,
     path_without_flask,
     run,
+    run_measured,
     start_flask,
     stop,
     stop_all,
@@ -32,7 +33,17 @@ from tests.support.repository import (
     copy_repository,
     rename_address_column,
 )
-from tests.support.revisions import HEAD, INITIAL, REVISIONS, SHIPPED, Revision, add_revision, generate_rename
+from tests.support.revisions import (
+    HEAD,
+    INITIAL,
+    REVISIONS,
+    SHIPPED,
+    Revision,
+    add_revision,
+    app_on,
+    generate_rename,
+    migrations_with,
+)
 
 __all__ = [
     "BIN",
@@ -49,6 +60,7 @@ __all__ = [
     "Revision",
     "add_humidity",
     "add_revision",
+    "app_on",
     "child_env",
     "copy_repository",
     "create_database",
@@ -60,10 +72,12 @@ __all__ = [
     "http_status",
     "launch",
     "libpq",
+    "migrations_with",
     "path_without_flask",
     "query",
     "rename_address_column",
     "run",
+    "run_measured",
     "scalar",
     "server_url",
     "start_flask",

@@ -14,7 +14,18 @@ import pytest
 from tests.conftest import PG_SERVER_URL
 from tests.helpers import REPO, child_env
 
-SCRIPTS = ["startup", "fleet", "many_revisions", "zero_downtime", "backfill", "api", "fetch", "push"]
+SCRIPTS = [
+    "startup",
+    "fleet",
+    "many_revisions",
+    "zero_downtime",
+    "backfill",
+    "api",
+    "fetch",
+    "push",
+    "rename",
+    "rehearse",
+]
 FIGURES = {"fleet": "fleet_start.png", "zero_downtime": "zero_downtime_stall.png"}  # shown in bench/README.md
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -38,22 +38,23 @@ APP_UID = 10001
 CONTAINER_PORT = 8000
 # Least privilege: each Secret key is mounted exactly where it is read ("file:container"), and
 # each reader is named by the code that reads the key (checked below, so the table cannot drift).
-API, WORKER, FETCH, POST_DEPLOY = (
+API, WORKER, FETCH, NOWCAST, POST_DEPLOY = (
     "deployment.yaml:weather-backend",
     "push-worker-deployment.yaml:push-worker",
     "forecast-fetch-cronjob.yaml:forecast-fetch",
+    "forecast-fetch-ultra-cronjob.yaml:forecast-fetch",
     "post-deploy-job.yaml:post-deploy",
 )
 SECRET_READERS: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # Every process opens the database.
-    "DATABASE_URL": ({API, WORKER, FETCH, POST_DEPLOY}, ("weather/config.py",)),
+    "DATABASE_URL": ({API, WORKER, FETCH, NOWCAST, POST_DEPLOY}, ("weather/config.py",)),
     # Write endpoints check it (weather/auth.py) and cursors are signed with it: only requests read it.
     "API_TOKEN": ({API}, ("weather/auth.py", "weather/cursor.py")),
     # Migrations: pod start-up and the post-deploy Job.
     "MIGRATION_DATABASE_URL": ({API, POST_DEPLOY}, ("safe_migrations/settings.py",)),
     # Only a push sender needs the FCM service account; only the fetch needs KMA's key.
     "FCM_CREDENTIALS": ({WORKER}, ("weather/push/senders.py",)),
-    "KMA_SERVICE_KEY": ({FETCH}, ("weather/forecasts_cli.py",)),
+    "KMA_SERVICE_KEY": ({FETCH, NOWCAST}, ("weather/forecasts_cli.py",)),
 }
 OPTIONAL_SECRETS = {"MIGRATION_DATABASE_URL"}  # absent = migrations use DATABASE_URL
 SECRET_ENV = tuple(key for key, (readers, _) in SECRET_READERS.items() if API in readers)
@@ -520,6 +521,7 @@ def test_kustomization_lists_everything_but_the_secret():
         "configmap.yaml",
         "deployment.yaml",
         "forecast-fetch-cronjob.yaml",
+        "forecast-fetch-ultra-cronjob.yaml",
         "networkpolicy-api.yaml",
         "networkpolicy-forecast-fetch.yaml",
         "networkpolicy-post-deploy.yaml",
@@ -541,6 +543,7 @@ NETWORK = {
     "deployment.yaml": ("networkpolicy-api.yaml", {("TCP", CONTAINER_PORT)}, DNS | POSTGRESQL),
     "push-worker-deployment.yaml": ("networkpolicy-push-worker.yaml", set(), DNS | POSTGRESQL | HTTPS),
     "forecast-fetch-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
+    "forecast-fetch-ultra-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
     "post-deploy-job.yaml": ("networkpolicy-post-deploy.yaml", set(), DNS | POSTGRESQL),
 }
 

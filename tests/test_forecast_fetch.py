@@ -10,9 +10,10 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from tests.helpers import BIN, REPO, child_env, execute, flask, query
-from tests.kma_server import KmaStandIn
-from weather.kma import latest_base_time, precipitation_amount
+from tests.helpers import BIN, REPO, child_env, execute, flask, free_port, query, run_measured
+from tests.kma_server import ULTRA, KmaStandIn
+from weather.kma import precipitation_amount
+from weather.sources import short, ultra
 from weather.times import KST, as_utc
 
 # A service key as data.go.kr hands it out "encoded" (+ / = escaped), and what it stands for.
@@ -82,7 +83,20 @@ def stand_in():
     ],
 )
 def test_base_time_is_the_latest_available(now, base):
-    assert latest_base_time(datetime.fromisoformat(now)) == datetime.fromisoformat(base)
+    assert short.latest_base_time(datetime.fromisoformat(now)) == datetime.fromisoformat(base)
+
+
+@pytest.mark.parametrize(
+    ("now", "base"),
+    [
+        ("2026-08-01T14:44+09:00", "2026-08-01T13:30+09:00"),  # 14:30's forecast is served about 14:45
+        ("2026-08-01T14:46+09:00", "2026-08-01T14:30+09:00"),
+        ("2026-08-01T00:10+09:00", "2026-07-31T23:30+09:00"),
+        ("2026-08-01T05:46:00Z", "2026-08-01T14:30+09:00"),  # the same moment in UTC
+    ],
+)
+def test_ultra_base_time_is_the_latest_available(now, base):
+    assert ultra.latest_base_time(datetime.fromisoformat(now)) == datetime.fromisoformat(base)
 
 
 @pytest.mark.parametrize(
@@ -185,6 +199,15 @@ def test_every_page_is_fetched_once(sqlite_url, stand_in):
     assert "1 cells ok, 0 failed; 67 rows stored" in result.stderr
 
 
+def test_a_cell_beyond_the_page_cap_asks_for_one_page_only(sqlite_url, stand_in):
+    url = migrated(sqlite_url)
+    add_markets(url, SEOUL)
+    result = fetch(url, stand_in, KMA_ROWS_PER_PAGE="100", KMA_MAX_PAGES="5")
+    assert result.returncode == 1, result.output
+    assert "(market 0) failed: totalCount 810 needs 9 pages of 100, more than the cap of 5" in result.stderr
+    assert stand_in.pages_of(*SEOUL) == [1]
+
+
 def test_errors_are_named_and_one_cell_does_not_stop_the_others(pg_url, stand_in):
     url = migrated(pg_url)
     add_markets(url, SEOUL, BUSAN, JEJU, (89, 90))
@@ -194,9 +217,12 @@ def test_errors_are_named_and_one_cell_does_not_stop_the_others(pg_url, stand_in
     result = fetch(url, stand_in, KMA_RETRIES="2")
     assert result.returncode == 1, result.stdout + result.stderr
     assert_key_absent(result)
-    assert "cell nx=60 ny=127 failed: NODATA_ERROR (resultCode 03, NO_DATA)" in result.stderr
-    assert "cell nx=98 ny=76 failed: LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR (resultCode 22)" in result.stderr
-    assert "cell nx=52 ny=38 failed: HTTP 500" in result.stderr
+    assert "cell nx=60 ny=127 (market 0) failed: NODATA_ERROR (resultCode 03, NO_DATA)" in result.stderr
+    assert (
+        "cell nx=98 ny=76 (market 1) failed: LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR (resultCode 22)"
+        in result.stderr
+    )
+    assert "cell nx=52 ny=38 (market 2) failed: HTTP 500" in result.stderr
     assert "1 cells ok, 3 failed; 67 rows stored" in result.stderr
     assert stand_in.pages_of(*JEJU) == [1, 1, 1]  # bounded: one try and KMA_RETRIES=2 retries
     assert stand_in.pages_of(*SEOUL) == [1]  # NO_DATA is not retried: it answers the same until published
@@ -264,21 +290,36 @@ def test_base_time_follows_now(sqlite_url, stand_in, tmp_path):
     assert asked == sorted([(today, "0200"), (today, "0200"), (today, "0500"), (yesterday, "2300")])
 
 
-def test_forecast_times_outside_the_window_are_not_stored(sqlite_url, stand_in):
+def test_now_beyond_the_day_kma_serves_is_refused(sqlite_url, stand_in):
     url = migrated(sqlite_url)
     add_markets(url, SEOUL)
+    result = flask(url, "forecasts", "fetch", "--now", "1900-01-01T12:00+09:00", KMA_SERVICE_KEY=ENCODED_KEY)
+    assert result.returncode == 2, result.output
+    assert "KMA serves the base times of about the last day only" in result.stderr, result.stderr
+    assert stand_in.requests == [] and "Traceback" not in result.stderr
+
+
+def test_a_dead_endpoint_says_what_it_is_doing_while_it_retries(sqlite_url):
+    url = migrated(sqlite_url)
+    add_markets(url, SEOUL, SEOUL)
+    dead = f"http://127.0.0.1:{free_port()}/1360000/VilageFcstInfoService_2.0"
     result = flask(
         url,
         "forecasts",
         "fetch",
         "--now",
-        "1900-01-01T12:00+09:00",
-        KMA_BASE_URL=stand_in.url,
+        NOW,
+        KMA_BASE_URL=dead,
         KMA_SERVICE_KEY=ENCODED_KEY,
+        KMA_RETRIES="2",
+        KMA_RETRY_BACKOFF_SECONDS="0.01",
     )
-    assert result.returncode == 1
-    assert "failed: every hour rejected (forecast_time: Must lie within 366 days before" in result.stderr
-    assert query(url, "SELECT count(*) FROM forecast") == [(0,)]
+    assert result.returncode == 1, result.output
+    for attempt in (2, 3):
+        line = f"cell nx=60 ny=127 (market 0, market 1): connection failed (ConnectError); try {attempt} of 3 in"
+        assert line in result.stderr, result.stderr
+    assert "cell nx=60 ny=127 (market 0, market 1) failed: connection failed (ConnectError)" in result.stderr
+    assert_key_absent(result)
 
 
 def test_progress_line_on_a_terminal(sqlite_url, stand_in):
@@ -316,6 +357,8 @@ def test_progress_line_on_a_terminal(sqlite_url, stand_in):
     [
         ({"KMA_SERVICE_KEY": ""}, [], "KMA_SERVICE_KEY is not set"),
         ({"KMA_CONCURRENCY": "0"}, [], "KMA_CONCURRENCY='0': Must be greater than or equal to 1"),
+        ({"KMA_MAX_PAGES": "0"}, [], "KMA_MAX_PAGES='0': Must be greater than or equal to 1"),
+        ({}, ["--product", "hourly"], "Invalid value for '--product'"),
         ({"KMA_CONCURRENCY": "500"}, [], "KMA_CONCURRENCY='500': Must be greater than or equal to 1 and less"),
         ({"KMA_BASE_URL": "ftp://example"}, [], "KMA_BASE_URL must be an http:// or https:// URL"),
         ({"FORECAST_MAX_PAST_DAYS": "soon"}, [], "FORECAST_MAX_PAST_DAYS='soon': Not a valid number."),
@@ -327,3 +370,125 @@ def test_bad_settings_are_one_line_and_exit_2(sqlite_url, env, args, expected):
     assert result.returncode == 2, result.stdout + result.stderr
     assert expected in result.stderr and "Traceback" not in result.stderr
     assert_key_absent(result)
+
+
+# --------------------------------------------------------------------------- a hostile upstream (#22)
+
+
+def test_each_broken_cell_fails_alone_and_the_healthy_cells_are_stored(sqlite_url, stand_in):
+    url = migrated(sqlite_url)
+    broken = {(70, 70): "gzip_lie", (71, 71): "total_inf", (72, 72): "category_list"}
+    dropping = {(73, 73): "other_cell", (74, 74): "far_hours"}
+    add_markets(url, SEOUL, *broken, *dropping)
+    stand_in.always.update({**broken, **dropping})
+    result = fetch(url, stand_in, KMA_CONCURRENCY="1")
+    assert result.returncode == 1, result.output
+    assert_key_absent(result)
+    assert "cell nx=70 ny=70 (market 1) failed: unreadable answer (DecodingError)" in result.stderr
+    assert "cell nx=71 ny=71 (market 2) failed: malformed answer (totalCount inf)" in result.stderr
+    assert "category value \"['TMP']\" not understood: skipped in 1 hour(s)" in result.stderr
+    # 408 of each 810: the items of the categories the product stores (67 hours x 6, TMN and TMX 3 each).
+    assert "408 item(s) dropped while reading: for another grid cell" in result.stderr
+    assert "408 item(s) dropped while reading: outside the forecast window" in result.stderr
+    # Seoul, the list-category cell (one item skipped) and the two cells with items dropped are stored.
+    assert "4 cells ok, 2 failed; 268 rows stored; 0 alarms raised; 816 items dropped" in result.stderr
+    stored = dict(query(url, "SELECT market_id, count(*) FROM forecast GROUP BY market_id"))
+    assert stored == {1: 67, 4: 67, 5: 67, 6: 67}
+
+
+def test_a_lying_total_count_keeps_memory_bounded_and_asks_for_at_most_the_page_cap(sqlite_url, stand_in):
+    """Pages of 40,000 items (5 MB) under a totalCount of 100,000: 3.98 GB before the caps, every cell lost."""
+    url = migrated(sqlite_url)
+    lying = [(80 + i, 80 + i) for i in range(4)]
+    add_markets(url, SEOUL, *lying)
+    stand_in.always.update(dict.fromkeys(lying, "lying_total"))
+    settings = {"KMA_BASE_URL": stand_in.url, "KMA_SERVICE_KEY": ENCODED_KEY, "KMA_MAX_PAGES": "3"}
+    result, peak = run_measured([str(BIN / "flask"), "forecasts", "fetch", "--now", NOW], database_url=url, **settings)
+    assert result.returncode == 1, result.output
+    assert "1 cells ok, 4 failed; 67 rows stored" in result.stderr, result.output
+    for index, cell in enumerate(lying, start=1):
+        assert f"cell nx={cell[0]} ny={cell[1]} (market {index}) failed: answer larger than" in result.stderr
+        assert len(stand_in.pages_of(*cell)) <= 3
+    assert peak < 300 * 1024 * 1024, f"peak RSS {peak / 2**20:.0f} MB"
+
+
+# --------------------------------------------------------------------------- the ultra-short-term forecast (#24)
+
+
+def rain_this_afternoon(nx: int, ny: int, when: datetime) -> dict[str, str]:
+    """At 14:00 today: heavy rain in the nowcast for Seoul and Busan; Busan's short-term forecast already had it."""
+    if when.date() != TODAY or when.hour != 14:
+        return {}
+    if (nx, ny) == SEOUL:
+        return {"RN1": "30.0~50.0mm", "T1H": "25"}
+    if (nx, ny) == BUSAN:
+        return {"RN1": "30.0~50.0mm", "PCP": "30.0~50.0mm"}
+    return {}
+
+
+def test_ultra_updates_its_columns_and_alarms_once_per_day(database_url):
+    url = migrated(database_url)
+    add_markets(url, SEOUL, SEOUL, BUSAN)
+    server = KmaStandIn(KEY, weather=rain_this_afternoon)
+    try:
+        short_run = fetch(url, server)
+        before = flask(
+            url,
+            "forecasts",
+            "fetch",
+            "--product",
+            "ultra",
+            "--now",
+            f"{TODAY}T10:44:00+09:00",
+            KMA_BASE_URL=server.url,
+            KMA_SERVICE_KEY=ENCODED_KEY,
+        )
+        after = flask(
+            url,
+            "forecasts",
+            "fetch",
+            "--product",
+            "ultra",
+            "--now",
+            f"{TODAY}T10:46:00+09:00",
+            KMA_BASE_URL=server.url,
+            KMA_SERVICE_KEY=ENCODED_KEY,
+        )
+    finally:
+        server.close()
+    assert short_run.returncode == 0 and "1 alarms raised" in short_run.stdout, short_run.output  # Busan's RAIN
+    day = TODAY.strftime("%Y%m%d")
+    # HH:44 takes the previous hour's base time (09:30), HH:46 this hour's (10:30).
+    assert server.base_times(ULTRA) == [(day, "0930"), (day, "0930"), (day, "1030"), (day, "1030")]
+    assert before.returncode == 0, before.output
+    assert "forecasts fetch --product ultra: base time" in before.stdout
+    # Six hours (10:00 to 15:00) for each of three markets; Seoul's two markets alarm for today, Busan
+    # was alarmed for today already by the short-term forecast.
+    assert "2 cells ok, 0 failed; 18 rows stored; 2 alarms raised" in before.stdout, before.output
+    assert after.returncode == 0 and "18 rows stored; 0 alarms raised" in after.stdout, after.output
+    assert_key_absent(before)
+
+    def at(market: int, hour: int) -> tuple:
+        moment = as_utc(datetime.combine(TODAY, time(hour), tzinfo=KST))
+        for when, *values in query(
+            url,
+            "SELECT forecast_time, temperature, precipitation_probability, precipitation_mm, snowfall_cm "
+            f"FROM forecast WHERE market_id = {market}",
+        ):
+            if as_utc(when if isinstance(when, datetime) else datetime.fromisoformat(when)) == moment:
+                return tuple(values)
+        raise AssertionError(f"no forecast for market {market} at {hour}:00")
+
+    for market in (1, 2, 3):
+        for hour in range(10, 17):  # both runs: 10:00-15:00, then 11:00-16:00
+            temperature, probability, rain, snow = at(market, hour)
+            assert temperature == (25.0 if hour == 14 and market < 3 else 21.0)  # T1H, not the short TMP 20
+            assert probability == 10 and snow == 0.0  # kept as the short-term forecast set them
+            assert rain == (30.0 if hour == 14 else 0.0)
+        assert at(market, 17)[0] == 20.0  # beyond the nowcast: the short-term forecast's hour
+    alarms = query(url, "SELECT market_id, alarm_type, target_date FROM market_alarm_log ORDER BY market_id")
+    assert [(m, kind, date.fromisoformat(str(d))) for m, kind, d in alarms] == [
+        (1, "RAIN", TODAY),
+        (2, "RAIN", TODAY),
+        (3, "RAIN", TODAY),
+    ]

@@ -177,6 +177,11 @@ def kma_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "KMA_RETRY_BACKOFF_SECONDS": _float(env, "KMA_RETRY_BACKOFF_SECONDS", 1.0, minimum=0),
         # numOfRows: one cell's ~900 values of a base time fit in one page of 1,000.
         "KMA_ROWS_PER_PAGE": _int_at_most(env, "KMA_ROWS_PER_PAGE", 1000, 1, 10_000),
+        # What one cell may hold, whatever the upstream claims: a real cell is one page, ~1,000
+        # items and ~100 hours (short-term) or 60 items and 6 hours (ultra-short-term).
+        "KMA_MAX_PAGES": _int_at_most(env, "KMA_MAX_PAGES", 10, 1, 100),
+        "KMA_MAX_ITEMS_PER_CELL": _int_at_most(env, "KMA_MAX_ITEMS_PER_CELL", 5000, 1, 100_000),
+        "KMA_MAX_HOURS_PER_CELL": _int_at_most(env, "KMA_MAX_HOURS_PER_CELL", 150, 1, 1000),
     }
 
 

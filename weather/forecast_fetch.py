@@ -1,25 +1,31 @@
-"""One fetch of KMA's forecast for every market: download per grid cell, store while downloading.
+"""The fetch pipeline: one forecast source's base time for every market, downloaded per grid cell, stored as it comes.
 
-The downloads run in a thread of their own (asyncio, at most KMA_CONCURRENCY
-cells at a time); this thread turns each finished cell into forecast rows for
-every market in it, checks them like the API does (weather.schemas.FORECAST_ROWS),
-and stores them through the API's write path (weather.forecast_store) in
-batches, one transaction each. A failed cell is reported and skipped; it never
-stops the others.
+What it does around a source (weather.forecast_source), one job per function:
+``market_cells`` finds the cells; ``download`` runs the requests in a thread
+of their own (asyncio, at most ``policy.concurrency`` cells at a time, each
+request timed, bounded and retried by ``BoundedGet``) and hands back each
+cell's outcome as it arrives; ``cell_rows`` turns a cell's forecast into
+checked rows for every market in it (weather.schemas.FORECAST_ROWS, as the
+API checks them); ``BatchStore`` writes them through the API's write path
+(weather.forecast_store) in batches, one transaction each; ``FetchReport``
+counts it all. Any exception in one cell's download, parsing or rows fails
+that cell alone, named by its markets; a failed batch is retried cell by cell.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import queue
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -28,19 +34,25 @@ from models import Market
 from weather.alarm_rules import Thresholds
 from weather.errors import ApiError
 from weather.forecast_rows import CheckedRows, ForecastWindow
+from weather.forecast_source import Cell, CellForecast, FetchPolicy, ForecastSource, Parsed, Reading, SourceError
 from weather.forecast_store import store_forecasts
-from weather.kma import CellForecast, KmaError, KmaSettings, fetch_cells
+from weather.log_safety import quiet_http_client_logs
 from weather.schemas import FORECAST_ROWS
 
-Cell = tuple[int, int]
 # Rows per write: big enough for COPY to pay off, small enough to store while the downloads go on.
 BATCH_ROWS = 10_000
+MAX_BACKOFF_SECONDS = 30.0
+# A failure line names this many of a cell's markets, then counts the rest.
+NAMED_MARKETS = 3
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class FetchReport:
-    """How a fetch went: cells stored or failed (with why), rows written, alarms raised."""
+    """How a fetch went: cells stored or failed (with why), rows written, alarms raised, items dropped."""
 
+    product: str
     base: datetime
     cells: int = 0
     ok: int = 0
@@ -49,6 +61,8 @@ class FetchReport:
     alarms: int = 0
     unknown: Counter[tuple[str, str]] = field(default_factory=Counter)
     rejections: Counter[str] = field(default_factory=Counter)  # the first problem of a cell's rejected hours
+    dropped: Counter[str] = field(default_factory=Counter)  # items dropped while reading, by reason
+    labels: dict[Cell, str] = field(default_factory=dict)  # each cell named by its markets
     seconds: float = 0.0
 
     @property
@@ -56,14 +70,138 @@ class FetchReport:
         return self.ok + len(self.failed)
 
 
-def market_cells(session: Session) -> dict[Cell, list[int]]:
-    """Every grid cell that holds a market, with its markets' ids: one request series per cell."""
-    cells: dict[Cell, list[int]] = defaultdict(list)
-    for market_id, nx, ny in session.execute(
-        select(Market.id, Market.grid_nx, Market.grid_ny).order_by(Market.grid_nx, Market.grid_ny, Market.id)
+@dataclass(frozen=True)
+class CellMarkets:
+    """The markets of one grid cell: their ids (one row each) and a label naming them for the operator."""
+
+    ids: list[int]
+    label: str
+
+
+def market_cells(session: Session) -> dict[Cell, CellMarkets]:
+    """Every grid cell that holds a market, with its markets: one request series per cell."""
+    found: dict[Cell, list[tuple[int, str]]] = defaultdict(list)
+    for market_id, name, nx, ny in session.execute(
+        select(Market.id, Market.name, Market.grid_nx, Market.grid_ny).order_by(
+            Market.grid_nx, Market.grid_ny, Market.id
+        )
     ):
-        cells[(nx, ny)].append(market_id)
-    return dict(cells)
+        found[(nx, ny)].append((market_id, name))
+    return {cell: CellMarkets([i for i, _ in markets], _label(cell, markets)) for cell, markets in found.items()}
+
+
+def _label(cell: Cell, markets: list[tuple[int, str]]) -> str:
+    names = ", ".join(name for _, name in markets[:NAMED_MARKETS])
+    more = f" and {len(markets) - NAMED_MARKETS} more" if len(markets) > NAMED_MARKETS else ""
+    return f"cell nx={cell[0]} ny={cell[1]} ({names}{more})"
+
+
+# --------------------------------------------------------------------------- downloading
+
+
+class BoundedGet:
+    """The GET every source uses: one timeout per request, a bounded body, bounded retries with a line each."""
+
+    def __init__(self, http: httpx.AsyncClient, policy: FetchPolicy, redact: Callable[[str], str], label: str) -> None:
+        self.http, self.policy, self.redact, self.label = http, policy, redact, label
+
+    async def __call__(self, url: str, params: Mapping[str, str], parse: Callable[[int, bytes], Parsed]) -> Parsed:
+        attempts = self.policy.retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return parse(*await self._get(url, params))
+            except SourceError as exc:
+                reason = self.redact(str(exc))
+                if not exc.transient or attempt == attempts:
+                    raise SourceError(reason) from None
+            wait = min(self.policy.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+            log.warning("%s: %s; try %d of %d in %.3g s", self.label, reason, attempt + 1, attempts, wait)
+            await asyncio.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get(self, url: str, params: Mapping[str, str]) -> tuple[int, bytes]:
+        """(HTTP status, body) of one request; transport trouble is transient, an undecodable body is not."""
+        limit = self.policy.max_response_bytes
+        try:
+            async with asyncio.timeout(self.policy.timeout_seconds):
+                async with self.http.stream("GET", url, params=params) as response:
+                    body = bytearray()
+                    async for chunk in response.aiter_bytes():
+                        body += chunk
+                        if len(body) > limit:
+                            raise SourceError(f"answer larger than {limit:,} bytes")
+                    return response.status_code, bytes(body)
+        except TimeoutError:
+            raise SourceError(f"no answer within {self.policy.timeout_seconds:g} s", transient=True) from None
+        except httpx.TimeoutException as exc:
+            raise SourceError(f"timed out ({type(exc).__name__})", transient=True) from None
+        except httpx.TransportError as exc:
+            raise SourceError(f"connection failed ({type(exc).__name__})", transient=True) from None
+        except httpx.HTTPError as exc:  # e.g. DecodingError: a body that is not what Content-Encoding says
+            raise SourceError(f"unreadable answer ({type(exc).__name__})") from None
+
+
+Outcome = CellForecast | SourceError
+
+
+async def _download_all(
+    source: ForecastSource,
+    readings: Mapping[Cell, Reading],
+    labels: Mapping[Cell, str],
+    on_outcome: Callable[[Cell, Outcome], None],
+) -> None:
+    quiet_http_client_logs()  # httpx logs every request's URL at INFO, and a source's URL may carry its key
+    policy = source.policy
+    limits = httpx.Limits(max_connections=policy.concurrency, max_keepalive_connections=policy.concurrency)
+    gate = asyncio.Semaphore(policy.concurrency)
+    async with httpx.AsyncClient(timeout=policy.timeout_seconds, limits=limits) as http:
+
+        async def one(cell: Cell) -> None:
+            async with gate:
+                get = BoundedGet(http, policy, source.redact, labels[cell])
+                try:
+                    outcome: Outcome = await source.fetch_cell(get, readings[cell])
+                except SourceError as exc:
+                    outcome = exc
+                except Exception as exc:  # a source's bug or an answer nobody foresaw: this cell only
+                    log.debug("%s: unexpected error", labels[cell], exc_info=True)
+                    outcome = SourceError(f"unexpected {type(exc).__name__}: {source.redact(str(exc))[:120]}")
+            on_outcome(cell, outcome)
+
+        await asyncio.gather(*(one(cell) for cell in readings))
+
+
+def download(
+    source: ForecastSource, readings: Mapping[Cell, Reading], labels: Mapping[Cell, str]
+) -> Iterator[tuple[Cell, Outcome]]:
+    """Each cell's outcome as it arrives, from a download thread; every cell gets one, even if the loop breaks."""
+    outcomes: queue.Queue[tuple[Cell, Outcome] | BaseException | None] = queue.Queue()
+
+    def run() -> None:
+        try:
+            asyncio.run(_download_all(source, readings, labels, lambda cell, outcome: outcomes.put((cell, outcome))))
+        except BaseException as exc:
+            outcomes.put(exc)
+        finally:
+            outcomes.put(None)
+
+    downloader = threading.Thread(target=run, name=f"{source.product}-download", daemon=True)
+    downloader.start()
+    seen: set[Cell] = set()
+    stopped: BaseException | None = None
+    while (item := outcomes.get()) is not None:
+        if isinstance(item, BaseException):
+            stopped = item
+            continue
+        seen.add(item[0])
+        yield item
+    downloader.join()
+    reason = f"download stopped ({type(stopped).__name__})" if stopped else "download stopped"
+    for cell in readings.keys() - seen:
+        yield cell, SourceError(reason)
+
+
+# --------------------------------------------------------------------------- rows and storing
 
 
 def cell_rows(
@@ -87,79 +225,113 @@ def first_problem(checked: CheckedRows) -> str:
     return "rejected"
 
 
+class BatchStore:
+    """Cells' rows written in batches of about BATCH_ROWS, one transaction each; the report kept up to date."""
+
+    def __init__(self, session: Session, columns: tuple[str, ...], thresholds: Thresholds, report: FetchReport) -> None:
+        self.session, self.columns, self.thresholds, self.report = session, columns, thresholds, report
+        self.cells: dict[Cell, list[dict[str, Any]]] = {}
+        self.rows = 0
+
+    def add(self, cell: Cell, rows: list[dict[str, Any]]) -> bool:
+        """Queue a cell's rows; True when that filled a batch and it was written."""
+        self.cells[cell] = rows
+        self.rows += len(rows)
+        if self.rows < BATCH_ROWS:
+            return False
+        self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Write what is queued; if the batch fails, each of its cells is tried alone, so one bad cell fails alone."""
+        batch, self.cells, self.rows = self.cells, {}, 0
+        if not batch:
+            return
+        if not self._write(batch) and len(batch) > 1:
+            for cell, rows in batch.items():
+                self._write({cell: rows})
+
+    def _write(self, batch: dict[Cell, list[dict[str, Any]]]) -> bool:
+        rows = [row for cell_rows in batch.values() for row in cell_rows]
+        try:
+            stored = store_forecasts(self.session, rows, self.thresholds, columns=self.columns)
+            self.session.commit()
+        except (SQLAlchemyError, ApiError) as exc:
+            self.session.rollback()
+            if len(batch) == 1:
+                self.report.failed.update({cell: f"storing failed ({type(exc).__name__})" for cell in batch})
+            return False
+        self.report.ok += len(batch)
+        self.report.rows += stored.upserted
+        self.report.alarms += len(stored.alarms)
+        return True
+
+
+# --------------------------------------------------------------------------- the pipeline
+
+
+def cell_readings(
+    source: ForecastSource, base: datetime, cells: Iterable[Cell], window: ForecastWindow, now: datetime
+) -> dict[Cell, Reading]:
+    """What each cell's reading is bounded by: the forecast window around ``now`` and the source's caps."""
+    earliest, latest = window.bounds(now)
+    return {
+        cell: Reading(cell, base, earliest, latest, source.max_items, source.max_hours, source.max_pages)
+        for cell in cells
+    }
+
+
 def run_fetch(
     session: Session,
-    settings: KmaSettings,
+    source: ForecastSource,
     base: datetime,
     thresholds: Thresholds,
     window: ForecastWindow,
     progress: Callable[[FetchReport], None] | None = None,
 ) -> FetchReport:
-    """Fetch and store base time ``base`` for every market's cell; never raises for a cell's failure."""
+    """Fetch and store ``source``'s base time ``base`` for every market's cell; never raises for a cell's failure."""
     started = time.perf_counter()
     cells = market_cells(session)
     session.rollback()  # no transaction held open while the downloads run
-    report = FetchReport(base=base, cells=len(cells))
-    outcomes: queue.Queue[tuple[Cell, CellForecast | KmaError | BaseException]] = queue.Queue()
-    no_cell: Cell = (-1, -1)
-
-    def download() -> None:
-        try:
-            asyncio.run(fetch_cells(settings, base, cells, lambda cell, outcome: outcomes.put((cell, outcome))))
-        except BaseException as exc:  # the loop itself broke: every cell still owed gets this error
-            outcomes.put((no_cell, exc))
-
-    downloader = threading.Thread(target=download, name="kma-download", daemon=True)
-    downloader.start()
-    pending_cells: list[Cell] = []
-    pending_rows: list[dict[str, Any]] = []
-
-    def flush() -> None:
-        if not pending_cells:
-            return
-        try:
-            stored = store_forecasts(session, pending_rows, thresholds)
-            session.commit()
-        except (SQLAlchemyError, ApiError) as exc:
-            session.rollback()
-            reason = f"storing failed ({type(exc).__name__})"
-            report.failed.update({cell: reason for cell in pending_cells})
-        else:
-            report.ok += len(pending_cells)
-            report.rows += stored.upserted
-            report.alarms += len(stored.alarms)
-        pending_cells.clear()
-        pending_rows.clear()
-        if progress:
-            progress(report)
-
+    labels = {cell: markets.label for cell, markets in cells.items()}
+    report = FetchReport(product=source.product, base=base, cells=len(cells), labels=labels)
     now = datetime.now(UTC)
-    seen: set[Cell] = set()
-    while len(seen) < len(cells):
-        cell, outcome = outcomes.get()
-        if not isinstance(outcome, CellForecast | KmaError):  # the download loop broke
-            for missing in cells.keys() - seen:
-                report.failed[missing] = f"download stopped ({type(outcome).__name__})"
-            break
-        seen.add(cell)
-        if isinstance(outcome, KmaError):
+    readings = cell_readings(source, base, cells, window, now)
+    store = BatchStore(session, source.columns, thresholds, report)
+    for cell, outcome in download(source, readings, labels):
+        if isinstance(outcome, SourceError):
             report.failed[cell] = str(outcome)
         else:
-            report.unknown.update(outcome.unknown)
-            rows, checked = cell_rows(outcome, cells[cell], window, now)
-            if checked.rejected:
-                report.rejections[first_problem(checked)] += checked.rejected
-            if not rows and outcome.hours:
-                report.failed[cell] = f"every hour rejected ({first_problem(checked)})"
-                continue
-            pending_cells.append(cell)
-            pending_rows.extend(rows)
-            if len(pending_rows) >= BATCH_ROWS:
-                flush()
-                continue
+            _take(cell, outcome, cells[cell].ids, window, now, store)
         if progress:
             progress(report)
-    flush()
-    downloader.join(timeout=5)
+    store.flush()
+    if progress:
+        progress(report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _take(
+    cell: Cell, forecast: CellForecast, market_ids: list[int], window: ForecastWindow, now: datetime, store: BatchStore
+) -> None:
+    """Count what a cell's forecast brought and queue its rows, or fail the cell alone."""
+    report = store.report
+    report.unknown.update(forecast.unknown)
+    report.dropped.update(forecast.dropped)
+    try:
+        rows, checked = cell_rows(forecast, market_ids, window, now)
+    except Exception as exc:  # rows that break the check itself: this cell only
+        log.debug("cell %s: rows not built", cell, exc_info=True)
+        report.failed[cell] = f"rows not built ({type(exc).__name__})"
+        return
+    if checked.rejected:
+        report.rejections[first_problem(checked)] += checked.rejected
+    if rows:
+        store.add(cell, rows)
+    elif forecast.hours:
+        report.failed[cell] = f"every hour rejected ({first_problem(checked)})"
+    elif forecast.dropped:
+        report.failed[cell] = f"no hour kept ({', '.join(f'{n} {why}' for why, n in forecast.dropped.items())})"
+    else:
+        report.ok += 1  # an empty answer: nothing to store

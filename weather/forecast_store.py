@@ -68,20 +68,33 @@ class StoreResult:
     alarms: list[MarketAlarmLog]
 
 
-def store_forecasts(session: Session, rows: Sequence[dict[str, Any]], thresholds: Thresholds) -> StoreResult:
+def store_forecasts(
+    session: Session,
+    rows: Sequence[dict[str, Any]],
+    thresholds: Thresholds,
+    columns: Sequence[str] = MEASUREMENTS,
+) -> StoreResult:
     """Write checked forecast rows (see weather.schemas.FORECAST_ROWS) and record the alarms they raise.
 
+    An hour already stored gets ``columns`` replaced (default: every
+    measurement, since a measurement left out is no longer forecast) and keeps
+    the others: the ultra-short-term forecast updates what it carries and
+    leaves the short-term forecast's precipitation probability as it was.
     The batch is written whole or not at all (the caller commits). Raises an
     ApiError 422 for a batch that names an unknown market or the same
     (market, hour) twice, before anything is written.
     """
     if not rows:
         return StoreResult(0, [])
+    unknown_columns = set(columns) - set(MEASUREMENTS)
+    if unknown_columns or not columns:
+        raise ValueError(f"not forecast measurements: {sorted(unknown_columns) or 'none given'}")
     check_batch(session, rows)
+    replaced = (*columns, "updated_at")
     if session.get_bind().dialect.name == "postgresql":
-        summaries = _upsert_postgresql(session, rows)
+        summaries = _upsert_postgresql(session, rows, replaced)
     else:
-        _upsert_chunked(session, rows)
+        _upsert_chunked(session, rows, replaced)
         summaries = _day_summaries_by_market(session, rows)
     return StoreResult(len(rows), record_alarms(session, _alarms(session, summaries, thresholds)))
 
@@ -124,7 +137,9 @@ def _copy_text(rows: Iterable[dict[str, Any]]) -> io.StringIO:
     return io.StringIO("\n".join(lines))
 
 
-def _upsert_postgresql(session: Session, rows: Sequence[dict[str, Any]]) -> list[tuple[int, date, DaySummary]]:
+def _upsert_postgresql(
+    session: Session, rows: Sequence[dict[str, Any]], replaced: Sequence[str]
+) -> list[tuple[int, date, DaySummary]]:
     connection = session.connection()
     _staging.create(connection)
     # psycopg2's COPY, on the session's own connection and transaction.
@@ -137,8 +152,7 @@ def _upsert_postgresql(session: Session, rows: Sequence[dict[str, Any]]) -> list
     upsert = postgresql.insert(Forecast).from_select([*COLUMNS, "updated_at"], ordered)
     upsert = upsert.on_conflict_do_update(
         index_elements=["market_id", "forecast_time"],
-        # An hour is replaced as a whole: a measurement left out is no longer forecast.
-        set_={name: upsert.excluded[name] for name in (*MEASUREMENTS, "updated_at")},
+        set_={name: upsert.excluded[name] for name in replaced},
     )
     session.execute(upsert)
     summaries = session.execute(_PG_DAY_SUMMARIES).all()
@@ -168,7 +182,7 @@ _PG_DAY_SUMMARIES = text(
 # --------------------------------------------------------------------------- SQLite
 
 
-def _upsert_chunked(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+def _upsert_chunked(session: Session, rows: Sequence[dict[str, Any]], replaced: Sequence[str]) -> None:
     """Insert or update every row by (market_id, forecast_time) in a few multi-row statements."""
     now = utcnow()
     ordered = sorted(rows, key=lambda r: (r["market_id"], r["forecast_time"]))
@@ -177,7 +191,7 @@ def _upsert_chunked(session: Session, rows: Sequence[dict[str, Any]]) -> None:
         stmt = insert_for(session, Forecast).values(values[start : start + CHUNK_ROWS])
         stmt = stmt.on_conflict_do_update(
             index_elements=["market_id", "forecast_time"],
-            set_={name: stmt.excluded[name] for name in (*MEASUREMENTS, "updated_at")},
+            set_={name: stmt.excluded[name] for name in replaced},
         )
         session.execute(stmt)
 

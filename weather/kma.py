@@ -1,32 +1,15 @@
-"""KMA's short-term forecast (단기예보): base times, the getVilageFcst client, and its values read as numbers.
+"""KMA's VilageFcstInfoService_2.0 on data.go.kr: what its products share (the sources in weather/sources/ use it).
 
-The service is VilageFcstInfoService_2.0 on data.go.kr. One request names a
-base time (``base_date``/``base_time``, issued at 02, 05, ..., 23 KST and
-available about ten minutes later) and a grid cell (``nx``/``ny``); the answer
-lists one item per (category, forecast hour) with the value as a string,
-``pageNo``/``numOfRows`` at a time out of ``totalCount``.
+One request names a base time (``base_date``/``base_time``) and a grid cell
+(``nx``/``ny``); the answer lists one item per (category, forecast hour) with
+the value as a string, ``pageNo``/``numOfRows`` at a time out of ``totalCount``.
+The short-term (단기예보, getVilageFcst) and the ultra-short-term forecast
+(초단기예보, getUltraSrtFcst) answer in the same shape; ``KmaProduct`` reads
+either, given its operation, base-time rule and category table.
 
-Categories the model stores (the rest, e.g. UUU, VVV, VEC, WAV, PTY, REH, is ignored):
-
-======== ==================================== =====================================
-category the guide's meaning                  stored as
-======== ==================================== =====================================
-TMP      1시간 기온 (°C)                       temperature
-TMN      일 최저기온 (°C), at 06:00            temperature of that hour, if lower
-TMX      일 최고기온 (°C), at 15:00            temperature of that hour, if higher
-WSD      풍속 (m/s)                            wind_speed
-POP      강수확률 (%)                          precipitation_probability
-PCP      1시간 강수량 (범주, mm)               precipitation_mm, see below
-SNO      1시간 신적설 (범주, cm)               snowfall_cm, see below
-SKY      하늘상태 (맑음 1, 구름많음 3, 흐림 4)  sky_code
-======== ==================================== =====================================
-
-TMN and TMX fold into the hourly temperature: the model keeps one temperature
-per hour, and the heat and cold rules read the day's extremes, which are what
-KMA's daily minimum and maximum forecast.
-
-PCP and SNO arrive as the guide's category strings. Each maps to the LOWEST
-amount it stands for, so a rule fires only on what KMA really forecasts:
+Precipitation arrives as the guide's category strings (PCP and RN1 in mm, SNO
+in cm). Each maps to the LOWEST amount it stands for, so a rule fires only on
+what KMA really forecasts:
 
 ==================================== ======================= ==========
 the guide (강수량 범주 및 표시방법)   example strings          number
@@ -50,40 +33,37 @@ Errors are named: a ``resultCode`` other than "00" by its code and name
 (e.g. NODATA_ERROR 03, LIMITED_NUMBER_OF_SERVICE_REQUESTS_EXCEEDS_ERROR 22),
 and the data.go.kr gateway's XML answers (``OpenAPI_ServiceResponse``, sent
 even when JSON was asked, e.g. SERVICE_KEY_IS_NOT_REGISTERED_ERROR 30) by
-their ``returnAuthMsg`` and ``returnReasonCode``. Timeouts, 5xx answers and the
-transient result codes are retried a bounded number of times with backoff.
+their ``returnAuthMsg`` and ``returnReasonCode``; the transient result codes
+are marked so, and the pipeline retries them.
 
-The service key never appears in a message: errors are built from codes and
-exception names, never from URLs, and httpx's request log (which would show
-the URL, key included) is kept at WARNING.
+An answer is read defensively, since the upstream may be broken or lying: a
+``totalCount`` that is not a whole number in range, more pages than
+KMA_MAX_PAGES, more items or distinct hours than KMA_MAX_ITEMS_PER_CELL and
+KMA_MAX_HOURS_PER_CELL fail the cell; items for another grid cell or outside
+the forecast window are dropped and counted. The service key never appears in
+a message: errors are built from codes and exception names, never from URLs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 import math
 import re
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
 from urllib.parse import quote, unquote
 
-import httpx
-
-from weather.log_safety import quiet_http_client_logs
+from weather.forecast_source import CellForecast, FetchPolicy, GetPage, Reading, SourceError
 from weather.settings import FromConfig
 from weather.times import KST
 
-OPERATION = "getVilageFcst"
-BASE_HOURS = (2, 5, 8, 11, 14, 17, 20, 23)
-AVAILABLE_AFTER = timedelta(minutes=10)  # a base time's data is served about ten minutes after it
-MAX_RESPONSE_BYTES = 8 * 1024 * 1024  # one page of 1,000 items is about 200 KB
-MAX_TOTAL_COUNT = 100_000  # a cell's forecast is about 1,000 values; more means a broken answer
-MAX_BACKOFF_SECONDS = 30.0
+# Bytes of JSON per item asked for: a real item is about 130, Korean value strings included.
+BYTES_PER_ITEM = 400
+
+MAX_TOTAL_COUNT = 100_000  # far beyond any real cell; the page cap bounds what is asked
 
 # The result codes of the data.go.kr services (the guide's 에러코드 table).
 RESULT_NAMES = {
@@ -109,43 +89,20 @@ RESULT_NAMES = {
 # daily quota spent, bad parameters) answer the same until someone acts.
 TRANSIENT_CODES = frozenset({"01", "02", "04", "05"})
 
-log = logging.getLogger(__name__)
-
-
-# --------------------------------------------------------------------------- base time
-
-
-def latest_base_time(now: datetime) -> datetime:
-    """The latest base time (02, 05, ..., 23 KST) whose forecast is available at ``now`` (aware)."""
-    moment = now.astimezone(KST) - AVAILABLE_AFTER
-    hours = [hour for hour in BASE_HOURS if hour <= moment.hour]
-    if not hours:  # 00:00 to 02:10: the previous day's 23:00
-        return (moment - timedelta(days=1)).replace(hour=BASE_HOURS[-1], minute=0, second=0, microsecond=0)
-    return moment.replace(hour=hours[-1], minute=0, second=0, microsecond=0)
-
-
 # --------------------------------------------------------------------------- errors
 
 
-class KmaError(Exception):
-    """A request series for one cell failed; the message names the cause, never the key."""
-
-    def __init__(self, message: str, *, transient: bool = False) -> None:
-        super().__init__(message)
-        self.transient = transient
-
-
-def result_error(code: str, message: str | None) -> KmaError:
+def result_error(code: str, message: object) -> SourceError:
     """The error for a result code other than "00", named as the guide names it."""
     name = RESULT_NAMES.get(code) or _safe_name(message) or "UNKNOWN_ERROR"
     said = _safe_name(message)
     detail = f", {said}" if said and said != name else ""
-    return KmaError(f"{name} (resultCode {code}{detail})", transient=code in TRANSIENT_CODES)
+    return SourceError(f"{name} (resultCode {code}{detail})", transient=code in TRANSIENT_CODES)
 
 
-def _safe_name(text: str | None) -> str | None:
+def _safe_name(text: object) -> str | None:
     """A gateway's message, kept only if it is a short code-like word (it is echoed to the operator)."""
-    if not text:
+    if not isinstance(text, str) or not text:
         return None
     text = text.strip()
     return text if re.fullmatch(r"[A-Za-z0-9_. -]{1,80}", text) else None
@@ -162,7 +119,7 @@ _AMOUNT = r"(\d+(?:\.\d+)?)"
 
 
 def precipitation_amount(value: str, unit: str) -> float | None:
-    """A PCP (``unit`` "mm") or SNO ("cm") string as a number; see the module's table."""
+    """A PCP or RN1 (``unit`` "mm") or SNO ("cm") string as a number; see the module's table."""
     text = value.replace(" ", "")
     if text in ("", "-", "강수없음", "적설없음") or _is_zero(text):
         return 0.0
@@ -170,11 +127,11 @@ def precipitation_amount(value: str, unit: str) -> float | None:
     if re.fullmatch(_AMOUNT + unit + "미만", text):
         return 0.1
     if match := re.fullmatch(_AMOUNT + optional_unit + "~" + _AMOUNT + unit, text):
-        return _number(match.group(1))
+        return number(match.group(1))
     if match := re.fullmatch(_AMOUNT + unit + "이상", text):
-        return _number(match.group(1))
+        return number(match.group(1))
     if match := re.fullmatch(_AMOUNT + optional_unit, text):
-        return _number(match.group(1))
+        return number(match.group(1))
     if re.fullmatch(r"-\d+(?:\.\d+)?", text) and float(text) <= -900:
         return None  # KMA's missing value
     raise UnknownValue(value)
@@ -187,112 +144,46 @@ def _is_zero(text: str) -> bool:
         return False
 
 
-def _number(text: str) -> float | None:
+def number(text: str) -> float | None:
     """A plain number; KMA's missing-value markers (>= 900, <= -900) are None."""
     try:
-        number = float(text)
+        value = float(text)
     except ValueError:
         raise UnknownValue(text) from None
-    if not math.isfinite(number):
+    if not math.isfinite(value):
         raise UnknownValue(text)
-    return None if abs(number) >= 900 else number
+    return None if abs(value) >= 900 else value
 
 
-def _whole(text: str) -> int | None:
-    number = _number(text)
-    if number is None:
+def whole(text: str) -> int | None:
+    """A whole number (a code or a percentage); None for KMA's missing values."""
+    value = number(text)
+    if value is None:
         return None
-    if number != int(number):
+    if value != int(value):
         raise UnknownValue(text)
-    return int(number)
+    return int(value)
 
 
-# category -> (measure it feeds, how its string is read)
-CATEGORIES: dict[str, tuple[str, Callable[[str], float | int | None]]] = {
-    "TMP": ("temperature", _number),
-    "TMN": ("temperature", _number),
-    "TMX": ("temperature", _number),
-    "WSD": ("wind_speed", _number),
-    "POP": ("precipitation_probability", _whole),
-    "PCP": ("precipitation_mm", lambda value: precipitation_amount(value, "mm")),
-    "SNO": ("snowfall_cm", lambda value: precipitation_amount(value, "cm")),
-    "SKY": ("sky_code", _whole),
-}
-
-
-@dataclass
-class CellForecast:
-    """One cell's forecast: the measurements per hour (KST-aware keys), and the strings not understood."""
-
-    hours: dict[datetime, dict[str, float | int | None]] = field(default_factory=dict)
-    unknown: list[tuple[str, str]] = field(default_factory=list)  # (category, value) skipped
-    requests: int = 0
-    extremes: list[tuple[datetime, str, float]] = field(default_factory=list)  # TMN/TMX, folded in at the end
-
-    def fold_extremes(self) -> None:
-        """Widen each TMN/TMX hour's temperature to the day's extreme (never narrow it); once every page is in."""
-        for when, category, value in self.extremes:
-            hour = self.hours.setdefault(when, {})
-            current = hour.get("temperature")
-            hour["temperature"] = value if current is None else (min if category == "TMN" else max)(current, value)
-        self.extremes.clear()
-
-
-def read_items(items: Iterable[Mapping[str, Any]], forecast: CellForecast) -> None:
-    """Add the stored categories of ``items`` (getVilageFcst's ``item`` list) to ``forecast``."""
-    times: dict[tuple[Any, Any], datetime | None] = {}  # a cell has ~70 distinct hours for ~900 items
-    for item in items:
-        category = item.get("category")
-        if category not in CATEGORIES:
-            continue
-        raw = item.get("fcstValue")
-        key = (item.get("fcstDate"), item.get("fcstTime"))
-        if key not in times:
-            times[key] = _forecast_time(*key)
-        when = times[key]
-        if when is None or not isinstance(raw, str | int | float) or isinstance(raw, bool):
-            forecast.unknown.append((str(category), f"{item.get('fcstDate')} {item.get('fcstTime')} {raw!r}"[:80]))
-            continue
-        measure, read = CATEGORIES[category]
-        try:
-            value = read(str(raw))
-        except UnknownValue:
-            forecast.unknown.append((category, str(raw)[:80]))
-            continue
-        hour = forecast.hours.setdefault(when, {})
-        if category in ("TMN", "TMX"):
-            if value is not None:
-                forecast.extremes.append((when, category, float(value)))
-        else:
-            hour[measure] = value
-
-
-def _forecast_time(day: Any, time: Any) -> datetime | None:
-    day, time = str(day or ""), str(time or "")
-    if not (re.fullmatch(r"\d{8}", day) and re.fullmatch(r"\d{4}", time)):
-        return None
-    try:
-        return datetime.strptime(day + time, "%Y%m%d%H%M").replace(tzinfo=KST)
-    except ValueError:
-        return None
-
-
-# --------------------------------------------------------------------------- the client
+# --------------------------------------------------------------------------- settings
 
 
 @dataclass(frozen=True)
 class KmaSettings(FromConfig):
-    """How to reach KMA: the KMA_* settings (KMA_SERVICE_KEY must be set: checked by the caller)."""
+    """How to reach KMA and how much one cell may hold: the KMA_* settings (weather.config sets every one)."""
 
     CONFIG_PREFIX = "KMA_"
 
     base_url: str
     service_key: str
-    concurrency: int = 4
-    timeout_seconds: float = 10.0
-    retries: int = 3
-    retry_backoff_seconds: float = 1.0
-    rows_per_page: int = 1000
+    concurrency: int
+    timeout_seconds: float
+    retries: int
+    retry_backoff_seconds: float
+    rows_per_page: int
+    max_pages: int
+    max_items_per_cell: int
+    max_hours_per_cell: int
 
     @property
     def decoded_key(self) -> str:
@@ -306,23 +197,69 @@ class KmaSettings(FromConfig):
                 text = text.replace(form, "***")
         return text
 
+    @property
+    def policy(self) -> FetchPolicy:
+        """The pipeline's knobs; a page of ``rows_per_page`` items never needs more than BYTES_PER_ITEM each."""
+        return FetchPolicy(
+            concurrency=self.concurrency,
+            timeout_seconds=self.timeout_seconds,
+            retries=self.retries,
+            retry_backoff_seconds=self.retry_backoff_seconds,
+            max_response_bytes=64 * 1024 + self.rows_per_page * BYTES_PER_ITEM,
+        )
 
-Sleep = Callable[[float], Awaitable[None]]
+
+# --------------------------------------------------------------------------- a product
 
 
-class KmaClient:
-    """getVilageFcst over one httpx.AsyncClient: pages, timeouts, bounded retries, named errors."""
+Fold = Literal["set", "min", "max"]  # "min"/"max": widen the hour's value to the day's extreme, never narrow it
 
-    def __init__(self, settings: KmaSettings, http: httpx.AsyncClient, sleep: Sleep = asyncio.sleep) -> None:
+
+@dataclass(frozen=True)
+class Category:
+    """One KMA category a product stores: the column it feeds, how its string is read, how it combines."""
+
+    column: str | None  # None: read and checked (a broken value is reported), not stored
+    read: Callable[[str], float | int | None]
+    fold: Fold = "set"
+
+
+class KmaProduct:
+    """One operation of VilageFcstInfoService_2.0 as a forecast source (weather.forecast_source.ForecastSource)."""
+
+    def __init__(
+        self,
+        product: str,
+        operation: str,
+        categories: Mapping[str, Category],
+        base_time: Callable[[datetime], datetime],
+        settings: KmaSettings,
+    ) -> None:
+        self.product = product
+        self.operation = operation
+        self.categories = dict(categories)
+        self.columns = tuple(dict.fromkeys(c.column for c in categories.values() if c.column is not None))
+        self._base_time = base_time
         self.settings = settings
-        self.http = http
-        self.sleep = sleep
-        self.url = f"{settings.base_url}/{OPERATION}"
-        quiet_http_client_logs()  # httpx logs every request's URL at INFO, and the URL carries the service key.
+        self.policy = settings.policy
+        self.max_items = settings.max_items_per_cell
+        self.max_hours = settings.max_hours_per_cell
+        self.max_pages = settings.max_pages
+        self.url = f"{settings.base_url}/{operation}"
 
-    async def cell(self, base: datetime, nx: int, ny: int) -> CellForecast:
-        """Every page of one cell's forecast of base time ``base``; raises KmaError."""
-        base = base.astimezone(KST)
+    def base_time(self, now: datetime) -> datetime:
+        """The latest base time available at ``now``, by the product's rule."""
+        return self._base_time(now)
+
+    def redact(self, text: str) -> str:
+        """``text`` without the service key."""
+        return self.settings.redact(text)
+
+    async def fetch_cell(self, get: GetPage, reading: Reading) -> CellForecast:
+        """Every page of one cell's forecast, read within the bounds of ``reading``; raises SourceError."""
+        base = reading.base.astimezone(KST)
+        nx, ny = reading.cell
+        rows = self.settings.rows_per_page
         params = {
             "serviceKey": self.settings.decoded_key,  # httpx encodes it once (+ as %2B)
             "dataType": "JSON",
@@ -330,113 +267,150 @@ class KmaClient:
             "base_time": base.strftime("%H%M"),
             "nx": str(nx),
             "ny": str(ny),
-            "numOfRows": str(self.settings.rows_per_page),
+            "numOfRows": str(rows),
         }
-        forecast = CellForecast()
+        reader = _ItemReader(self.categories, reading)
         page, pages = 1, 1
         while page <= pages:
-            items, total = await self._page({**params, "pageNo": str(page)})
-            forecast.requests += 1
-            read_items(items, forecast)
+            items, total = await get(self.url, {**params, "pageNo": str(page)}, parse_answer)
+            reader.forecast.requests += 1
+            if len(items) > rows:
+                raise SourceError(f"a page of {len(items)} items where {rows} were asked for")
+            reader.read(items)
             if page == 1:
-                pages = max(1, math.ceil(total / self.settings.rows_per_page))
+                pages = max(1, math.ceil(total / rows))
+                if pages > reading.max_pages:
+                    raise SourceError(
+                        f"totalCount {total} needs {pages} pages of {rows}, more than the cap of {reading.max_pages}"
+                    )
             page += 1
-        forecast.fold_extremes()
-        return forecast
+        return reader.finish()
 
-    async def _page(self, params: dict[str, str]) -> tuple[list[Mapping[str, Any]], int]:
-        attempts = self.settings.retries + 1
-        for attempt in range(1, attempts + 1):
+
+class _ItemReader:
+    """Items into one cell's hours, within the reading's bounds, as the pages arrive."""
+
+    def __init__(self, categories: Mapping[str, Category], reading: Reading) -> None:
+        self.categories = categories
+        self.reading = reading
+        self.forecast = CellForecast()
+        self.items = 0
+        self.extremes: list[tuple[datetime, Category, float]] = []
+        self.times: dict[tuple[Any, Any], datetime | None] = {}  # ~70 distinct hours for ~900 items
+        self.cell = tuple(map(str, reading.cell))
+
+    def read(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """Add the stored categories of ``items`` (the answer's ``item`` list); SourceError beyond a cap."""
+        forecast, reading = self.forecast, self.reading
+        for item in items:
+            self.items += 1
+            if self.items > reading.max_items:
+                raise SourceError(f"more than {reading.max_items} items for one cell")
+            name = item.get("category")
+            if not isinstance(name, str):
+                forecast.unknown.append(("category", repr(name)[:80]))
+                continue
+            category = self.categories.get(name)
+            if category is None:
+                continue
+            if "nx" in item and (str(item.get("nx")), str(item.get("ny"))) != self.cell:
+                forecast.dropped["for another grid cell"] += 1
+                continue
+            when = self._time(item.get("fcstDate"), item.get("fcstTime"))
+            raw = item.get("fcstValue")
+            if when is None or not isinstance(raw, str | int | float) or isinstance(raw, bool):
+                forecast.unknown.append((str(name), f"{item.get('fcstDate')!r} {item.get('fcstTime')!r} {raw!r}"[:80]))
+                continue
+            if not reading.earliest <= when <= reading.latest:
+                forecast.dropped["outside the forecast window"] += 1
+                continue
             try:
-                return parse_answer(*await self._get(params))
-            except KmaError as exc:
-                if not exc.transient or attempt == attempts:
-                    raise KmaError(self.settings.redact(str(exc))) from None
-                log.info("KMA request failed (%s), attempt %d/%d", self.settings.redact(str(exc)), attempt, attempts)
-            await self.sleep(min(self.settings.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS))
-        raise AssertionError("unreachable")  # pragma: no cover
+                value = category.read(str(raw))
+            except UnknownValue:
+                forecast.unknown.append((str(name), str(raw)[:80]))
+                continue
+            if category.column is None:
+                continue
+            hour = forecast.hours.get(when)
+            if hour is None:
+                if len(forecast.hours) >= reading.max_hours:
+                    raise SourceError(f"more than {reading.max_hours} distinct forecast hours for one cell")
+                hour = forecast.hours[when] = {}
+            if category.fold == "set":
+                hour[category.column] = value
+            elif value is not None:
+                self.extremes.append((when, category, float(value)))
 
-    async def _get(self, params: dict[str, str]) -> tuple[int, bytes]:
-        """(HTTP status, body) of one request, within the per-request timeout; transport trouble is transient."""
-        try:
-            async with asyncio.timeout(self.settings.timeout_seconds):
-                async with self.http.stream("GET", self.url, params=params) as response:
-                    body = bytearray()
-                    async for chunk in response.aiter_bytes():
-                        body += chunk
-                        if len(body) > MAX_RESPONSE_BYTES:
-                            raise KmaError(f"answer larger than {MAX_RESPONSE_BYTES} bytes")
-                    return response.status_code, bytes(body)
-        except TimeoutError:
-            raise KmaError(f"no answer within {self.settings.timeout_seconds:g} s", transient=True) from None
-        except httpx.TimeoutException as exc:
-            raise KmaError(f"timed out ({type(exc).__name__})", transient=True) from None
-        except httpx.TransportError as exc:
-            raise KmaError(f"connection failed ({type(exc).__name__})", transient=True) from None
+    def finish(self) -> CellForecast:
+        """The forecast, each daily extreme folded into its hour once every page is in."""
+        for when, category, value in self.extremes:
+            hour, column = self.forecast.hours[when], str(category.column)
+            current = hour.get(column)
+            hour[column] = value if current is None else (min if category.fold == "min" else max)(current, value)
+        return self.forecast
+
+    def _time(self, day: Any, time: Any) -> datetime | None:
+        key = (day, time) if isinstance(day, str | int) and isinstance(time, str | int) else None
+        if key is None:
+            return None
+        if key not in self.times:
+            self.times[key] = _forecast_time(str(day), str(time))
+        return self.times[key]
+
+
+def _forecast_time(day: str, time: str) -> datetime | None:
+    if not (re.fullmatch(r"\d{8}", day) and re.fullmatch(r"\d{4}", time)):
+        return None
+    try:
+        return datetime.strptime(day + time, "%Y%m%d%H%M").replace(tzinfo=KST)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- answers
 
 
 def parse_answer(status: int, body: bytes) -> tuple[list[Mapping[str, Any]], int]:
-    """The items and totalCount of a getVilageFcst answer; KmaError for any other answer."""
+    """The items and totalCount of an answer; SourceError (transient or not) for any other answer."""
     text = body.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if text.startswith("<"):
         raise _xml_error(status, text)
     if status != 200:
-        raise KmaError(f"HTTP {status}", transient=status >= 500 or status == 429)
+        raise SourceError(f"HTTP {status}", transient=status >= 500 or status == 429)
     try:
         answer = json.loads(text)
         header = answer["response"]["header"]
         code = str(header["resultCode"])
-    except (ValueError, KeyError, TypeError):
-        raise KmaError("malformed answer (not getVilageFcst JSON)") from None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise SourceError("malformed answer (not the service's JSON)") from None
     if code != "00":
-        raise result_error(code, header.get("resultMsg"))
+        raise result_error(code, header.get("resultMsg") if isinstance(header, dict) else None)
     try:
         payload = answer["response"]["body"]
-        total = int(payload["totalCount"])
+        total = payload["totalCount"]
         items = payload["items"]["item"] if payload.get("items") else []
-    except (KeyError, TypeError, ValueError):
-        raise KmaError("malformed answer (no body, items or totalCount)") from None
+    except (KeyError, TypeError, AttributeError):
+        raise SourceError("malformed answer (no body, items or totalCount)") from None
+    if isinstance(total, str) and total.isascii() and total.isdigit():
+        total = int(total)
+    if type(total) is not int or not 0 <= total <= MAX_TOTAL_COUNT:
+        raise SourceError(f"malformed answer (totalCount {str(total)[:20]})")
     if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise KmaError("malformed answer (items is not a list of objects)")
-    if not 0 <= total <= MAX_TOTAL_COUNT:
-        raise KmaError(f"malformed answer (totalCount {total})")
+        raise SourceError("malformed answer (items is not a list of objects)")
     return items, total
 
 
-def _xml_error(status: int, text: str) -> KmaError:
+def _xml_error(status: int, text: str) -> SourceError:
     """The gateway's OpenAPI_ServiceResponse (returnReasonCode, returnAuthMsg) or KMA's XML header, named."""
     try:
         root = ElementTree.fromstring(text)
     except ElementTree.ParseError:
-        return KmaError(f"malformed XML answer (HTTP {status})", transient=status >= 500)
+        return SourceError(f"malformed XML answer (HTTP {status})", transient=status >= 500)
     code = root.findtext(".//returnReasonCode") or root.findtext(".//resultCode")
     message = root.findtext(".//returnAuthMsg") or root.findtext(".//resultMsg") or root.findtext(".//errMsg")
     if code is None or not re.fullmatch(r"\d{1,4}", code.strip()):
-        return KmaError(f"XML answer without a result code (HTTP {status})", transient=status >= 500)
+        return SourceError(f"XML answer without a result code (HTTP {status})", transient=status >= 500)
     code = code.strip()
     if code == "00":
-        return KmaError("XML answer where JSON was asked (dataType=JSON ignored)")
+        return SourceError("XML answer where JSON was asked (dataType=JSON ignored)")
     return result_error(code, message)
-
-
-async def fetch_cells(
-    settings: KmaSettings,
-    base: datetime,
-    cells: Iterable[tuple[int, int]],
-    on_result: Callable[[tuple[int, int], CellForecast | KmaError], None],
-) -> None:
-    """Fetch every cell, at most ``settings.concurrency`` at a time; each outcome goes to ``on_result``."""
-    limits = httpx.Limits(max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency)
-    gate = asyncio.Semaphore(settings.concurrency)
-    async with httpx.AsyncClient(timeout=settings.timeout_seconds, limits=limits) as http:
-        client = KmaClient(settings, http)
-
-        async def one(cell: tuple[int, int]) -> None:
-            async with gate:
-                try:
-                    outcome: CellForecast | KmaError = await client.cell(base, *cell)
-                except KmaError as exc:
-                    outcome = exc
-            on_result(cell, outcome)
-
-        await asyncio.gather(*(one(cell) for cell in cells))

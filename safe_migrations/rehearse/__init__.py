@@ -30,7 +30,7 @@ from safe_migrations import status as schema
 from safe_migrations.gates import MigrationRefused
 from safe_migrations.log import first_line
 from safe_migrations.rehearse.forecast import Forecast, blocked_by, forecast, strongest
-from safe_migrations.rehearse.recorder import Recorder
+from safe_migrations.rehearse.recorder import Recorded, Recorder
 from safe_migrations.rehearse.scratch import read_only_connection, relation_sizes, scratch_database
 from safe_migrations.runtime import MigrationFailed, prepare_session
 from safe_migrations.scripts import alembic_config
@@ -128,8 +128,8 @@ class Rehearsal:
                 rows.append(
                     (
                         _short(step.sql, 60),
-                        ", ".join(f"{relation} {mode}" for relation, mode in strongest(step.locks).items()) or "-",
-                        ", ".join(step.rewrites) or "no",
+                        _locks(step),
+                        ", ".join(r for r in step.rewrites if r in step.scanned) or "no",
                         f"{step.rows:,}",
                         f"{step.ms:,.1f}",
                         f"{item.forecast_ms:,.0f}",
@@ -154,6 +154,12 @@ class Rehearsal:
             )
         lines.append(self.verdict())
         return "\n".join(lines)
+
+
+def _locks(step: Recorded) -> str:
+    """The strongest mode per table; index locks and ACCESS SHARE (only DDL waits for it) are left to --json."""
+    held = strongest(lock for lock in step.locks if lock[0] in step.tables)
+    return ", ".join(f"{table} {mode}" for table, mode in held.items() if mode != "ACCESS SHARE") or "-"
 
 
 def _short(text: str, width: int) -> str:

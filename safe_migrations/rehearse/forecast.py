@@ -1,9 +1,9 @@
 """From what a statement did on the sample to what it will do at live size, and who waits for it.
 
-**Duration.** A statement that scans or rewrites relations is timed on the
+**Duration.** A statement that scans or rewrites tables is timed on the
 sample; the same server, during the same rehearsal, processed the sampled
-bytes of those relations in that time. At live size it processes the live
-bytes (``pg_relation_size`` of the same relations on live) at that
+bytes of those tables in that time. At live size it processes the live
+bytes (``pg_relation_size`` of the same tables on live) at that
 throughput: ``forecast = ms_on_sample * live_bytes / sample_bytes``. A
 statement that scans nothing (catalog-only DDL, ``NOT VALID`` constraints)
 costs on live what it cost on the sample.
@@ -75,7 +75,7 @@ class Forecast:
     step: Recorded
     forecast_ms: float
     stall_ms: float = 0.0
-    waits: dict[str, list[str]] = field(default_factory=dict)  # live relation -> app statements that wait
+    waits: dict[str, list[str]] = field(default_factory=dict)  # live table -> app statements that wait
 
     @property
     def blocks_writes(self) -> bool:
@@ -111,7 +111,7 @@ def forecast(steps: list[Recorded], live_sizes: Mapping[str, int]) -> list[Forec
         waits = {
             relation: blocked
             for relation, mode in strongest(step.locks).items()
-            if relation in live_sizes and (blocked := blocked_by(mode))
+            if relation in step.tables and relation in live_sizes and (blocked := blocked_by(mode))
         }
         found.append(Forecast(step, duration(step, live_sizes), waits=waits))
     for index, item in enumerate(found):

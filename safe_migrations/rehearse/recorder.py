@@ -12,8 +12,8 @@ observed nor recorded. Per recorded statement:
   polls ``pg_locks`` of the migration backend while it runs;
 - **rewrites**: relations whose ``pg_class.relfilenode`` changed;
 - **scanned**: tables whose tuple counters moved (``pg_stat_user_tables``
-  plus this transaction's ``pg_stat_xact_user_tables``): what it read or
-  wrote, and so what its duration grows with;
+  plus this transaction's ``pg_stat_xact_user_tables``) or that it rewrote:
+  what it read or wrote, and so what its duration grows with;
 - **rows**: the row count of a DML statement, else the rows its scans read.
 
 The runtime's own bookkeeping (reads, ``SET``, the lock functions, the
@@ -38,6 +38,7 @@ _COUNTERS = (
     "s.n_tup_ins + s.n_tup_upd + s.n_tup_del + x.n_tup_ins + x.n_tup_upd + x.n_tup_del "
     "FROM pg_stat_user_tables s JOIN pg_stat_xact_user_tables x USING (relid)"
 )
+TABLE_KINDS = ("r", "p", "m")  # pg_class.relkind of tables and materialized views
 _OWN_LOCKS = (
     "SELECT relation, mode FROM pg_locks WHERE pid = {pid} AND locktype = 'relation' AND granted "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
@@ -76,7 +77,10 @@ class Recorded:
     in_transaction: bool
     locks: list[tuple[str, str]] = field(default_factory=list)  # (relation, MODE), strongest first per relation
     rewrites: list[str] = field(default_factory=list)
-    scanned: dict[str, int] = field(default_factory=dict)  # relation -> its bytes on the sample before the statement
+    tables: set[str] = field(default_factory=set)  # the locked relations that are tables (not indexes)
+    # Tables it scanned or rewrote -> their bytes on the sample before it. Tables only: rebuilding
+    # an index costs what its table's rows cost; the old index's (possibly bloated) size does not matter.
+    scanned: dict[str, int] = field(default_factory=dict)
     rows: int = 0
 
 
@@ -175,11 +179,11 @@ class Recorder:
         scanned: dict[str, int] = {}
         for oid, (now_read, now_written) in counters.items():
             was_read, was_written = pending.counters.get(oid, (0, 0))
-            if oid in before and (now_read > was_read or now_written > was_written):
+            if oid in before and before[oid].kind in TABLE_KINDS and (now_read > was_read or now_written > was_written):
                 scanned[before[oid].name] = before[oid].size
                 read += now_read - was_read
                 written += now_written - was_written
-        for oid in (oid for oid, r in before.items() if r.name in rewrites):
+        for oid in (oid for oid, r in before.items() if r.name in rewrites and r.kind in TABLE_KINDS):
             scanned[before[oid].name] = before[oid].size
         self.recorded.append(
             Recorded(
@@ -188,6 +192,7 @@ class Recorder:
                 ms=ms,
                 in_transaction=pending.in_transaction,
                 locks=taken,
+                tables={r.name for r in before.values() if r.kind in TABLE_KINDS} & {name for name, _ in taken},
                 rewrites=rewrites,
                 scanned=scanned,
                 rows=rowcount if rowcount >= 0 else read,

@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,6 +91,31 @@ def run(
         raise
     _kill_group(process)  # anything it left running in its group
     return Finished(args, process.returncode, stdout, stderr, time.perf_counter() - started)
+
+
+def run_measured(args: Sequence[str], *, database_url: str | None = None, **env: str) -> tuple[Finished, int]:
+    """Run a command to completion (as ``run``) and return it with its peak RSS in bytes.
+
+    The kernel's own figure for that one child (``os.wait4``'s ``ru_maxrss``),
+    so a short spike between two samples is not missed.
+    """
+    started = time.perf_counter()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        process = subprocess.Popen(
+            list(args), cwd=REPO, env=child_env(database_url, **env), stdin=subprocess.DEVNULL, stdout=out, stderr=err
+        )
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        finished = Finished(
+            args,
+            process.returncode,
+            out.read().decode(errors="replace"),
+            err.read().decode(errors="replace"),
+            time.perf_counter() - started,
+        )
+    return finished, usage.ru_maxrss * 1024  # Linux counts kilobytes
 
 
 def flask(database_url: str, *args: str, cwd: Path = REPO, timeout: float = 120, **env: str) -> Finished:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from alembic.script import ScriptDirectory
+from flask import Flask
 
+from safe_migrations.urls import normalise_database_url
 from tests.support.processes import flask
 from tests.support.repository import REPO
 
@@ -89,3 +93,26 @@ def generate_rename(repo: Path, rename: str, message: str) -> tuple[str, str]:
     (expand,) = versions.glob("*_expand.py")
     (contract,) = versions.glob("*_contract.py")
     return expand.name.split("_")[2], contract.name.split("_")[2]
+
+
+def migrations_with(folder: Path, revisions: Sequence[tuple[str, str, str]]) -> Path:
+    """A copy of the migrations folder under ``folder`` with ``revisions`` chained after HEAD.
+
+    Each is ``(revision id, upgrade body, module header)``; point an in-process app at it
+    with :func:`app_on`.
+    """
+    shutil.copytree(REPO / "migrations", folder / "migrations", ignore=shutil.ignore_patterns("__pycache__"))
+    down = HEAD
+    for index, (revision, body, header) in enumerate(revisions):
+        add_revision(folder, revision, body, down_revision=down, header=header, file_prefix=f"29990101_0000{index:02d}")
+        down = revision
+    return folder / "migrations"
+
+
+def app_on(database_url: str, migrations: Path) -> Flask:
+    """The real app factory on ``database_url``, its ``flask db`` commands on the ``migrations`` folder."""
+    from app import create_app  # the service is imported only by the helpers that build it
+
+    application = create_app({"SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url)})
+    application.extensions["migrate"].directory = str(migrations)
+    return application
