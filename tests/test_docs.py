@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from datetime import UTC, datetime
 from pathlib import Path
 
 import click
@@ -112,6 +113,8 @@ def test_no_machine_paths(document):
 COMMAND_START = re.compile(r"^(?:\$\s+)?(?:[A-Z_]+=\S+\s+)*(?:kubectl exec \S+(?: -it)? -- )?flask\s")
 INVOCATION = re.compile(r"^(?:db|forecasts|push)(?:\s+-\S+)*\s+[a-z][a-z-]*(?:\s|$)")
 PLACEHOLDER = re.compile(r"<[^<>\n]+>")
+# `--now` is refused more than a day away from now (KMA serves about a day): its placeholder is now.
+NOW_PLACEHOLDER = re.compile(r"--now <[^<>\n]+>")
 
 
 def flask_invocations(snippets: list[str]) -> set[str]:
@@ -122,7 +125,9 @@ def flask_invocations(snippets: list[str]) -> set[str]:
             for part in re.split(r"&&|\|\||;|\|", line):
                 part = part.strip()
                 if COMMAND_START.match(part):
-                    arguments = PLACEHOLDER.sub("REV", part[part.index("flask ") + 6 :].split(" #")[0]).strip()
+                    arguments = part[part.index("flask ") + 6 :].split(" #")[0]
+                    arguments = NOW_PLACEHOLDER.sub(f"--now {datetime.now(UTC):%Y-%m-%dT%H:%M}+00:00", arguments)
+                    arguments = PLACEHOLDER.sub("REV", arguments).strip()
                     if INVOCATION.match(arguments):
                         found.add(arguments)
     return found

@@ -456,16 +456,16 @@ def test_ultra_updates_its_columns_and_alarms_once_per_day(database_url):
         )
     finally:
         server.close()
-    assert short_run.returncode == 0 and "1 alarms raised" in short_run.stdout, short_run.output  # Busan's RAIN
+    assert short_run.returncode == 0 and "1 alarms raised" in short_run.stderr, short_run.output  # Busan's RAIN
     day = TODAY.strftime("%Y%m%d")
     # HH:44 takes the previous hour's base time (09:30), HH:46 this hour's (10:30).
     assert server.base_times(ULTRA) == [(day, "0930"), (day, "0930"), (day, "1030"), (day, "1030")]
     assert before.returncode == 0, before.output
-    assert "forecasts fetch --product ultra: base time" in before.stdout
+    assert "forecasts fetch --product ultra: base time" in before.stderr
     # Six hours (10:00 to 15:00) for each of three markets; Seoul's two markets alarm for today, Busan
     # was alarmed for today already by the short-term forecast.
-    assert "2 cells ok, 0 failed; 18 rows stored; 2 alarms raised" in before.stdout, before.output
-    assert after.returncode == 0 and "18 rows stored; 0 alarms raised" in after.stdout, after.output
+    assert "2 cells ok, 0 failed; 18 rows stored; 2 alarms raised" in before.stderr, before.output
+    assert after.returncode == 0 and "18 rows stored; 0 alarms raised" in after.stderr, after.output
     assert_key_absent(before)
 
     def at(market: int, hour: int) -> tuple:
