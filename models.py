@@ -7,7 +7,7 @@ classes describe it, and ``flask db check`` proves the two agree.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (
@@ -24,7 +24,9 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 # Stable constraint and index names, so a later migration can drop them by name
 # on every database (PostgreSQL and SQLite alike).
@@ -62,6 +64,36 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always an aware UTC datetime in Python, on every database.
+
+    SQLAlchemy's documented TypeDecorator recipe: PostgreSQL's ``timestamptz``
+    comes back aware, SQLite's text comes back naive (it is UTC, since every
+    value is stored as UTC); both are read as aware UTC here, once, instead of
+    being patched where they are read. A naive value is refused on the way in.
+    The column is a plain ``DateTime(timezone=True)`` to the database and to
+    Alembic (``__repr__`` renders it so in a generated migration).
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: store aware UTC times (models.utcnow)")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    def __repr__(self) -> str:
+        return "sa.DateTime(timezone=True)"
+
+
 def _in_list(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
@@ -82,8 +114,8 @@ class Market(Model):
     # KMA short-term forecast (DFS) grid cell, computed from latitude/longitude.
     grid_nx: Mapped[int] = mapped_column(Integer)
     grid_ny: Mapped[int] = mapped_column(Integer)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class Device(Model):
@@ -95,8 +127,8 @@ class Device(Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     push_token: Mapped[str] = mapped_column(String(255), unique=True)
     platform: Mapped[str] = mapped_column(String(10))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="device", cascade="all, delete-orphan", passive_deletes=True
@@ -128,14 +160,14 @@ class Forecast(Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     market_id: Mapped[int] = mapped_column(ForeignKey("market.id", ondelete="CASCADE"))
-    forecast_time: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    forecast_time: Mapped[datetime] = mapped_column(UTCDateTime)
     temperature: Mapped[float | None] = mapped_column(Float)
     precipitation_probability: Mapped[int | None] = mapped_column(Integer)
     precipitation_mm: Mapped[float | None] = mapped_column(Float)
     snowfall_cm: Mapped[float | None] = mapped_column(Float)
     wind_speed: Mapped[float | None] = mapped_column(Float)
     sky_code: Mapped[int | None] = mapped_column(Integer)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class MarketAlarmLog(Model):
@@ -155,7 +187,7 @@ class MarketAlarmLog(Model):
     target_date: Mapped[date] = mapped_column(Date)
     title: Mapped[str] = mapped_column(String(200))
     message: Mapped[str] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # How many devices the alarm was pushed to. Added by its own migration; the
     # server default makes the column cheap to add (no table rewrite).
     sent_to_devices: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
@@ -185,7 +217,7 @@ class PushDelivery(Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
     last_error: Mapped[str | None] = mapped_column(String(300))
     idempotency_key: Mapped[str] = mapped_column(String(64))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Not before this moment: the retry back-off, and the lease of the worker sending it now.
-    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -52,7 +52,7 @@ if __package__ in (None, ""):
 
 from bench import report, session, sizes
 from bench.report import Series
-from tests.helpers import REPO, child_env, free_port, launch, libpq, query, stop, wait_for_http
+from tests.helpers import REPO, child_env, free_port, launch, libpq, query, stop, utc_instant, wait_for_http
 from weather import forecast_store
 from weather.forecast_rows import ForecastWindow
 
@@ -419,7 +419,6 @@ def main() -> int:
 
     from app import create_app
     from weather.cursor import cursor_secret, encode_cursor
-    from weather.times import as_utc
 
     url = session.create_database()
     port = free_port()
@@ -440,7 +439,7 @@ def main() -> int:
         {"n": deep - 1},
     )[0]
     secret = cursor_secret({"API_TOKEN": TOKEN})  # the server signs with its API_TOKEN
-    cursor = encode_cursor(secret, "alarm_logs.list_alarm_logs", as_utc(created_at).isoformat(), last_id)
+    cursor = encode_cursor(secret, "alarm_logs.list_alarm_logs", utc_instant(created_at).isoformat(), last_id)
     page1_path, deep_path = "/api/v1/alarm-logs?market_id=1", f"/api/v1/alarm-logs?market_id=1&cursor={cursor}"
     # Correctness first: the API's deep page is exactly the OFFSET page.
     status, body, _ = http_json(port, "GET", deep_path)

@@ -63,7 +63,7 @@ def expand_revision(base: Path) -> tuple[Path, str]:
     if NEW_MODEL[0] not in text:
         raise RuntimeError("models.py no longer maps market_alarm_log.message as bench/rename.py expects")
     models.write_text(text.replace(*NEW_MODEL))
-    expand, _ = generate_rename(repo, RENAME, "Rename market_alarm_log.message to body")
+    expand, _ = generate_rename(repo, (RENAME,), "Rename market_alarm_log.message to body")
     folder = base / "revisions"
     folder.mkdir()
     (path,) = (repo / "migrations" / "versions").glob(f"*_{expand}_*.py")

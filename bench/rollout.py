@@ -155,7 +155,7 @@ def renamed_image(target: Path, *, naive: bool) -> tuple[Path, str | None]:
             message="Rename market.address to street_address (naive)",
         )
         return repo, None
-    return repo, helpers.generate_rename(repo, RENAME, RENAME_MESSAGE)[1]
+    return repo, helpers.generate_rename(repo, (RENAME,), RENAME_MESSAGE)[1]
 
 
 # --------------------------------------------------------------------------- the HTTP load

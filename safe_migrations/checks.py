@@ -164,3 +164,18 @@ def contract_not_post_deploy(revision: Revision) -> list[str]:
         for step in revision.upgrade
         if step.contract
     ]
+
+
+@revision_check(
+    "unique-index-concurrently-by-hand",
+    fix="use safe_migrations.operations.create_index_concurrently(NAME, TABLE, COLUMNS, unique=True): it runs "
+    "outside the transaction for you, and the toolset drops an INVALID leftover before building it again",
+)
+def unique_index_concurrently_by_hand(revision: Revision) -> list[str]:
+    """A unique index built concurrently by hand fails on duplicates and leaves an INVALID index behind."""
+    return [
+        f"{step.describe()} builds a unique index concurrently by hand: a failed build leaves an INVALID index "
+        "that enforces nothing"
+        for step in revision.upgrade
+        if step.operation == "create_index" and step.concurrent and step.unique
+    ]

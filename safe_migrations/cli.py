@@ -16,7 +16,9 @@ from typing import Any
 import click
 import flask_migrate
 import psycopg2
+from alembic import command as alembic_command
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 from flask_migrate.cli import db as db_group
@@ -33,13 +35,15 @@ from safe_migrations import rollback
 from safe_migrations import status as status_table
 from safe_migrations.baseline import BaselineRefused, baseline
 from safe_migrations.findings import MigrationError
+from safe_migrations.gates import MigrationRefused
 from safe_migrations.log import first_line
 from safe_migrations.rehearse.scratch import ScratchError
 from safe_migrations.rename import Rename
 from safe_migrations.rename import x_arguments as rename_x_arguments
-from safe_migrations.runtime import CONFIRM_DATA_LOSS, MigrationFailed
+from safe_migrations.runtime import CONFIRM_DATA_LOSS, CONFIRM_RERUN, MigrationFailed
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
+from safe_migrations.stamp_checks import CONFIRM_STAMP
 from safe_migrations.status import current_heads
 from safe_migrations.urls import DatabaseURLError, is_postgresql, normalise_database_url
 
@@ -182,16 +186,60 @@ def downgrade(
 @click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
 @click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
 @click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Confirm running again revisions the ledger records as applied (after a stamp moved the version back).",
+)
 @click.argument("revision", default="heads")
 @with_appcontext
 @clean_exit
-def upgrade(directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], revision: str) -> None:
+def upgrade(
+    directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], yes: bool, revision: str
+) -> None:
     """Upgrade to a later version (default: every head, post-deploy revisions included).
 
     With --sql, print the SQL instead of running it: PostgreSQL's (the
     production database), whatever database DATABASE_URL names.
     """
+    if yes:
+        x_arg = (*x_arg, f"{CONFIRM_RERUN}=yes")
     flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
+
+
+# Flask-Migrate's ``stamp`` takes no -x arguments, so the confirmation travels in
+# the config's attributes, and its default ``head`` is ambiguous once a
+# post-deploy chain gives the scripts a second head: ``heads`` stamps every chain.
+@click.command("stamp", cls=OneLineUsage)
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+@click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
+@click.option("--purge", is_flag=True, help="Delete the version in the alembic_version table before stamping")
+@click.option(
+    "--yes",
+    is_flag=True,
+    help="Stamp even below what the ledger records as applied, or where the schema does not match the revision.",
+)
+@click.argument("revision", default="heads")
+@with_appcontext
+def stamp(directory: str | None, sql: bool, tag: str | None, purge: bool, yes: bool, revision: str) -> None:
+    """Record REVISION as the database's version without running anything (default: every head).
+
+    Refused, with what would happen, when the ledger records a revision below
+    it as applied (an upgrade would run it again) or when the schema there does
+    not match it; ``--yes`` stamps anyway. To adopt a database that never had
+    migrations, use ``flask db baseline``.
+    """
+    config = current_app.extensions["migrate"].migrate.get_config(directory)
+    config.attributes[CONFIRM_STAMP] = yes
+    try:
+        alembic_command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
+    except (MigrationFailed, MigrationRefused) as exc:
+        _fail(f"flask db stamp: {exc}")
+    except CommandError as exc:
+        _fail(f"flask db stamp: {first_line(exc)}")
+    if not sql:
+        click.echo(f"stamped {revision}: nothing was run")
 
 
 def _rename_spec(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[Rename]:
@@ -486,6 +534,8 @@ def rehearse_command(target: str, sample: float, as_json: bool, max_stall: float
             max_stall_ms=max_stall,
             server_url=server,
         )
+    except rehearsals.UnknownTarget as exc:
+        raise click.BadParameter(str(exc), param_hint="TARGET") from None
     except (rehearsals.RehearsalRefused, ScratchError) as exc:
         _fail(f"flask db rehearse: {exc}")
     except (OperationalError, psycopg2.OperationalError) as exc:
@@ -541,6 +591,7 @@ VERBOSE = click.Option(
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(upgrade)
+    db_group.add_command(stamp)
     db_group.add_command(migrate_command, "migrate")
     db_group.add_command(downgrade)
     db_group.add_command(current)

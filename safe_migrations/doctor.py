@@ -121,6 +121,27 @@ def _invalid_indexes(connection: Connection, state: schema.SchemaStatus) -> Chec
     )
 
 
+def _drift_check(drift: list[str], stamped: str | None) -> Check:
+    """Models and schema disagree: a model change without a migration, or a stamp that ran nothing."""
+    if stamped:
+        return Check(
+            "models",
+            False,
+            "the schema differs from the migrations",
+            cause=f"the ledger's last step is a stamp at {stamped}: it recorded revisions without running them",
+            fix="flask db stamp back to the revision the schema is at, then flask db upgrade (runs them)",
+            details=drift,
+        )
+    return Check(
+        "models",
+        False,
+        "models and migrations disagree",
+        cause="models.py changed without a migration (or a migration was edited by hand)",
+        fix='./init_migration.sh "Describe the change"',
+        details=drift,
+    )
+
+
 def diagnose(
     config: Config,
     url: str,
@@ -149,14 +170,7 @@ def diagnose(
                 checks.append(
                     Check("models", True, "models and migrations agree")
                     if not drift
-                    else Check(
-                        "models",
-                        False,
-                        "models and migrations disagree",
-                        cause="models.py changed without a migration (or a migration was edited by hand)",
-                        fix='./init_migration.sh "Describe the change"',
-                        details=drift,
-                    )
+                    else _drift_check(drift, ledger.last_step_was_stamp(connection))
                 )
             if state.post_deploy_pending:
                 checks.append(_post_deploy_check(connection, script, state, post_deploy_max_age))

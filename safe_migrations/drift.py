@@ -52,11 +52,21 @@ def compare_options(metadata: MetaData) -> dict[str, Any]:
     return {"compare_type": True, "compare_server_default": True, "include_name": include_name_for(metadata)}
 
 
+# The enum extension's differences: tuples without a SQLAlchemy object to name.
+_ENUM_VALUE_CHANGES = {"change_enum_variants", "add_enum_value"}
+_ENUM_LIFECYCLE = {"create_enum", "drop_enum"}
+
+
 def describe(diff: tuple | list) -> str:
     """One readable line for one autogenerate difference, e.g. ``add_column forecast.humidity``."""
     if isinstance(diff, list):  # column modifications come grouped
         return "; ".join(describe(item) for item in diff)
     kind = diff[0]
+    if kind in _ENUM_VALUE_CHANGES:  # (kind, old values, new values, the columns using the type)
+        columns = ", ".join(f"{c.table_name}.{c.column_name}" for c in diff[3]) or "an unused enum type"
+        return f"{kind} {columns}: {list(diff[1])!r} -> {list(diff[2])!r}"
+    if kind in _ENUM_LIFECYCLE:  # (kind, type name, schema, values)
+        return f"{kind} {diff[1]} {list(diff[3])!r}"
     if kind in ("add_column", "remove_column"):
         return f"{kind} {diff[2]}.{diff[3].name}"
     if kind.startswith("modify_"):

@@ -41,7 +41,6 @@ migration_history = Table(
 # "postdeploy": the upgrade of a post-deploy revision (safe_migrations/post_deploy.py),
 # applied after the rollout; "up" is every other upgrade.
 POST_DEPLOY = "postdeploy"
-DIRECTIONS = ("up", POST_DEPLOY, "down", "stamp", "baseline", "repair")
 # Rows that say "this file, with this checksum, is what the database has".
 APPLIED_DIRECTIONS = ("up", POST_DEPLOY, "baseline", "repair")
 
@@ -108,6 +107,26 @@ def latest_applications(connection: Connection, revisions: Iterable[str]) -> dic
     return {row["revision"]: dict(row) for row in rows}
 
 
+def recorded_as_applied(connection: Connection, revisions: Iterable[str]) -> set[str]:
+    """Those of ``revisions`` whose newest ledger row says they ran (up, post-deploy, baseline, repair).
+
+    A revision reverted since (a ``down`` row) is not; one whose version row
+    was moved back by a stamp still is: the stamp ran nothing.
+    """
+    wanted = set(revisions)
+    if not wanted or not has_table(connection):
+        return set()
+    newest: dict[str, str] = {}
+    for revision, direction in connection.execute(
+        select(migration_history.c.revision, migration_history.c.direction)
+        .where(migration_history.c.revision.in_(wanted))
+        .where(migration_history.c.direction != "stamp")
+        .order_by(migration_history.c.id)
+    ):
+        newest[revision] = direction
+    return {revision for revision, direction in newest.items() if direction in APPLIED_DIRECTIONS}
+
+
 def applied_chain(connection: Connection, head: str, known: Iterable[str]) -> list[dict] | None:
     """Walk the ledger down from ``head`` until a revision in ``known`` is reached.
 
@@ -138,3 +157,13 @@ def rows(connection: Connection, limit: int = 50) -> list[dict]:
         return []
     result = connection.execute(select(migration_history).order_by(migration_history.c.id.desc()).limit(limit))
     return [dict(row) for row in result.mappings()]
+
+
+def last_step_was_stamp(connection: Connection) -> str | None:
+    """The revision of the ledger's newest row when that row is a stamp (which ran nothing), else None.
+
+    A schema that differs from the migrations right after a stamp was never
+    migrated there: the fix is to migrate it, not to write a new migration.
+    """
+    newest = rows(connection, limit=1)
+    return newest[0]["revision"] if newest and newest[0]["direction"] == "stamp" else None

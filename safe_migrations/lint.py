@@ -31,7 +31,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
-from safe_migrations import checks, post_deploy
+from safe_migrations import checks, enum_values, post_deploy
 from safe_migrations.log import quiet
 from safe_migrations.runtime import OFFLINE_POSTGRES_URL, OfflineRenderError
 
@@ -204,11 +204,6 @@ def _render(config: Config, script: Script) -> Rendered:
     return Rendered(sql, note)
 
 
-def offline_sql(config: Config, script: Script) -> str:
-    """The PostgreSQL SQL ``upgrade`` would run for this one revision."""
-    return render(config, script).sql
-
-
 def squawk_binary() -> str:
     """Path of the squawk executable (from the virtualenv or PATH)."""
     beside = Path(sys.executable).parent / "squawk"
@@ -282,6 +277,18 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
     for problem in checks.problems(checks.Revision.from_script(script)):
         if problem.rule not in excluded or problem.rule in gating:  # a gate is never silenced
             findings.append(Finding(script.revision, filename, problem.rule, problem.message, alternative=problem.fix))
+    if enum_values.RULE not in excluded:
+        for use in enum_values.early_uses(rendered.sql):
+            findings.append(
+                Finding(
+                    script.revision,
+                    filename,
+                    enum_values.RULE,
+                    use.message,
+                    statement=use.statement,
+                    alternative=enum_values.FIX,
+                )
+            )
     return Report(findings, [rendered.note] if rendered.note else [])
 
 
@@ -307,11 +314,6 @@ def lint_report(config: Config, revisions: list[str] | None = None, squawk_confi
         report.notes.extend(one.notes)
     report.findings.extend(post_deploy.graph_findings(scripts, [script.revision for script in chosen]))
     return report
-
-
-def lint(config: Config, revisions: list[str] | None = None, squawk_config: Path | None = None) -> list[Finding]:
-    """The findings of :func:`lint_report`."""
-    return lint_report(config, revisions, squawk_config).findings
 
 
 def all_silenced(config: Config) -> list[Silenced]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from alembic import op
+from sqlalchemy import text
 
 from safe_migrations.backfill import backfill
 from safe_migrations.runtime import IN_CALLER_TRANSACTION
@@ -67,5 +68,36 @@ def batched_update(
     if context.as_sql:
         context.impl.static_output(f"-- batched update of {table} (runs online only): SET {assignments}")
         return 0
+    config = context.config
+    if config is not None and config.attributes.get(IN_CALLER_TRANSACTION):
+        # The caller's own transaction is not ours to commit: the batches run inside it.
+        return backfill(op.get_bind(), table, assignments, pending=pending, key=key, batch_size=batch_size, pause=pause)
     with context.autocommit_block():
         return backfill(op.get_bind(), table, assignments, pending=pending, key=key, batch_size=batch_size, pause=pause)
+
+
+def create_unique_concurrently(name: str, table: str, columns: Sequence[str]) -> None:
+    """A UNIQUE constraint built without blocking writes (PostgreSQL): the unique index concurrently, then
+    ``ADD CONSTRAINT ... UNIQUE USING INDEX`` (an instant). Idempotent; on SQLite a table rebuild (batch)."""
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.create_unique_constraint(name, list(columns))
+        return
+    if plain_operations():
+        op.create_unique_constraint(name, table, list(columns))
+        return
+    with context.autocommit_block():
+        if not context.as_sql and constraint_exists(name):
+            return
+        op.create_index(name, table, list(columns), unique=True, postgresql_concurrently=True, if_not_exists=True)
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}")
+
+
+def constraint_exists(name: str) -> bool:
+    """True when a constraint of that name exists in the current schema (PostgreSQL)."""
+    found = op.get_bind().execute(
+        text("SELECT 1 FROM pg_constraint WHERE conname = :name AND connamespace = current_schema()::regnamespace"),
+        {"name": name},
+    )
+    return found.first() is not None

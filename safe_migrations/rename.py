@@ -256,9 +256,9 @@ def _step(function: str, *args: Any, comment: str | None = None, **kwargs: Any) 
     return Call(function, module, args, kwargs, comment)
 
 
-def _column_names(index: ops.CreateIndexOp) -> list[str] | None:
+def _column_names(index: sa.Index) -> list[str] | None:
     names = []
-    for column in index.columns:
+    for column in index.expressions:
         name = column if isinstance(column, str) else getattr(column, "name", None)
         if not isinstance(name, str):
             return None  # an expression index: left to the ordinary ops
@@ -266,19 +266,13 @@ def _column_names(index: ops.CreateIndexOp) -> list[str] | None:
     return names
 
 
-def _index_of(operation: ops.MigrateOperation) -> ops.CreateIndexOp | None:
-    if isinstance(operation, ops.CreateIndexOp):
-        return operation
-    if isinstance(operation, ops.DropIndexOp) and operation._reverse is not None:
-        return operation._reverse  # what autogenerate reflected; no public accessor in Alembic
-    return None
-
-
-def _take_indexes(table_ops: ops.ModifyTableOps, kind: type, column: str) -> list[ops.CreateIndexOp]:
-    """Remove from ``table_ops`` the index ops of ``kind`` on ``column``; return them as CreateIndexOps."""
+def _take_indexes(table_ops: ops.ModifyTableOps, kind: type, column: str) -> list[sa.Index]:
+    """Remove from ``table_ops`` the index ops of ``kind`` on ``column``; return their indexes."""
     taken, kept = [], []
     for operation in table_ops.ops:
-        index = _index_of(operation) if isinstance(operation, kind) else None
+        index = None
+        if isinstance(operation, kind) and isinstance(operation, ops.CreateIndexOp | ops.DropIndexOp):
+            index = operation.to_index()  # for a drop: the index autogenerate reflected
         names = _column_names(index) if index is not None else None
         if index is not None and names is not None and column in names:
             taken.append(index)
@@ -288,9 +282,26 @@ def _take_indexes(table_ops: ops.ModifyTableOps, kind: type, column: str) -> lis
     return taken
 
 
-def _create_concurrently(table: str, index: ops.CreateIndexOp) -> Call:
+def _take_uniques(table_ops: ops.ModifyTableOps, kind: type, column: str) -> list[tuple[str, list[str]]]:
+    """Remove from ``table_ops`` the UNIQUE constraint ops of ``kind`` on ``column``; return (name, columns)."""
+    taken, kept = [], []
+    for operation in table_ops.ops:
+        constraint = None
+        if isinstance(operation, kind) and isinstance(operation, ops.AddConstraintOp | ops.DropConstraintOp):
+            constraint = operation.to_constraint()
+        if isinstance(constraint, sa.UniqueConstraint) and isinstance(constraint.name, str):
+            names = [c.name for c in constraint.columns]
+            if column in names:
+                taken.append((constraint.name, names))
+                continue
+        kept.append(operation)
+    table_ops.ops[:] = kept
+    return taken
+
+
+def _create_concurrently(table: str, index: sa.Index) -> Call:
     extra: dict[str, Any] = {"unique": True} if index.unique else {}
-    return _step("create_index_concurrently", index.index_name, table, _column_names(index), **extra)
+    return _step("create_index_concurrently", index.name, table, _column_names(index), **extra)
 
 
 @dataclass
@@ -310,6 +321,15 @@ def plan(candidate: Candidate) -> RenamePlan:
     table_ops.ops[:] = [o for o in table_ops.ops if o is not candidate.dropped and o is not candidate.added]
     new_indexes = _take_indexes(table_ops, ops.CreateIndexOp, new)
     old_indexes = _take_indexes(table_ops, ops.DropIndexOp, old)
+    new_uniques = _take_uniques(table_ops, ops.AddConstraintOp, new)
+    old_uniques = _take_uniques(table_ops, ops.DropConstraintOp, old)
+    kept = {str(i.name) for i in new_indexes} & {str(i.name) for i in old_indexes}
+    kept |= {name for name, _ in new_uniques} & {name for name, _ in old_uniques}
+    if kept:
+        raise RenameRefused(
+            f"--rename {candidate.rename}: {', '.join(sorted(kept))} covers {table}.{old} and keeps its name for "
+            f"{table}.{new}; the expand builds the new one beside the old one, so give it a new name in models.py"
+        )
     model, reflected = candidate.added.column, candidate.dropped.to_column()
     new_type, old_type = model.type, reflected.type
     new_not_null, old_not_null = not model.nullable, not reflected.nullable
@@ -317,6 +337,8 @@ def plan(candidate: Candidate) -> RenamePlan:
     # The expand: the new column exists, is synced and filled before the new image serves.
     expand_up: list[ops.MigrateOperation] = [
         AddColumnOnce(ops.AddColumnOp(table, sa.Column(new, new_type, nullable=True))),
+        # Before the trigger: on SQLite a new UNIQUE rebuilds the table, and its triggers with it.
+        *(_step("create_unique_concurrently", name, table, columns) for name, columns in new_uniques),
         _step(
             "sync_renamed_column",
             table,
@@ -328,9 +350,15 @@ def plan(candidate: Candidate) -> RenamePlan:
         *(_create_concurrently(table, index) for index in new_indexes),
     ]
     expand_down: list[ops.MigrateOperation] = [
-        *(_step("drop_index_concurrently", index.index_name, table) for index in new_indexes),
+        *(_step("drop_index_concurrently", index.name, table) for index in new_indexes),
         _step("unsync_renamed_column", table, old, new),
-        ops.ModifyTableOps(table, [ops.DropColumnOp(table, new)]),
+        ops.ModifyTableOps(
+            table,
+            [
+                *(ops.DropConstraintOp(name, table, type_="unique") for name, _ in new_uniques),
+                ops.DropColumnOp(table, new),
+            ],
+        ),
     ]
     if new_not_null:
         expand_up.append(_step("validate_not_null", table, new))
@@ -338,7 +366,8 @@ def plan(candidate: Candidate) -> RenamePlan:
 
     # The contract: nothing writes the old column any more.
     finish: list[ops.MigrateOperation] = [
-        *(ops.DropIndexOp(index.index_name or "", table) for index in old_indexes),
+        *(ops.DropIndexOp(str(index.name), table) for index in old_indexes),
+        *(ops.DropConstraintOp(name, table, type_="unique") for name, _ in old_uniques),
         ops.DropColumnOp(table, old),
     ]
     if new_not_null:
@@ -356,6 +385,7 @@ def plan(candidate: Candidate) -> RenamePlan:
     back = reflected.server_default
     contract_down: list[ops.MigrateOperation] = [
         AddColumnOnce(ops.AddColumnOp(table, sa.Column(old, old_type, nullable=True, server_default=back))),
+        *(_step("create_unique_concurrently", name, table, columns) for name, columns in old_uniques),
         _step("sync_renamed_column", table, old, new),
         _step("batched_update", table, f"{old} = {new}", pending=f"{old} IS NULL AND {new} IS NOT NULL"),
         *(_create_concurrently(table, index) for index in old_indexes),

@@ -31,10 +31,10 @@ from contextlib import AbstractContextManager, nullcontext
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 
 from safe_migrations.log import log
-from safe_migrations.operations import plain_operations
+from safe_migrations.operations import constraint_exists, plain_operations
 
 # PostgreSQL's identifier limit (NAMEDATALEN - 1).
 _MAX_NAME = 63
@@ -138,14 +138,6 @@ def unsync_renamed_column(table: str, old: str, new: str) -> None:
         op.execute(f"DROP TRIGGER IF EXISTS {trigger}")
 
 
-def _constraint_exists(name: str) -> bool:
-    found = op.get_bind().execute(
-        text("SELECT 1 FROM pg_constraint WHERE conname = :name AND connamespace = current_schema()::regnamespace"),
-        {"name": name},
-    )
-    return found.first() is not None
-
-
 def validate_not_null(table: str, column: str) -> None:
     """Prove ``column`` holds no NULL with a validated CHECK, without blocking writers (PostgreSQL).
 
@@ -160,7 +152,7 @@ def validate_not_null(table: str, column: str) -> None:
         return
     name = not_null_check_name(table, column)
     with _own_transactions():
-        if not _online() or not _constraint_exists(name):
+        if not _online() or not constraint_exists(name):
             op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} CHECK ({column} IS NOT NULL) NOT VALID")
         op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
 

@@ -26,7 +26,8 @@ from safe_migrations.log import log
 from safe_migrations.scripts import script_directory
 from safe_migrations.status import current_heads, is_known
 
-_CONFIG_KEY = "safe_migrations.extra_version_locations"
+# app.config key: one more folder of revision files for the commands run while it is set.
+EXTRA_VERSION_LOCATIONS = "safe_migrations.extra_version_locations"
 
 
 def foreign_chain(app: Flask, url: str) -> list[dict]:
@@ -50,7 +51,7 @@ def foreign_chain(app: Flask, url: str) -> list[dict]:
 
 def add_version_locations(config: Config) -> Config:
     """Flask-Migrate configure callback: add this command's temporary version folder."""
-    extra = current_app.config.get(_CONFIG_KEY)
+    extra = current_app.config.get(EXTRA_VERSION_LOCATIONS)
     if extra:
         # Flask-Migrate always sets script_location (its migrations directory).
         default = str(Path(config.get_main_option("script_location", "migrations")) / "versions")
@@ -74,8 +75,8 @@ def stored_revisions_available(app: Flask, url: str) -> Iterator[list[str]]:
             "database is ahead of this image; using the ledger's stored source of %s to downgrade",
             ", ".join(revisions),
         )
-        app.config[_CONFIG_KEY] = folder
+        app.config[EXTRA_VERSION_LOCATIONS] = folder
         try:
             yield revisions
         finally:
-            app.config.pop(_CONFIG_KEY, None)
+            app.config.pop(EXTRA_VERSION_LOCATIONS, None)

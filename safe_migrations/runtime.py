@@ -36,20 +36,22 @@ from typing import Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
+from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 
-from safe_migrations import gates, ledger, post_deploy
+from safe_migrations import gates, ledger, post_deploy, stamp_checks
 from safe_migrations import index_validity as indexes
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
+from safe_migrations.blockers import describe_blockers
 from safe_migrations.connection import connect
 from safe_migrations.gates import MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
 from safe_migrations.scripts import file_checksum
-from safe_migrations.settings import MigrationSettings
+from safe_migrations.settings import MigrationSettings, retry_pause
 from safe_migrations.urls import is_postgresql, normalise_database_url
 
 # What env.py hands over: ``alembic.context``, the module that proxies the running EnvironmentContext.
@@ -62,6 +64,9 @@ LOCK_NOT_AVAILABLE = "55P03"
 # A caller confirms a data-destroying downgrade with ``-x confirm_data_loss=yes``
 # (``flask db downgrade --yes``) or ``config.attributes["confirm_data_loss"] = True``.
 CONFIRM_DATA_LOSS = "confirm_data_loss"
+# ``flask db upgrade --yes`` (``-x confirm_rerun=yes``): run again revisions the ledger
+# records as applied, after a stamp moved alembic_version back (status.STAMPED_BACKWARDS).
+CONFIRM_RERUN = "confirm_rerun"
 # Set while revisions run inside a caller's own transaction: steps that would
 # need to commit it (a concurrent index build) run as plain transactional DDL.
 IN_CALLER_TRANSACTION = "safe_migrations.in_caller_transaction"
@@ -277,6 +282,12 @@ def decide(
         return None
     if kind is not plans.Kind.STAMP and status.state == schema.UNKNOWN:
         raise MigrationFailed(schema.explain(status).as_line())
+    if kind is plans.Kind.STAMP:
+        refuse_unconfirmed_stamp(environment, connection, script, status)
+    if kind is plans.Kind.UPGRADE and status.state == schema.STAMPED_BACKWARDS:
+        if not confirmed(environment, CONFIRM_RERUN):
+            raise MigrationRefused(f"{schema.explain(status).as_line()}; nothing was applied")
+        log.warning("running again what the ledger records as applied: %s (confirmed)", ", ".join(status.recorded))
     if status.state == schema.MULTIPLE_HEADS and plans.destination(context) == "head":
         raise MigrationFailed(schema.explain(status).as_line())  # "heads" (every branch) stays allowed
     if kind is not plans.Kind.STAMP:
@@ -284,8 +295,65 @@ def decide(
     try:
         planned = plans.plan(kind, plans.destination(context), script, status.current)
     except Exception as exc:  # an unreachable target: Alembic's message, in one line
-        raise MigrationFailed(f"{first_line(exc)}; the database stays at {status.current_label}") from None
+        said = first_line(exc)
+        if said.startswith("Ambiguous walk"):
+            said = ambiguous_walk(script, status.current, plans.destination(context))
+        raise MigrationFailed(f"{said}; the database stays at {status.current_label}") from None
     return planned, status
+
+
+def ambiguous_walk(script: ScriptDirectory, current: tuple[str, ...], target: str) -> str:
+    """Alembic's bare "Ambiguous walk" for a relative step at a branch point, with the branches named."""
+    graph = post_deploy.cached_graph(script)
+    done = post_deploy.applied(script, current)
+    branches = sorted(
+        f"{rev.revision} ({rev.doc})"
+        for rev in post_deploy.oldest_first(script)
+        if rev.revision not in done and all(parent in done for parent in graph.parents[rev.revision])
+    )
+    return (
+        f"Ambiguous walk: {target} from {','.join(current) or 'base'} could go to any of {', '.join(branches)}; "
+        "name the revision to go to (flask db upgrade REVISION), or upgrade every branch: flask db upgrade heads"
+    )
+
+
+def confirmed(environment: Environment, key: str) -> bool:
+    """True when the caller confirmed ``key``: ``-x KEY=yes`` (the CLI's ``--yes``) or ``config.attributes[KEY]``."""
+    said = environment.get_x_argument(as_dictionary=True).get(key) in {"yes", "1", "true"}
+    return said or environment.config.attributes.get(key) is True
+
+
+def stamp_target(script: ScriptDirectory, label: str) -> tuple[str, ...]:
+    """The revisions ``flask db stamp LABEL`` would record; an ambiguous ``head`` names the heads to choose from."""
+    if label == "head" and len(script.get_heads()) > 1:
+        heads = ", ".join(
+            f"{rev.revision} ({'post-deploy chain' if post_deploy.is_marked(rev.path) else 'ordinary'})"
+            for rev in (script.get_revision(head) for head in script.get_heads())
+            if rev is not None
+        )
+        raise MigrationFailed(
+            f"stamp {label}: the scripts have several heads ({heads}); stamp `heads` to record every chain as "
+            "applied, or name one revision; nothing was stamped"
+        )
+    try:
+        return tuple(rev.revision for rev in script.get_revisions(label.split(",") if "," in label else label))
+    except Exception as exc:
+        raise MigrationFailed(f"stamp {label}: {first_line(exc)}; nothing was stamped") from None
+
+
+def refuse_unconfirmed_stamp(
+    environment: Environment, connection: Connection, script: ScriptDirectory, status: schema.SchemaStatus
+) -> None:
+    """A stamp that would make the bookkeeping disagree with the database needs a confirmation (see stamp_checks)."""
+    label = plans.destination(environment.get_context())
+    target = stamp_target(script, label)
+    problem = stamp_checks.stamp_problem(connection, script, status.current, target, label)
+    if problem is None:
+        return
+    if confirmed(environment, stamp_checks.CONFIRM_STAMP):
+        log.warning("%s (stamped anyway: confirmed)", problem)
+        return
+    raise MigrationRefused(f"{problem}; nothing was stamped (repeat with --yes to stamp anyway)")
 
 
 def pass_gates(
@@ -296,9 +364,12 @@ def pass_gates(
 ) -> None:
     """The gates on what the command would run (see :mod:`safe_migrations.gates`)."""
     gates.refuse_failed_checks(planned, status.current_label)
-    confirmed = environment.get_x_argument(as_dictionary=True).get(CONFIRM_DATA_LOSS) in {"yes", "1", "true"}
-    confirmed = confirmed or environment.config.attributes.get(CONFIRM_DATA_LOSS) is True
-    gates.confirm_data_loss(session.connection, planned, confirmed=confirmed, stays_at=status.current_label)
+    gates.confirm_data_loss(
+        session.connection,
+        planned,
+        confirmed=confirmed(environment, CONFIRM_DATA_LOSS),
+        stays_at=status.current_label,
+    )
 
 
 def run_writing(
@@ -397,14 +468,16 @@ def apply(
                 raise _failure(session, planned, keeper, exc) from exc
             session.end_reads()
             revision = _failing_revision(planned, keeper)
-            who = _blockers(session.connection, exc.statement)
+            who = describe_blockers(session.connection, exc.statement)
             attempt += 1
             if attempt > settings.lock_retries:
+                left = indexes.left_behind(session.connection, keeper.indexes.take())
+                session.end_reads()
                 raise MigrationFailed(
                     f"revision {revision} failed: lock_timeout ({settings.lock_timeout:g}s) hit {attempt} times, "
-                    f"giving up; {who}; the database stays at {_stays_at(session)}"
+                    f"giving up; {who}{left}; the database stays at {_stays_at(session)}"
                 ) from None
-            pause = min(2**attempt * 0.5, 30.0)
+            pause = retry_pause(attempt)
             log.warning(
                 "revision %s hit lock_timeout (%gs); %s; retry %d/%d in %.1fs",
                 revision,
@@ -428,25 +501,6 @@ def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, 
     if left:
         session.end_reads()
     return MigrationFailed(f"revision {revision} failed: {first_line(exc)}{left}; the database stays at {stays_at}")
-
-
-def _blockers(connection: Connection, statement: str | None) -> str:
-    """Describe the sessions holding locks on tables named in ``statement``."""
-    rows = connection.execute(
-        text(
-            "SELECT DISTINCT c.relname, l.pid, coalesce(a.application_name, '') AS app, "
-            "coalesce(a.state, '') AS state FROM pg_locks l "
-            "JOIN pg_class c ON c.oid = l.relation "
-            "LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-            "WHERE l.granted AND l.pid <> pg_backend_pid() AND c.relkind IN ('r', 'p', 'i') "
-            "AND c.relnamespace = 'public'::regnamespace"
-        )
-    ).all()
-    connection.rollback()
-    named = [r for r in rows if statement and r.relname in statement] or rows
-    if not named:
-        return "a session that has since finished"
-    return "; ".join(f"table {r.relname} locked by pid {r.pid} ({r.app or '-'}, {r.state or '-'})" for r in named)
 
 
 # --- offline ---------------------------------------------------------------------------

@@ -58,6 +58,11 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     return value in {"1", "true", "yes"}
 
 
+def retry_pause(attempt: int) -> float:
+    """Seconds the runtime sleeps before retry ``attempt`` (1, 2, ...) of a revision that hit lock_timeout."""
+    return min(2**attempt * 0.5, 30.0)
+
+
 @dataclass(frozen=True)
 class MigrationSettings:
     """How migrations behave; every field comes from one environment variable."""
@@ -71,6 +76,15 @@ class MigrationSettings:
     allow_changed: bool = False  # MIGRATION_ALLOW_CHANGED
     migration_database_url: str | None = None  # MIGRATION_DATABASE_URL (direct, not via PgBouncer)
     backup_dir: str = "backups"  # BACKUP_DIR
+    # STARTUP_PROBE_SECONDS: the startupProbe's budget (k8s); unset = start-up has no deadline.
+    startup_probe: float | None = None
+
+    @property
+    def lock_retry_seconds(self) -> float:
+        """The longest one run spends on lock_timeout: every attempt waits its full lock_timeout, plus the pauses."""
+        pauses = sum(retry_pause(attempt) for attempt in range(1, self.lock_retries + 1))
+        return (self.lock_retries + 1) * self.lock_timeout + pauses
+
     rehearse_database_url: str | None = None  # REHEARSE_DATABASE_URL: where flask db rehearse makes its scratch copy
     rehearse_max_rows: int = 1_000_000  # REHEARSE_MAX_ROWS: the sample's cap, per table
 
@@ -88,6 +102,7 @@ class MigrationSettings:
             allow_changed=_flag(env, "MIGRATION_ALLOW_CHANGED"),
             migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,
             backup_dir=(env.get("BACKUP_DIR") or cls.backup_dir).strip(),
+            startup_probe=read_number(env, "STARTUP_PROBE_SECONDS", 0, minimum=0) or None,
             rehearse_database_url=(env.get("REHEARSE_DATABASE_URL") or "").strip() or None,
             rehearse_max_rows=int(read_number(env, "REHEARSE_MAX_ROWS", cls.rehearse_max_rows, minimum=1, whole=True)),
         )

@@ -17,10 +17,11 @@ from typing import Any
 from alembic import command
 from alembic.script import ScriptDirectory
 from flask import Flask
+from flask_migrate.cli import db as db_group
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
-from safe_migrations import gates, runtime
+from safe_migrations import gates, ledger, runtime
 from safe_migrations import log as log_setup
 from safe_migrations import post_deploy as contract
 from safe_migrations import status as schema
@@ -31,6 +32,7 @@ from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.server import read_settings as read_server_settings
 from safe_migrations.server import serve as run_gunicorn
 from safe_migrations.settings import MigrationSettings, SettingsError
+from safe_migrations.startup_budget import Budget, long_statements, over_budget_line
 from safe_migrations.urls import DatabaseURLError, mask_password, normalise_database_url
 
 EXIT_CONFIG = 2
@@ -119,6 +121,13 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
                 raise StartupError(f"database migration: {message}; refusing to start (MIGRATION_ON_AHEAD=fail)")
             log.warning("%s; starting anyway (MIGRATION_ON_AHEAD=warn)", message)
             return
+        if state.state == schema.STAMPED_BACKWARDS:
+            said = schema.explain(state)
+            if not state.only_stamped_backwards:  # the image needs revisions that never ran, too
+                raise StartupError(f"database migration: {said.as_line()}")
+            # The schema is the image's (the ledger says every revision ran): serve, and never run them twice.
+            log.warning("%s; not running them again, starting (fix: %s)", said.summary, said.fix)
+            return
         try:
             gates.refuse_edited_history(connection, script, settings)
         except gates.MigrationRefused as exc:
@@ -127,6 +136,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             log.info("database is at head; nothing to apply")
             _report_post_deploy(script, engine)
             return
+    refuse_over_budget(app, script, state, settings)
     try:
         with app.app_context():
             # The ordinary chain only: post-deploy revisions wait for the post-deploy
@@ -146,6 +156,21 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
     _report_post_deploy(script, engine)
 
 
+def refuse_over_budget(
+    app: Flask, script: ScriptDirectory, state: schema.SchemaStatus, settings: MigrationSettings
+) -> None:
+    """Refuse a migration whose worst case outlasts the startupProbe (see safe_migrations.startup_budget)."""
+    if settings.startup_probe is None:
+        return
+    with app.app_context():
+        pending = schema.pending_scripts(script, state.current)
+        budget = Budget(long_statements(alembic_config(app), pending), settings)
+    if not budget.fits:
+        trunk = ",".join(contract.cached_graph(script).trunk_heads)
+        raise StartupError(f"database migration: {over_budget_line(budget, trunk, 'rehearse' in db_group.commands)}")
+    log.info("worst case fits the startupProbe: %s", budget.arithmetic())
+
+
 def report_drift(app: Flask, engine: Engine) -> None:
     """Warn when the models and the migrated schema disagree. The pod never writes migrations."""
     metadata = app.extensions["migrate"].db.metadata
@@ -156,15 +181,26 @@ def report_drift(app: Flask, engine: Engine) -> None:
             log.info("models are compared with the schema once the post-deploy revisions are applied")
             return
         drift = model_drift(connection, metadata)
-    if drift:
+        stamped = ledger.last_step_was_stamp(connection) if drift else None
+    if not drift:
+        return
+    if stamped:
+        # The migrations were not run here: a new migration would only paper over it.
         log.warning(
-            "models and migrations disagree (%s); a developer must add a migration with ./init_migration.sh",
+            "the schema differs from the migrations (%s): the ledger's last step is a stamp at %s, which ran "
+            "nothing; bring the schema there (flask db stamp back to what ran, then flask db upgrade)",
             "; ".join(drift),
+            stamped,
         )
+        return
+    log.warning(
+        "models and migrations disagree (%s); a developer must add a migration with ./init_migration.sh",
+        "; ".join(drift),
+    )
 
 
 def prepare(app: Flask, settings: MigrationSettings) -> None:
-    """Steps 2-4 of start-up: wait for the database, report, migrate, check drift."""
+    """Start-up before serving: wait for the database, report, migrate, check drift (see entrypoint.sh)."""
     url = settings.migration_database_url or app.config["SQLALCHEMY_DATABASE_URI"]
     engine = create_engine(normalise_database_url(url), poolclass=pool.NullPool)
     try:

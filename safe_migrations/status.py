@@ -26,6 +26,8 @@ UNKNOWN = "unknown_revision"
 MULTIPLE_HEADS = "multiple_heads"
 NO_HISTORY = "tables_without_history"
 STAMPED_EMPTY = "stamped_without_tables"
+# alembic_version is below what the ledger records as applied (a stamp back, or a hand edit).
+STAMPED_BACKWARDS = "stamped_backwards"
 VERSION_TABLE = "alembic_version"
 # Tables that say nothing about the application's schema.
 _BOOKKEEPING = {VERSION_TABLE, ledger.LEDGER_TABLE}
@@ -44,6 +46,8 @@ class SchemaStatus:
     foreign: list[str] = field(default_factory=list)
     # Post-deploy revisions (and anything after one) left for the post-deploy job.
     post_deploy_pending: list[str] = field(default_factory=list)
+    # Pending revisions the ledger records as applied (stamped backwards), oldest first.
+    recorded: list[str] = field(default_factory=list)
 
     @property
     def current_label(self) -> str:
@@ -57,7 +61,14 @@ class SchemaStatus:
     def serves(self) -> bool:
         """The image can serve on this database: at head; only post-deploy revisions
         pending (they run after the rollout, by design); or ahead after a rollback."""
-        return self.state in (AT_HEAD, POST_DEPLOY_PENDING, AHEAD)
+        return self.state in (AT_HEAD, POST_DEPLOY_PENDING, AHEAD) or self.only_stamped_backwards
+
+    @property
+    def only_stamped_backwards(self) -> bool:
+        """Stamped backwards, and every ordinary revision "pending" already ran (the ledger says so):
+        the schema is the image's; only the bookkeeping is behind."""
+        ran = set(self.recorded)
+        return self.state == STAMPED_BACKWARDS and all(item.split(" ")[0] in ran for item in self.pending)
 
     def as_dict(self) -> dict:
         """A JSON-friendly view, as served by ``/readyz`` and ``doctor --json``."""
@@ -68,6 +79,7 @@ class SchemaStatus:
             "pending": self.pending,
             "foreign": self.foreign,
             "post_deploy_pending": self.post_deploy_pending,
+            "recorded_as_applied": self.recorded,
         }
 
 
@@ -121,6 +133,13 @@ STATES: dict[str, tuple[str, str | None, str | None]] = {
         "it was created before migrations were adopted (by the app itself or by hand)",
         "flask db baseline (stamps head only if the schema matches; `flask db upgrade` would fail)",
     ),
+    STAMPED_BACKWARDS: (
+        "alembic_version is at {current}, but the ledger records {recorded} as applied",
+        "a stamp (or an edit of alembic_version) moved the version back without reverting them: an upgrade "
+        "would run them a second time, data migrations included",
+        "flask db stamp {newest} (back to what the ledger records as applied); to run them again on "
+        "purpose: flask db upgrade --yes",
+    ),
     STAMPED_EMPTY: (
         "the database is stamped at {current} but has none of its tables",
         "`flask db stamp head` ran on an empty database (the ledger says stamp): stamping records a "
@@ -140,6 +159,8 @@ def explain(status: SchemaStatus) -> Explanation:
         "waiting": len(status.post_deploy_pending),
         "heads": " ".join(status.heads),
         "foreign": ", ".join(status.foreign),
+        "recorded": ", ".join(status.recorded),
+        "newest": status.recorded[-1] if status.recorded else "",
     }
     return Explanation(summary.format(**values), cause, fix.format(**values) if fix else None)
 
@@ -209,5 +230,13 @@ def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus
         return SchemaStatus(NO_HISTORY, current, heads, pending=pending_revisions(script, current))
     waiting = contract.describe(contract.pending(script, current))
     ordinary = pending_revisions(script, current)
+    done = contract.applied(script, current)
+    lacking = [rev.revision for rev in contract.oldest_first(script) if rev.revision not in done]
+    recorded = ledger.recorded_as_applied(connection, lacking)
+    if recorded:
+        ran = [rev for rev in lacking if rev in recorded]
+        return SchemaStatus(
+            STAMPED_BACKWARDS, current, heads, pending=ordinary, post_deploy_pending=waiting, recorded=ran
+        )
     state = PENDING if ordinary else POST_DEPLOY_PENDING
     return SchemaStatus(state, current, heads, pending=ordinary, post_deploy_pending=waiting)

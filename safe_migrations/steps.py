@@ -34,6 +34,7 @@ CONCURRENT_OPERATIONS = {
     "create_index_concurrently",
     "drop_index_concurrently",
     "batched_update",
+    "create_unique_concurrently",
     # The expand steps of a rename (safe_migrations.rename_steps): each idempotent, each committed alone.
     "add_column_once",
     "sync_renamed_column",
@@ -66,6 +67,7 @@ class Step:
     contract: bool = False
     concurrent: bool = False
     why: str = ""  # for a destructive step: what it destroys
+    unique: bool = False  # an index build that enforces uniqueness
 
     def describe(self) -> str:
         """``drop_column market.address`` (raw SQL: ``execute DROP TABLE x``)."""
@@ -123,6 +125,10 @@ def _is_false(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is False
 
 
+def _is_true(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
 def _classify(owner: str, name: str, call: ast.Call, table: str | None) -> Step:
     strings = _strings(call)
     if name in _COLUMN_OPERATIONS and owner == "op" and len(strings) >= 2:
@@ -134,6 +140,8 @@ def _classify(owner: str, name: str, call: ast.Call, table: str | None) -> Step:
     keywords = {k.arg: k.value for k in call.keywords if k.arg}
     if name in CONCURRENT_OPERATIONS:
         return Step(name, target, concurrent=True)
+    if name == "create_index" and _is_true(keywords.get("postgresql_concurrently")):
+        return Step(name, target, concurrent=True, unique=_is_true(keywords.get("unique")))
     if name == "drop_table":
         return Step(name, target, destructive=True, contract=True, why="deletes the table and its rows")
     if name == "drop_column":
@@ -218,18 +226,3 @@ def reviewed_destructive(path: str | Path) -> str | None:
     """The reason given by ``reviewed_destructive = "..."`` in the revision, if any."""
     value = marker(path, "reviewed_destructive")
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-def destructive_steps(path: str | Path) -> list[Step]:
-    """The upgrade steps that destroy data."""
-    return [step for step in steps(path) if step.destructive]
-
-
-def unreviewed_destructive_steps(path: str | Path) -> list[Step]:
-    """Destructive upgrade steps of a revision without a ``reviewed_destructive`` reason."""
-    return [] if reviewed_destructive(path) else destructive_steps(path)
-
-
-def dropped_by_downgrade(path: str | Path) -> list[Step]:
-    """The tables and columns the revision's ``downgrade()`` removes."""
-    return [step for step in steps(path, "downgrade") if step.operation in {"drop_table", "drop_column"}]

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session
 
 # SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3, which we do not
 # ship; the driver we install is psycopg2 (psycopg2-binary).
@@ -68,6 +69,12 @@ def mask_password(raw: str) -> str:
     return f"{head}://{user}:***@{host}"
 
 
-def is_postgresql(url: str | URL) -> bool:
-    """True when ``url`` points at PostgreSQL."""
-    return make_url(url).get_backend_name() == "postgresql"
+def is_postgresql(target: str | URL | Engine | Connection | Session) -> bool:
+    """True when ``target`` (a URL, or an engine, connection or session bound to one) is PostgreSQL.
+
+    The one way the project asks: the toolset, the write paths and the push queue.
+    """
+    if isinstance(target, str | URL):
+        return make_url(target).get_backend_name() == "postgresql"
+    bind = target.get_bind() if isinstance(target, Session) else target
+    return bind.dialect.name == "postgresql"

@@ -5,7 +5,16 @@ Each lives in the ``tests.support`` module of its job: repository, revisions, pr
 
 from __future__ import annotations
 
-from tests.support.databases import create_database, drop_database, execute, libpq, query, scalar, server_url
+from tests.support.databases import (
+    create_database,
+    drop_database,
+    execute,
+    libpq,
+    query,
+    scalar,
+    server_url,
+    utc_instant,
+)
 from tests.support.processes import (
     PREPARE,
     Finished,
@@ -84,5 +93,6 @@ __all__ = [
     "stop",
     "stop_all",
     "stop_many",
+    "utc_instant",
     "wait_for_http",
 ]

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from safe_migrations.settings import MigrationSettings
+from safe_migrations.startup_budget import SERVE_SECONDS, Budget, LongStatement
 from tests.helpers import BIN, REPO, child_env, free_port, run, wait_for_http
 from weather.config import load_config
 
@@ -38,16 +39,18 @@ APP_UID = 10001
 CONTAINER_PORT = 8000
 # Least privilege: each Secret key is mounted exactly where it is read ("file:container"), and
 # each reader is named by the code that reads the key (checked below, so the table cannot drift).
-API, WORKER, FETCH, NOWCAST, POST_DEPLOY = (
+API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE = (
     "deployment.yaml:weather-backend",
     "push-worker-deployment.yaml:push-worker",
     "forecast-fetch-cronjob.yaml:forecast-fetch",
     "forecast-fetch-ultra-cronjob.yaml:forecast-fetch",
     "post-deploy-job.yaml:post-deploy",
+    "rehearse-job.yaml:rehearse",
 )
 SECRET_READERS: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # Every process opens the database.
-    "DATABASE_URL": ({API, WORKER, FETCH, NOWCAST, POST_DEPLOY}, ("weather/config.py",)),
+    # (The rehearsal Job's DATABASE_URL is a read-only role's, from a Secret of its own.)
+    "DATABASE_URL": ({API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE}, ("weather/config.py",)),
     # Write endpoints check it (weather/auth.py) and cursors are signed with it: only requests read it.
     "API_TOKEN": ({API}, ("weather/auth.py", "weather/cursor.py")),
     # Migrations: pod start-up and the post-deploy Job.
@@ -55,8 +58,12 @@ SECRET_READERS: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # Only a push sender needs the FCM service account; only the fetch needs KMA's key.
     "FCM_CREDENTIALS": ({WORKER}, ("weather/push/senders.py",)),
     "KMA_SERVICE_KEY": ({FETCH, NOWCAST}, ("weather/forecasts_cli.py",)),
+    # Where flask db rehearse makes its scratch copy (a role with CREATEDB).
+    "REHEARSE_DATABASE_URL": ({REHEARSE}, ("safe_migrations/settings.py",)),
 }
-OPTIONAL_SECRETS = {"MIGRATION_DATABASE_URL"}  # absent = migrations use DATABASE_URL
+# MIGRATION_DATABASE_URL absent = migrations use DATABASE_URL; REHEARSE_DATABASE_URL is in the
+# rehearsal Job's own Secret (k8s/rehearse-job.yaml).
+OPTIONAL_SECRETS = {"MIGRATION_DATABASE_URL", "REHEARSE_DATABASE_URL"}
 SECRET_ENV = tuple(key for key, (readers, _) in SECRET_READERS.items() if API in readers)
 # What the image must contain to start; nothing for development only.
 RUNTIME_FILES = ("app.py", "models.py", "gunicorn.conf.py", "entrypoint.sh", "weather", "safe_migrations", "migrations")
@@ -526,6 +533,7 @@ def test_kustomization_lists_everything_but_the_secret():
         "networkpolicy-forecast-fetch.yaml",
         "networkpolicy-post-deploy.yaml",
         "networkpolicy-push-worker.yaml",
+        "networkpolicy-rehearse.yaml",
         "pdb.yaml",
         "push-worker-deployment.yaml",
         "service.yaml",
@@ -545,6 +553,7 @@ NETWORK = {
     "forecast-fetch-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
     "forecast-fetch-ultra-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
     "post-deploy-job.yaml": ("networkpolicy-post-deploy.yaml", set(), DNS | POSTGRESQL),
+    "rehearse-job.yaml": ("networkpolicy-rehearse.yaml", set(), DNS | POSTGRESQL),
 }
 
 
@@ -617,19 +626,22 @@ def test_image_version_is_the_same_everywhere():
     assert name == image["name"]
     assert tag == image["newTag"] == load_manifest("configmap.yaml")["data"]["APP_VERSION"]
     assert _container(load_manifest("post-deploy-job.yaml"))["image"] == container["image"]
+    assert _container(load_manifest("rehearse-job.yaml"))["image"] == container["image"]
+
+
+def test_rehearse_job_gates_on_the_stall_and_reads_live_with_its_own_role():
+    job = load_manifest("rehearse-job.yaml")
+    command = _container(job)["command"]
+    assert command[:3] == ["flask", "db", "rehearse"] and "--max-stall" in command
+    refs = {item["name"]: item["valueFrom"]["secretKeyRef"] for item in _container(job)["env"]}
+    assert refs["DATABASE_URL"]["name"] == "weather-backend-rehearse"  # a read-only role, not the app's
+    assert "rehearse-job.yaml" not in load_manifest("kustomization.yaml")["resources"]
 
 
 # The derivation written in k8s/configmap.yaml: per rollout, pod start-up runs at
 # most this many statements at MIGRATION_STATEMENT_TIMEOUT (slow contract steps
 # are post-deploy revisions, run by the Job), and this long to import and serve.
 SLOW_STATEMENTS_AT_START_UP = 2
-IMPORT_AND_SERVE_SECONDS = 30
-
-
-def lock_retry_seconds(settings: MigrationSettings) -> float:
-    """The longest a revision spends on lock_timeout retries (the runtime's backoff)."""
-    pauses = sum(min(2**attempt * 0.5, 30.0) for attempt in range(1, settings.lock_retries + 1))
-    return (settings.lock_retries + 1) * settings.lock_timeout + pauses
 
 
 def test_startup_budget_is_derived_from_the_statement_timeout():
@@ -637,15 +649,43 @@ def test_startup_budget_is_derived_from_the_statement_timeout():
     settings = MigrationSettings.from_env(load_manifest("configmap.yaml")["data"])
     probe = container["startupProbe"]
     budget = probe.get("initialDelaySeconds", 0) + probe["periodSeconds"] * probe["failureThreshold"]
-    migrating = SLOW_STATEMENTS_AT_START_UP * settings.statement_timeout + lock_retry_seconds(settings)
+    migrating = SLOW_STATEMENTS_AT_START_UP * settings.statement_timeout + settings.lock_retry_seconds
     # The other pods wait for the migrating pod's lock at least as long as it may migrate ...
     assert settings.lock_wait >= migrating
     # ... and none is killed by its own startup probe while waiting for the database, then the lock.
-    assert budget >= settings.db_wait_timeout + settings.lock_wait + IMPORT_AND_SERVE_SECONDS
+    assert budget >= settings.db_wait_timeout + settings.lock_wait + SERVE_SECONDS
+    # Start-up enforces the budget with the probe's own figure (safe_migrations/startup_budget.py) ...
+    assert settings.startup_probe == budget
+    # ... and the configmap's "at most 2 long statements" is exactly what fits.
+    fits = Budget([LongStatement("r", "UPDATE t SET a = 1")] * SLOW_STATEMENTS_AT_START_UP, settings)
+    assert fits.fits and not Budget([*fits.long, fits.long[0]], settings).fits
     # The configmap says so, with the figures.
     text = (K8S / "configmap.yaml").read_text()
     assert "derived from the migration statement timeout" in text
     assert f"= {budget} s" in text and f"{int(migrating)} s" in text
+
+
+GUIDE_SETTING_ROW = re.compile(r"^\| `(?P<name>[A-Z_]+)` \| [^|]* \| (?P<k8s>[^|]*?) \|", re.M)
+
+
+def test_the_k8s_figures_the_guide_quotes_come_from_the_manifests():
+    guide = (REPO / "docs" / "migration-guide.md").read_text()
+    data = load_manifest("configmap.yaml")["data"]
+    settings = MigrationSettings.from_env(data)
+    rows = {m["name"]: m["k8s"].strip("` ") for m in GUIDE_SETTING_ROW.finditer(guide) if m["name"] in data}
+    quoted = {"DB_WAIT_TIMEOUT", "MIGRATION_LOCK_WAIT", "STARTUP_PROBE_SECONDS", "MIGRATION_STATEMENT_TIMEOUT"}
+    assert quoted <= set(rows)
+    assert rows == {name: data[name] for name in rows}
+    probe = load_manifest("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    budget = probe["periodSeconds"] * probe["failureThreshold"]
+    db_wait, lock_wait = int(settings.db_wait_timeout), int(settings.lock_wait)
+    assert f"startupProbe 예산({budget}초)" in guide and f"({db_wait} + {lock_wait} + {SERVE_SECONDS})" in guide
+    retries = int(settings.lock_retry_seconds)
+    assert f"`MIGRATION_STATEMENT_TIMEOUT`({settings.statement_timeout:g}) + lock_timeout 재시도({retries}초)" in guide
+    three = 3 * settings.statement_timeout + settings.lock_retry_seconds
+    allowed = budget - settings.db_wait_timeout - SERVE_SECONDS
+    times = "\N{MULTIPLICATION SIGN}"
+    assert f"3 {times} {settings.statement_timeout:g} + {retries} = {three:g}초 > {allowed:g}초" in guide
 
 
 def job_violations(job: dict[str, Any], deployment: dict[str, Any]) -> list[str]:

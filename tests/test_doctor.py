@@ -145,7 +145,7 @@ def test_stamp_head_on_an_empty_database_is_named_with_its_fix(repo, pg_url):
     from tests.helpers import run, wait_for_http
     from tests.test_entrypoint import start, stop
 
-    assert flask(pg_url, "db", "stamp", "head", cwd=repo).returncode == 0
+    assert flask(pg_url, "db", "stamp", "head", "--yes", cwd=repo).returncode == 0
     found = problems(doctor(pg_url, repo, "--json"))["revision"]
     assert found["summary"] == f"the database is stamped at {HEAD} but has none of its tables"
     assert "the ledger says stamp" in found["cause"] and any(f"{HEAD} stamp" in d for d in found["details"])

@@ -10,11 +10,11 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from tests.helpers import BIN, REPO, child_env, execute, flask, free_port, query, run_measured
+from tests.helpers import BIN, REPO, child_env, execute, flask, free_port, query, run_measured, utc_instant
 from tests.kma_server import ULTRA, KmaStandIn
 from weather.kma import precipitation_amount
 from weather.sources import short, ultra
-from weather.times import KST, as_utc
+from weather.times import KST
 
 # A service key as data.go.kr hands it out "encoded" (+ / = escaped), and what it stands for.
 KEY = "Fcst+Key/Secret0123=="
@@ -161,7 +161,7 @@ def test_fetch_stores_every_market_of_each_cell_and_a_second_run_raises_nothing(
 
     tomorrow = TODAY + timedelta(days=1)
     stored = {
-        (market, as_utc(when if isinstance(when, datetime) else datetime.fromisoformat(when))): rest
+        (market, utc_instant(when)): rest
         for market, when, *rest in query(
             url,
             "SELECT market_id, forecast_time, temperature, precipitation_probability, precipitation_mm, "
@@ -171,7 +171,7 @@ def test_fetch_stores_every_market_of_each_cell_and_a_second_run_raises_nothing(
     assert len(stored) == 3 * hours
 
     def at(market: int, hour: int) -> list:
-        return stored[(market, as_utc(datetime.combine(tomorrow, time(hour), tzinfo=KST)))]
+        return stored[(market, utc_instant(datetime.combine(tomorrow, time(hour), tzinfo=KST)))]
 
     # temperature, POP, PCP, SNO, WSD, SKY; both Seoul markets got the cell's forecast.
     for market in (1, 2):
@@ -469,13 +469,13 @@ def test_ultra_updates_its_columns_and_alarms_once_per_day(database_url):
     assert_key_absent(before)
 
     def at(market: int, hour: int) -> tuple:
-        moment = as_utc(datetime.combine(TODAY, time(hour), tzinfo=KST))
+        moment = utc_instant(datetime.combine(TODAY, time(hour), tzinfo=KST))
         for when, *values in query(
             url,
             "SELECT forecast_time, temperature, precipitation_probability, precipitation_mm, snowfall_cm "
             f"FROM forecast WHERE market_id = {market}",
         ):
-            if as_utc(when if isinstance(when, datetime) else datetime.fromisoformat(when)) == moment:
+            if utc_instant(when) == moment:
                 return tuple(values)
         raise AssertionError(f"no forecast for market {market} at {hour}:00")
 

@@ -135,7 +135,7 @@ def test_widening_and_nullable_columns_are_not_destructive(repo, sqlite_url):
 def test_stamp_is_not_gated_by_revision_checks(repo, sqlite_url):
     """Stamping runs no revision, so a destructive one does not stop it (Alembic's command kinds, read in plan.py)."""
     add_revision(repo, "ddd000000012", "op.drop_table('subscription')")
-    assert flask(sqlite_url, "db", "stamp", "head", cwd=repo).returncode == 0
+    assert flask(sqlite_url, "db", "stamp", "head", "--yes", cwd=repo).returncode == 0
     assert scalar(sqlite_url, "SELECT version_num FROM alembic_version") == "ddd000000012"
 
 

@@ -25,7 +25,12 @@ def test_guide_commands_in_order(database_url):
     ok(flask(url, "db", "upgrade", SENT_TO_DEVICES))
     assert SENT_TO_DEVICES in ok(flask(url, "db", "current"))
     assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade", INITIAL))
-    ok(flask(url, "db", "stamp", "head"))
+    # The old guide's `stamp head` on a schema below head would lie: it is refused, and says what would happen.
+    refused = flask(url, "db", "stamp", "head")
+    assert refused.returncode == 1 and "as applied without running them, but what they create is missing" in (
+        refused.stderr
+    )
+    ok(flask(url, "db", "stamp", "head", "--yes"))
     assert f"{HEAD} (head)" in ok(flask(url, "db", "current"))
 
 

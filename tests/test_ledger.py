@@ -60,7 +60,7 @@ def newer_image(tmp_path):
 def test_each_step_is_recorded_with_checksum_source_and_origin(database_url):
     assert flask(database_url, "db", "upgrade", APP_VERSION="1.2.3").returncode == 0
     assert flask(database_url, "db", "downgrade", APP_VERSION="1.2.3").returncode == 0
-    assert flask(database_url, "db", "stamp", "head", APP_VERSION="1.2.3").returncode == 0
+    assert flask(database_url, "db", "stamp", "head", "--yes", APP_VERSION="1.2.3").returncode == 0
     rows = query(
         database_url,
         "SELECT revision, down_revisions, direction, filename, checksum, source, duration_ms, app_version, hostname"

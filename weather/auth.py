@@ -8,12 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import current_app, request
+from flask_smorest import Blueprint
 
 from weather.errors import ApiError
 
 # The OpenAPI security scheme name the protected operations refer to.
 BEARER_SCHEME = "bearerAuth"
-BEARER_SECURITY: list[dict[str, list[str]]] = [{BEARER_SCHEME: []}]
+Security = list[dict[str, list[str]]]
+BEARER_SECURITY: Security = [{BEARER_SCHEME: []}]
 
 
 def check_api_token() -> None:
@@ -35,17 +37,30 @@ def check_api_token() -> None:
         )
 
 
-def token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a view so it runs only for requests with the API token.
+View = Callable[..., Any]
+
+
+def guarded(blp: Blueprint, check: Callable[[dict[str, Any]], object], security: Security) -> Callable[[View], View]:
+    """The one decorator of a protected view: ``check(view's URL arguments)`` runs first, and the
+    OpenAPI document of ``blp`` names ``security`` for the operation.
 
     Apply it directly under the route decorator (above ``arguments``), so the
-    token is checked before the body is parsed: an unauthenticated client learns
-    nothing about the schema and cannot make the server parse large bodies.
+    credential is checked before the body is parsed: an unauthenticated client
+    learns nothing about the schema and cannot make the server parse large bodies.
     """
 
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        check_api_token()
-        return view(*args, **kwargs)
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            check(kwargs)
+            return view(*args, **kwargs)
 
-    return wrapper
+        documented: View = blp.doc(security=security)(wrapper)
+        return documented
+
+    return decorate
+
+
+def token_required(blp: Blueprint) -> Callable[[View], View]:
+    """Run the view only for requests with the API token (operators)."""
+    return guarded(blp, lambda _: check_api_token(), BEARER_SECURITY)

@@ -14,20 +14,20 @@ different answer would let anyone count the devices.
 
 from __future__ import annotations
 
-import functools
 import hmac
 from collections.abc import Callable
-from typing import Any
 
 from flask import request
+from flask_smorest import Blueprint
 
 from models import Device, db
+from weather.auth import Security, View, guarded
 from weather.errors import ApiError
 from weather.schemas import MAX_PUSH_TOKEN_LENGTH, PG_INT_MAX
 
 DEVICE_TOKEN_HEADER = "X-Push-Token"
 DEVICE_SCHEME = "deviceToken"
-DEVICE_SECURITY: list[dict[str, list[str]]] = [{DEVICE_SCHEME: []}]
+DEVICE_SECURITY: Security = [{DEVICE_SCHEME: []}]
 
 
 def check_device_token(device_id: int) -> Device:
@@ -47,16 +47,6 @@ def check_device_token(device_id: int) -> Device:
     return device
 
 
-def device_token_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a view of ``/<device_id>/...`` so it runs only with that device's push token.
-
-    Apply it directly under the route decorator (above ``arguments``), so the
-    token is checked before the body is parsed.
-    """
-
-    @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        check_device_token(kwargs["device_id"])
-        return view(*args, **kwargs)
-
-    return wrapper
+def device_token_required(blp: Blueprint) -> Callable[[View], View]:
+    """Run a view of ``/<device_id>/...`` only with that device's push token (weather.auth.guarded)."""
+    return guarded(blp, lambda arguments: check_device_token(arguments["device_id"]), DEVICE_SECURITY)

@@ -21,7 +21,6 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, missing, validate
 
 from weather.settings import FromConfig
-from weather.times import as_utc
 
 # The problems of this many rejected rows are kept: enough to fix them, small to answer.
 MAX_REPORTED_ROWS = 10
@@ -172,7 +171,7 @@ class RowChecker:
                     parsed = datetime.fromisoformat(value)
                     if parsed.utcoffset() is None:
                         return None
-                    value = as_utc(parsed)
+                    value = parsed.astimezone(UTC)
                 except (ValueError, OverflowError):
                     return None
             else:

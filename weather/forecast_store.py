@@ -22,9 +22,10 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from models import Forecast, Market, MarketAlarmLog, utcnow
+from safe_migrations.urls import is_postgresql
 from weather import push
 from weather.alarm_rules import Alarm, DaySummary, Thresholds, evaluate_day
-from weather.errors import ApiError, invalid
+from weather.errors import invalid
 from weather.times import kst_date, kst_day_bounds
 from weather.upsert import insert_for
 
@@ -91,7 +92,7 @@ def store_forecasts(
         raise ValueError(f"not forecast measurements: {sorted(unknown_columns) or 'none given'}")
     check_batch(session, rows)
     replaced = (*columns, "updated_at")
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         summaries = _upsert_postgresql(session, rows, replaced)
     else:
         _upsert_chunked(session, rows, replaced)
@@ -116,12 +117,8 @@ def check_batch(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     unknown = sorted(wanted - known)
     if unknown:
         first = next(i for i, row in enumerate(rows) if row["market_id"] == unknown[0])
-        raise ApiError(
-            422,
-            "unprocessable_entity",
-            f"forecasts.{first}.market_id: unknown market id(s) {', '.join(map(str, unknown[:20]))}",
-            fields={f"forecasts.{first}.market_id": [f"market {unknown[0]} does not exist"]},
-        )
+        others = f" (nor do {', '.join(map(str, unknown[1:20]))})" if len(unknown) > 1 else ""
+        raise invalid(f"forecasts.{first}.market_id", f"market {unknown[0]} does not exist{others}")
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Select
@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from weather.cursor import issue_cursor
 from weather.errors import invalid
 from weather.schemas import PG_INT_MAX
-from weather.times import as_utc, within_api_window
+from weather.times import within_api_window
 
 
 def keyset_page(
@@ -32,10 +32,11 @@ def keyset_page(
 def cursor_datetime(value: object) -> datetime:
     """A datetime part of a decoded cursor; 422 on ``cursor`` unless it is one inside the API's window."""
     try:
-        moment = as_utc(datetime.fromisoformat(value))  # type: ignore[arg-type]
+        parsed = datetime.fromisoformat(value)  # type: ignore[arg-type]
+        moment = parsed.astimezone(UTC) if parsed.utcoffset() is not None else None  # every cursor has an offset
     except (TypeError, ValueError, OverflowError):  # OverflowError: year 1 or 9999 with an offset
         raise invalid("cursor", "not a cursor issued by this API") from None
-    if not within_api_window(moment):
+    if moment is None or not within_api_window(moment):
         raise invalid("cursor", "not a cursor issued by this API")
     return moment
 

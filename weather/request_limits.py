@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from models import db
+from safe_migrations.urls import is_postgresql
 
 
 def refuse_oversized_body() -> None:
@@ -55,7 +56,7 @@ def bound_statements(session: Session, transaction: SessionTransaction, connecti
     would kill the worker. ``SET LOCAL`` ends with the transaction, so CLI
     commands, workers and migrations on the same engine keep their own settings.
     """
-    if has_request_context() and connection.dialect.name == "postgresql":
+    if has_request_context() and is_postgresql(connection):
         milliseconds = int(current_app.config["REQUEST_STATEMENT_TIMEOUT"] * 1000)
         connection.exec_driver_sql(f"SET LOCAL statement_timeout = {milliseconds}")
 

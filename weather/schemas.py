@@ -19,7 +19,7 @@ from marshmallow import Schema, ValidationError, fields, pre_load, utils, valida
 from models import ALARM_TYPES, PLATFORMS
 from weather.cursor import MAX_CURSOR_LENGTH, InvalidCursor, read_cursor
 from weather.forecast_rows import MAX_REPORTED_ROWS, ForecastWindow, RowChecker
-from weather.times import API_EARLIEST, API_LATEST, as_utc, within_api_window
+from weather.times import API_EARLIEST, API_LATEST, within_api_window
 
 PG_INT_MAX = 2**31 - 1  # ids are PostgreSQL integers; larger values must be a 422, not a driver error
 MAX_PAGE_SIZE = 500
@@ -87,7 +87,7 @@ class UTCDateTime(fields.AwareDateTime):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.datetime:
         parsed = super()._deserialize(value, attr, data, **kwargs)
         try:
-            moment = as_utc(parsed)
+            moment = parsed.astimezone(dt.UTC)  # AwareDateTime: never naive
         except OverflowError:
             raise self.make_error("out_of_range") from None
         if not within_api_window(moment):
@@ -95,8 +95,7 @@ class UTCDateTime(fields.AwareDateTime):
         return moment
 
     def _serialize(self, value: dt.datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | float | None:
-        # SQLite hands back naive datetimes; they are UTC by construction.
-        return super()._serialize(None if value is None else as_utc(value), attr, obj, **kwargs)
+        return super()._serialize(value, attr, obj, **kwargs)  # aware UTC on every database (models.UTCDateTime)
 
 
 class Cursor(fields.Field[list[Any]]):
@@ -237,9 +236,16 @@ class MarketQuerySchema(Schema):
     cursor = Cursor(1)
 
 
-class MarketPageSchema(Schema):
-    items = fields.List(fields.Nested(MarketSchema))
-    next_cursor = fields.String(allow_none=True)
+def page_schema(items: type[Schema]) -> type[Schema]:
+    """The one page shape of every list endpoint: ``items``, and ``next_cursor`` (null on the last page)."""
+    fields_of_page: dict[str, fields.Field] = {
+        "items": fields.List(fields.Nested(items)),
+        "next_cursor": fields.String(allow_none=True),
+    }
+    return Schema.from_dict(fields_of_page, name=items.__name__.replace("Schema", "PageSchema"))
+
+
+MarketPageSchema = page_schema(MarketSchema)
 
 
 # --- devices and subscriptions ------------------------------------------------
@@ -338,9 +344,7 @@ class ForecastQuerySchema(TimeRangeMixin):
     cursor = Cursor(1)
 
 
-class ForecastPageSchema(Schema):
-    items = fields.List(fields.Nested(ForecastSchema))
-    next_cursor = fields.String(allow_none=True)
+ForecastPageSchema = page_schema(ForecastSchema)
 
 
 # --- alarm logs -------------------------------------------------------------------
@@ -371,6 +375,4 @@ class AlarmLogQuerySchema(TimeRangeMixin):
     cursor = Cursor(2)
 
 
-class AlarmLogPageSchema(Schema):
-    items = fields.List(fields.Nested(AlarmLogSchema))
-    next_cursor = fields.String(allow_none=True)
+AlarmLogPageSchema = page_schema(AlarmLogSchema)

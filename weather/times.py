@@ -8,16 +8,11 @@ from datetime import UTC, date, datetime, time, timedelta, timezone
 KST = timezone(timedelta(hours=9), "KST")
 
 
-def as_utc(value: datetime) -> datetime:
-    """``value`` in UTC; a naive value (SQLite returns those) is taken to be UTC already."""
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
-
-
 def kst_date(value: datetime) -> date:
-    """The calendar date in Korea at instant ``value``: the day an alarm is about."""
-    return as_utc(value).astimezone(KST).date()
+    """The calendar date in Korea at the aware instant ``value``: the day an alarm is about."""
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: every time in the service is aware")
+    return value.astimezone(KST).date()
 
 
 def kst_day_bounds(day: date) -> tuple[datetime, datetime]:

@@ -7,12 +7,10 @@ from typing import Any
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from safe_migrations.urls import is_postgresql
+
 
 def insert_for(session: Session, table: Any) -> Any:
     """An ``INSERT`` on ``table`` that supports ``on_conflict_do_*`` on the session's database."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        return postgresql.insert(table)
-    if dialect == "sqlite":
-        return sqlite.insert(table)
-    raise RuntimeError(f"unsupported database dialect {dialect!r}")
+    # The two databases safe_migrations.urls accepts: one is PostgreSQL, the other SQLite.
+    return postgresql.insert(table) if is_postgresql(session) else sqlite.insert(table)

@@ -36,11 +36,15 @@ from safe_migrations.runtime import MigrationFailed, prepare_session
 from safe_migrations.scripts import alembic_config
 from safe_migrations.settings import MigrationSettings
 
-__all__ = ["Rehearsal", "RehearsalRefused", "pending_revisions", "rehearse"]
+__all__ = ["Rehearsal", "RehearsalRefused", "UnknownTarget", "pending_revisions", "rehearse"]
 
 
 class RehearsalRefused(RuntimeError):
-    """Nothing can be rehearsed (live in a state the runtime would refuse, a bad target): one line, exit 1."""
+    """Nothing can be rehearsed (live in a state the runtime would refuse): one line, exit 1."""
+
+
+class UnknownTarget(RehearsalRefused):
+    """The TARGET names no revision of this image (a usage error)."""
 
 
 @dataclass
@@ -179,7 +183,7 @@ def pending_revisions(script: ScriptDirectory, current: tuple[str, ...], target:
     except Exception:
         found = None
     if found is None:
-        raise RehearsalRefused(f"unknown revision {target!r} (see flask db history)")
+        raise UnknownTarget(f"unknown revision {target!r} (see flask db history)")
     needed = post_deploy.cached_graph(script).ancestors(found.revision) | {found.revision}
     return [rev for rev in ordered if rev.revision in needed]
 

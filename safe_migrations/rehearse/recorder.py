@@ -14,7 +14,8 @@ observed nor recorded. Per recorded statement:
 - **scanned**: tables whose tuple counters moved (``pg_stat_user_tables``
   plus this transaction's ``pg_stat_xact_user_tables``) or that it rewrote:
   what it read or wrote, and so what its duration grows with;
-- **rows**: the row count of a DML statement, else the rows its scans read.
+- **rows**: the row count of a DML statement, else the rows of the largest
+  table it scanned or rewrote.
 
 The runtime's own bookkeeping (reads, ``SET``, the lock functions, the
 version table and the ledger) is not recorded.
@@ -32,10 +33,15 @@ import psycopg2
 
 from safe_migrations.rehearse.scratch import BOOKKEEPING, RELATION_NAME, USER_RELATIONS, libpq_url
 
-_SNAPSHOT = f"SELECT c.oid, {RELATION_NAME}, c.relkind, c.relfilenode, pg_relation_size(c.oid) {USER_RELATIONS}"
+_SNAPSHOT = (
+    f"SELECT c.oid, {RELATION_NAME}, c.relkind, c.relfilenode, pg_relation_size(c.oid), "
+    f"greatest(c.reltuples, 0)::bigint {USER_RELATIONS}"
+)
+# Every tuple counter of each table, what was flushed plus this backend's pending ones: it moves
+# whenever a statement reads (scans) or writes the table.
 _COUNTERS = (
-    "SELECT s.relid, s.seq_tup_read + coalesce(s.idx_tup_fetch, 0) + x.seq_tup_read + coalesce(x.idx_tup_fetch, 0), "
-    "s.n_tup_ins + s.n_tup_upd + s.n_tup_del + x.n_tup_ins + x.n_tup_upd + x.n_tup_del "
+    "SELECT s.relid, s.seq_tup_read + coalesce(s.idx_tup_fetch, 0) + s.n_tup_ins + s.n_tup_upd + s.n_tup_del "
+    "+ x.seq_tup_read + coalesce(x.idx_tup_fetch, 0) + x.n_tup_ins + x.n_tup_upd + x.n_tup_del "
     "FROM pg_stat_user_tables s JOIN pg_stat_xact_user_tables x USING (relid)"
 )
 TABLE_KINDS = ("r", "p", "m")  # pg_class.relkind of tables and materialized views
@@ -65,6 +71,7 @@ class Relation:
     kind: str  # pg_class.relkind
     filenode: int
     size: int  # bytes of the main fork
+    rows: int  # pg_class.reltuples (the scratch copy is analyzed after it is filled)
 
 
 @dataclass
@@ -89,9 +96,9 @@ def _snapshot(cursor: Any) -> dict[int, Relation]:
     return {row[0]: Relation(*row) for row in cursor.fetchall()}
 
 
-def _counters(cursor: Any) -> dict[int, tuple[int, int]]:
+def _counters(cursor: Any) -> dict[int, int]:
     cursor.execute(_COUNTERS)
-    return {relid: (int(read), int(written)) for relid, read, written in cursor.fetchall()}
+    return {relid: int(total) for relid, total in cursor.fetchall()}
 
 
 class LockPoller:
@@ -124,7 +131,7 @@ class LockPoller:
 class _Pending:
     started: float
     relations: dict[int, Relation]
-    counters: dict[int, tuple[int, int]]
+    counters: dict[int, int]
     locks: set[tuple[int, str]]
     in_transaction: bool
     poller: LockPoller | None
@@ -175,16 +182,9 @@ class Recorder:
         rewrites = sorted(
             before[oid].name for oid, r in relations.items() if oid in before and r.filenode != before[oid].filenode
         )
-        read = written = 0
-        scanned: dict[str, int] = {}
-        for oid, (now_read, now_written) in counters.items():
-            was_read, was_written = pending.counters.get(oid, (0, 0))
-            if oid in before and before[oid].kind in TABLE_KINDS and (now_read > was_read or now_written > was_written):
-                scanned[before[oid].name] = before[oid].size
-                read += now_read - was_read
-                written += now_written - was_written
-        for oid in (oid for oid, r in before.items() if r.name in rewrites and r.kind in TABLE_KINDS):
-            scanned[before[oid].name] = before[oid].size
+        moved = {oid for oid, now in counters.items() if now != pending.counters.get(oid, 0)}
+        touched = [r for oid, r in before.items() if r.kind in TABLE_KINDS and (oid in moved or r.name in rewrites)]
+        scanned = {r.name: r.size for r in touched}
         self.recorded.append(
             Recorded(
                 revision=self.revision,
@@ -195,7 +195,7 @@ class Recorder:
                 tables={r.name for r in before.values() if r.kind in TABLE_KINDS} & {name for name, _ in taken},
                 rewrites=rewrites,
                 scanned=scanned,
-                rows=rowcount if rowcount >= 0 else read,
+                rows=rowcount if rowcount >= 0 else max((r.rows for r in touched), default=0),
             )
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import create_engine, pool, text
@@ -63,6 +64,15 @@ def scalar(url: str, sql: str, params: Mapping[str, Any] | None = None) -> Any:
     """The first column of the first row of one query (None when there is none)."""
     rows = query(url, sql, params)
     return rows[0][0] if rows else None
+
+
+def utc_instant(value: Any) -> datetime:
+    """A timestamp as a raw query returns it (PostgreSQL: aware; SQLite: naive UTC text) as an aware UTC datetime.
+
+    The service reads timestamps through models.UTCDateTime; raw SQL in tests and benches comes here.
+    """
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def execute(url: str, *statements: str) -> None:

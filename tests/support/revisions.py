@@ -79,8 +79,8 @@ def add_revision(
     return path
 
 
-def generate_rename(repo: Path, rename: str, message: str) -> tuple[str, str]:
-    """``flask db migrate --rename RENAME -m MESSAGE`` in a copy whose models already rename; (expand, contract) ids.
+def generate_rename(repo: Path, renames: tuple[str, ...], message: str) -> tuple[str, str]:
+    """``flask db migrate --rename R... -m MESSAGE`` in a copy whose models already rename; (expand, contract) ids.
 
     Autogenerate compares with a scratch SQLite database at the copy's head, as
     ``./init_migration.sh`` does on a laptop.
@@ -88,7 +88,8 @@ def generate_rename(repo: Path, rename: str, message: str) -> tuple[str, str]:
     (repo / "instance").mkdir(exist_ok=True)
     scratch = f"sqlite:///{repo / 'instance' / 'generate.sqlite'}"
     flask(scratch, "db", "upgrade", cwd=repo).check()
-    flask(scratch, "db", "migrate", "--rename", rename, "-m", message, cwd=repo).check()
+    options = [option for rename in renames for option in ("--rename", rename)]
+    flask(scratch, "db", "migrate", *options, "-m", message, cwd=repo).check()
     versions = repo / "migrations" / "versions"
     (expand,) = versions.glob("*_expand.py")
     (contract,) = versions.glob("*_contract.py")

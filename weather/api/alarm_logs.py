@@ -12,20 +12,18 @@ from sqlalchemy import DateTime, Integer, literal, select, tuple_
 from models import Market, MarketAlarmLog, db
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
-from weather.auth import BEARER_SECURITY, token_required
+from weather.auth import token_required
 from weather.pagination import cursor_datetime, cursor_int, keyset_page
 from weather.push.deliveries import delivery_counts
 from weather.schemas import AlarmLogPageSchema, AlarmLogQuerySchema
-from weather.times import as_utc
 
 blp = Blueprint("alarm_logs", __name__, url_prefix="/api/v1/alarm-logs", description="Alarms raised for markets")
 
 
 @blp.get("")
-@token_required
+@token_required(blp)
 @blp.arguments(AlarmLogQuerySchema, location="query")
 @blp.response(200, AlarmLogPageSchema)
-@blp.doc(security=BEARER_SECURITY)
 def list_alarm_logs(args: dict[str, Any]) -> dict[str, Any]:
     """Alarm logs by (created_at, id), filtered by market, type and creation time; follow ``next_cursor``.
 
@@ -48,7 +46,7 @@ def list_alarm_logs(args: dict[str, Any]) -> dict[str, Any]:
         created_at, last_id = cursor_datetime(args["cursor"][0]), cursor_int(args["cursor"][1])
         after = tuple_(literal(created_at, DateTime(timezone=True)), literal(last_id, Integer))
         query = query.where(tuple_(log.created_at, log.id) > after)
-    page = keyset_page(db.session(), query, args["limit"], lambda a: (as_utc(a.created_at).isoformat(), a.id))
+    page = keyset_page(db.session(), query, args["limit"], lambda a: (a.created_at.isoformat(), a.id))
     counts = delivery_counts(db.session(), [alarm.id for alarm in page["items"]])
     page["items"] = [
         {

@@ -15,8 +15,8 @@ from sqlalchemy import delete, select
 from models import Device, Market, Subscription, db, utcnow
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
-from weather.device_auth import DEVICE_SECURITY, device_token_required
-from weather.errors import ApiError
+from weather.device_auth import device_token_required
+from weather.errors import invalid
 from weather.request_limits import body_limit
 from weather.schemas import DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema
 from weather.upsert import insert_for
@@ -67,11 +67,10 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.put("/<int:device_id>/subscriptions")
-@device_token_required
+@device_token_required(blp)
 @body_limit(SUBSCRIPTIONS_MAX_BYTES)
 @blp.arguments(SubscriptionsReplaceSchema)
 @blp.response(200, DeviceSchema)
-@blp.doc(security=DEVICE_SECURITY)
 def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any]:
     """Replace all of a device's subscriptions (markets x alarm types); an empty list unsubscribes."""
     device = get_or_404(Device, device_id, "device")  # known: device_token_required found it (the session remembers it)
@@ -81,13 +80,7 @@ def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any
     known = set(db.session.scalars(select(Market.id).where(Market.id.in_(market_ids))))
     for index, sub in enumerate(data["subscriptions"]):
         if sub["market_id"] not in known:
-            field = f"subscriptions.{index}.market_id"
-            raise ApiError(
-                422,
-                "unprocessable_entity",
-                f"{field}: market {sub['market_id']} does not exist",
-                fields={field: [f"market {sub['market_id']} does not exist"]},
-            )
+            raise invalid(f"subscriptions.{index}.market_id", f"market {sub['market_id']} does not exist")
     db.session.execute(delete(Subscription).where(Subscription.device_id == device.id))
     db.session.add_all(Subscription(device_id=device.id, market_id=m, alarm_type=t) for m, t in wanted)
     device.last_seen_at = utcnow()
@@ -97,9 +90,8 @@ def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any
 
 
 @blp.delete("/<int:device_id>")
-@device_token_required
+@device_token_required(blp)
 @blp.response(204)
-@blp.doc(security=DEVICE_SECURITY)
 def unregister_device(device_id: int) -> Response:
     """Forget a device and its subscriptions."""
     device = get_or_404(Device, device_id, "device")  # known: device_token_required found it

@@ -12,11 +12,10 @@ from models import Forecast, Market, db
 from weather.alarm_rules import Thresholds
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
-from weather.auth import BEARER_SECURITY, token_required
+from weather.auth import token_required
 from weather.forecast_store import store_forecasts
 from weather.pagination import cursor_datetime, keyset_page
 from weather.schemas import ForecastBatchSchema, ForecastPageSchema, ForecastQuerySchema, IngestResultSchema
-from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -24,10 +23,9 @@ blp = Blueprint("forecasts", __name__, url_prefix="/api/v1/forecasts", descripti
 
 
 @blp.post("")
-@token_required
+@token_required(blp)
 @blp.arguments(ForecastBatchSchema)
 @blp.response(200, IngestResultSchema)
-@blp.doc(security=BEARER_SECURITY)
 def ingest_forecasts(data: dict[str, Any]) -> dict[str, Any]:
     """Upsert many markets' forecast hours and record the alarms they call for.
 
@@ -54,4 +52,4 @@ def list_forecasts(args: dict[str, Any]) -> dict[str, Any]:
         query = query.where(Forecast.forecast_time < args["end"])
     if "cursor" in args:
         query = query.where(Forecast.forecast_time > cursor_datetime(args["cursor"][0]))
-    return keyset_page(db.session(), query, args["limit"], lambda f: (as_utc(f.forecast_time).isoformat(),))
+    return keyset_page(db.session(), query, args["limit"], lambda f: (f.forecast_time.isoformat(),))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from models import Market, db
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
-from weather.auth import BEARER_SECURITY, token_required
+from weather.auth import token_required
 from weather.errors import ApiError, invalid
 from weather.grid import in_grid, to_grid
 from weather.pagination import cursor_int, keyset_page
@@ -70,11 +70,10 @@ def get_market(market_id: int) -> Market:
 
 
 @blp.post("")
-@token_required
+@token_required(blp)
 @body_limit(MARKET_MAX_BYTES)
 @blp.arguments(MarketCreateSchema)
 @blp.response(201, MarketSchema)
-@blp.doc(security=BEARER_SECURITY)
 def create_market(data: dict[str, Any]) -> Market:
     """Create a market; its KMA grid cell is computed from latitude/longitude."""
     grid_nx, grid_ny = grid_cell(data["latitude"], data["longitude"])
@@ -86,11 +85,10 @@ def create_market(data: dict[str, Any]) -> Market:
 
 
 @blp.patch("/<int:market_id>")
-@token_required
+@token_required(blp)
 @body_limit(MARKET_MAX_BYTES)
 @blp.arguments(MarketUpdateSchema)
 @blp.response(200, MarketSchema)
-@blp.doc(security=BEARER_SECURITY)
 def update_market(data: dict[str, Any], market_id: int) -> Market:
     """Change some fields of a market; a new position recomputes the grid cell."""
     market = get_or_404(Market, market_id, "market")

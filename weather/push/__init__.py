@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from flask import Flask
 from sqlalchemy.orm import Session
 
+from safe_migrations.urls import is_postgresql
 from weather.push import worker
 from weather.push.deliveries import enqueue_deliveries
 
@@ -28,7 +29,7 @@ def enqueue(session: Session, alarm_ids: Sequence[int]) -> None:
     """
     if not alarm_ids:
         return
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         from weather.push.queue import defer_fan_out
 
         defer_fan_out(session, alarm_ids)

@@ -130,7 +130,7 @@ def defer_fan_out(session: Session, alarm_ids: Sequence[int]) -> None:
     commit with the alarm through its public API. This calls the SQL function
     its own defer uses, ``procrastinate_defer_jobs_v1`` (versioned by name;
     the schema is ours, frozen in the revision), and is the only place that
-    does. tests/test_push_queue.py runs these jobs with a real worker.
+    does. tests/test_push_workers.py runs these jobs with real worker processes.
     """
     if not alarm_ids:
         return

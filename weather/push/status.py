@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session
 
 from models import Market, MarketAlarmLog, PushDelivery, Subscription, utcnow
 from weather.push.deliveries import owed_deliveries
-from weather.times import as_utc
 
 # At most this many alarms are listed (most pending first); the rest are counted.
 MAX_LISTED = 20
@@ -126,7 +125,7 @@ def render(status: QueueStatus) -> list[str]:
     jobs = status.jobs
     age = "none waiting"
     if status.oldest_waiting is not None:
-        age = f"oldest waiting {(utcnow() - as_utc(status.oldest_waiting)).total_seconds():.0f} s"
+        age = f"oldest waiting {(utcnow() - status.oldest_waiting).total_seconds():.0f} s"
     lines.append(
         f"{summary}; queue jobs: {jobs['waiting']} waiting, {jobs['running']} running, {jobs['failed']} failed; {age}"
     )

@@ -22,10 +22,10 @@ from flask import Flask, current_app
 from flask.cli import AppGroup
 
 from models import db, utcnow
+from safe_migrations.urls import is_postgresql
 from weather.log_safety import mask_url
 from weather.push.deliveries import DeliveryBook, Policy, due_deliveries, next_due_at, send_batch
 from weather.push.senders import PushSender, sender_from_config
-from weather.times import as_utc
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,16 @@ def worker_command(name: str | None) -> None:
     flask_app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     sender = sender_from_config(flask_app.config)
-    dialect = flask_app.config["SQLALCHEMY_DATABASE_URI"].split(":", 1)[0]
+    on_postgresql = is_postgresql(flask_app.config["SQLALCHEMY_DATABASE_URI"])
     log.info(
         "push worker %s starting: provider %s, concurrency %d, batches of %d, %s",
         name,
         provider_description(flask_app.config),
         flask_app.config["PUSH_WORKER_CONCURRENCY"],
         flask_app.config["PUSH_BATCH_SIZE"],
-        "procrastinate queue" if dialect.startswith("postgresql") else "polling push_delivery (SQLite)",
+        "procrastinate queue" if on_postgresql else "polling push_delivery (SQLite)",
     )
-    if dialect.startswith("postgresql"):
+    if on_postgresql:
         from weather.push.queue import run_postgresql_worker
 
         asyncio.run(run_postgresql_worker(flask_app, sender, name))
@@ -88,7 +88,7 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
             due = await asyncio.to_thread(runtime.in_session, next_due_at)
             wait = idle_seconds
             if due is not None:
-                wait = min(idle_seconds, max(0.05, (as_utc(due) - utcnow()).total_seconds()))
+                wait = min(idle_seconds, max(0.05, (due - utcnow()).total_seconds()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=wait)
     finally:
