@@ -113,6 +113,7 @@ def test_no_machine_paths(document):
 COMMAND_START = re.compile(r"^(?:\$\s+)?(?:[A-Z_]+=\S+\s+)*(?:kubectl exec \S+(?: -it)? -- )?flask\s")
 INVOCATION = re.compile(r"^(?:db|forecasts|push)(?:\s+-\S+)*\s+[a-z][a-z-]*(?:\s|$)")
 PLACEHOLDER = re.compile(r"<[^<>\n]+>")
+SYNOPSIS_PART = re.compile(r"\[[^\[\]\n]*\]")
 # `--now` is refused more than a day away from now (KMA serves about a day): its placeholder is now.
 NOW_PLACEHOLDER = re.compile(r"--now <[^<>\n]+>")
 
@@ -166,9 +167,15 @@ def test_every_documented_flask_invocation_parses(sqlite_url):
     broken = {}
     with app.app_context():
         for invocation in sorted(invocations):
+            # A synopsis (`flask db rehearse [TARGET] [--json]`): the bracketed parts are optional;
+            # the command must parse without them, and every option they name must exist.
+            optional = " ".join(SYNOPSIS_PART.findall(invocation))
             try:
-                command, arguments, parent = _leaf(app, shlex.split(invocation))
+                command, arguments, parent = _leaf(app, shlex.split(SYNOPSIS_PART.sub("", invocation)))
                 command.make_context(parent.info_name or "", arguments, parent=parent.parent)
+                known = {opt for param in command.params for opt in param.opts}
+                unknown = set(OPTION.findall(optional)) - known
+                assert not unknown, f"no such option {sorted(unknown)}"
             except (AssertionError, click.ClickException, ValueError) as exc:
                 broken[f"flask {invocation}"] = str(exc)
     assert not broken, f"documented `flask` invocations that do not parse: {broken}"
