@@ -10,6 +10,8 @@ from pathlib import Path
 
 from sqlalchemy.engine import URL, make_url
 
+from safe_migrations.findings import MigrationError
+
 
 def restore_command(target: str | Path) -> str:
     """How to restore a backup: the very command of the runbook (docs/runbooks.md, 4)."""
@@ -25,7 +27,7 @@ def backup_advice(url: str | URL) -> str:
     return "run `flask db backup` first"
 
 
-class BackupError(RuntimeError):
+class BackupError(MigrationError):
     """The backup could not be written; the message says why and what to do."""
 
 

@@ -10,11 +10,10 @@ from safe_migrations.log import first_line
 from safe_migrations.urls import mask_password
 
 
-class DatabaseUnreachable(MigrationError, RuntimeError):
+class DatabaseUnreachable(MigrationError):
     """The database did not accept a connection; the message names it (password masked) and why.
 
-    A MigrationError, so ``safe_migrations.cli.clean_exit`` ends it in one line;
-    a RuntimeError too, so Flask-Migrate's own commands (``catch_errors``) do the same.
+    A MigrationError, so ``safe_migrations.cli.clean_exit`` ends the command in this one line.
     """
 
 
