@@ -615,6 +615,7 @@ SHORT_HELP = {
     "list-templates": "List available templates.",
     "merge": "Merge two revisions into a new one.",
     "migrate": "Autogenerate a revision from the models.",
+    "rebuild-ledger": "Rebuild a lost ledger from the files.",
     "rehearse": "Rehearse pending revisions on a scratch copy.",
     "repair": "Accept an applied revision's harmless edit.",
     "revision": "Create a new, empty revision file.",
