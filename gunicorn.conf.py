@@ -7,15 +7,16 @@ runs gunicorn in-process on the app it has already imported and migrated.
 import os
 import sys
 
+from safe_migrations.settings import SettingsError, read_number
+
 
 def _int_env(name: str, default: int, minimum: int = 1, maximum: int = 1_000_000) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
-        print(f"gunicorn.conf.py: {name}={raw!r} must be a whole number from {minimum} to {maximum}", file=sys.stderr)
+    """A whole-number setting, read like every other (safe_migrations.settings); one line and exit 2 if bad."""
+    try:
+        return int(read_number(os.environ, name, default, minimum=minimum, maximum=maximum, whole=True))
+    except SettingsError as exc:
+        print(f"gunicorn.conf.py: {exc.message}", file=sys.stderr)
         sys.exit(2)
-    return int(raw)
 
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int_env('PORT', 8000, maximum=65535)}"

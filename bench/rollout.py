@@ -123,7 +123,8 @@ def new_image(target: Path, *, post_deploy: bool) -> Path:
     place = (
         f"down_revision = None\nbranch_labels = ('post_deploy',)\ndepends_on = {EXPAND!r}\n\npost_deploy = True"
         if post_deploy
-        else f"down_revision = {EXPAND!r}\nbranch_labels = None\ndepends_on = None"
+        else f"down_revision = {EXPAND!r}\nbranch_labels = None\ndepends_on = None\n\n"
+        'reviewed_contract = "the naive row of bench/rollout.py: a contract step at start-up, on purpose"'
     )
     (versions / f"29990101_000002_{CONTRACT}_drop_market_address.py").write_text(
         _revision_file(

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from safe_migrations.findings import MigrationError
 
-class BackupError(RuntimeError):
+
+class BackupError(MigrationError):
     """The backup could not be written; the message says why and what to do."""
 
 

@@ -7,10 +7,11 @@ from alembic.config import Config
 from sqlalchemy import MetaData, create_engine, pool
 
 from safe_migrations.drift import model_drift
+from safe_migrations.findings import MigrationRefused
 from safe_migrations.status import current_heads
 
 
-class BaselineRefused(RuntimeError):
+class BaselineRefused(MigrationRefused):
     """The database cannot be baselined; the message says why."""
 
 

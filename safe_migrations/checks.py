@@ -26,22 +26,8 @@ from pathlib import Path
 from alembic.script import Script
 
 from safe_migrations import steps as step_kinds
+from safe_migrations.findings import Finding
 from safe_migrations.steps import Step
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One problem one check found in one revision."""
-
-    rule: str
-    revision: str
-    filename: str
-    message: str
-    fix: str
-
-    def as_line(self) -> str:
-        """``REV FILE: RULE: MESSAGE``."""
-        return f"{self.revision} {self.filename}: {self.rule}: {self.message}"
 
 
 class Revision:
@@ -87,10 +73,10 @@ class RevisionCheck:
     gate: bool
     function: CheckFunction
 
-    def run(self, revision: Revision) -> list[Problem]:
+    def run(self, revision: Revision) -> list[Finding]:
         """The problems this check finds in ``revision``."""
         return [
-            Problem(self.rule, revision.revision, revision.filename, message, self.fix)
+            Finding(self.rule, message, self.fix, revision.revision, filename=revision.filename)
             for message in self.function(revision)
         ]
 
@@ -109,7 +95,7 @@ def revision_check(rule: str, *, fix: str, gate: bool = False) -> Callable[[Chec
     return register
 
 
-def problems(revision: Revision, *, gates_only: bool = False) -> list[Problem]:
+def problems(revision: Revision, *, gates_only: bool = False) -> list[Finding]:
     """Every problem of ``revision`` (only the gating checks' with ``gates_only``)."""
     return [problem for check in CHECKS if check.gate or not gates_only for problem in check.run(revision)]
 

@@ -6,11 +6,13 @@ operation gets its explanation and exit 1.
 
 from __future__ import annotations
 
+import functools
 import logging.config
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
 import flask_migrate
@@ -31,18 +33,29 @@ from safe_migrations import rehearse as rehearsals
 from safe_migrations import repair as repairs
 from safe_migrations import rollback
 from safe_migrations import status as status_table
-from safe_migrations.baseline import BaselineRefused, baseline
+from safe_migrations.baseline import baseline
+from safe_migrations.findings import MigrationError
 from safe_migrations.gates import MigrationRefused
+from safe_migrations.history import rebuild_ledger
 from safe_migrations.log import first_line
 from safe_migrations.rehearse.scratch import ScratchError
 from safe_migrations.rename import Rename
 from safe_migrations.rename import x_arguments as rename_x_arguments
-from safe_migrations.runtime import CONFIRM_DATA_LOSS, CONFIRM_RERUN, MigrationFailed
+from safe_migrations.runtime import (
+    CONFIRM_DATA_LOSS,
+    CONFIRM_RERUN,
+    RELATIVE,
+    MigrationFailed,
+    resolve_relative_downgrade,
+)
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.stamp_checks import CONFIRM_STAMP
 from safe_migrations.status import current_heads
 from safe_migrations.urls import DatabaseURLError, is_postgresql, normalise_database_url
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class UsageLine(click.ClickException):
@@ -117,9 +130,28 @@ def _squawk_config(app: Flask) -> Path:
     return Path(app.root_path) / ".squawk.toml"
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     click.echo(message, err=True)
     sys.exit(1)
+
+
+def clean_exit(command: Callable[P, R]) -> Callable[P, R]:
+    """Any refusal or failure of the toolset ends the command in one line and exit 1, never a traceback.
+
+    The toolset's counterpart of Flask-Migrate's ``catch_errors``: every
+    exception the toolset raises on purpose is a
+    :class:`~safe_migrations.findings.MigrationError`, so no caller lists classes.
+    """
+
+    @functools.wraps(command)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except MigrationError as exc:
+            context = click.get_current_context(silent=True)
+            _fail(f"flask db {context.info_name}: {exc}" if context else str(exc))
+
+    return run
 
 
 # Same options as Flask-Migrate's own ``downgrade``; ``ignore_unknown_options``
@@ -153,7 +185,25 @@ def downgrade(
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         if not sql:  # offline SQL takes Alembic's from:to ranges as well
             check_downgrade_target(current_app, revision)
+            revision = _from_the_last_head(revision)
         flask_migrate.downgrade(directory, revision, sql, tag, x_arg)
+
+
+@clean_exit
+def _from_the_last_head(revision: str) -> str:
+    """``-N`` with several heads: from the head the ledger says was applied last (and say which)."""
+    if not RELATIVE.match(revision):
+        return revision
+    engine = create_engine(migration_url(current_app), poolclass=pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            heads = current_heads(connection)
+            resolved = resolve_relative_downgrade(connection, revision, heads)
+    finally:
+        engine.dispose()
+    if resolved != revision:
+        click.echo(f"downgrade {revision}: {len(heads)} heads; undoing {resolved.split('@')[0]}, applied last (ledger)")
+    return resolved
 
 
 # Flask-Migrate's ``upgrade`` defaults to ``head``, which Alembic refuses once
@@ -268,6 +318,21 @@ def migrate_command(
     flask_migrate.migrate(directory, message, sql, head, splice, branch_label, version_path, rev_id, x_args)
 
 
+@click.command("check")
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@with_appcontext
+def check(directory: str | None) -> None:
+    """Check if there are any new operations to migrate; pending post-deploy revisions are named first."""
+    state = _read_status(current_app)
+    if state is not None and state.state == status_table.POST_DEPLOY_PENDING:
+        _fail(
+            f"flask db check: {len(state.post_deploy_pending)} post-deploy revision(s) pending: "
+            f"{', '.join(state.post_deploy_pending)}; apply them with `flask db upgrade` (the post-deploy job, "
+            "after the rollout), then check again"
+        )
+    flask_migrate.check(directory)
+
+
 @click.command("current")
 @click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
@@ -300,6 +365,7 @@ def _read_status(app: Flask) -> status_table.SchemaStatus | None:
 @click.argument("revisions", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
 @with_appcontext
+@clean_exit
 def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     """Lint migrations' PostgreSQL SQL with squawk (default: every revision).
 
@@ -312,13 +378,8 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
             scripts.get_revision(revision)
         except Exception:
             raise click.BadParameter(f"unknown revision {revision!r}", param_hint="REVISIONS") from None
-    try:
-        with current_app.app_context():
-            report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
-    except linter.LintUnavailable as exc:
-        _fail(f"flask db lint: {exc}")
-    except MigrationFailed as exc:
-        _fail(f"flask db lint: {exc}")
+    with current_app.app_context():
+        report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
     findings = report.findings
     if as_json:
         click.echo(linter.findings_as_json(findings))
@@ -348,6 +409,7 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     help="Hours a post-deploy revision may stay pending after its rollout before it counts as forgotten.",
 )
 @with_appcontext
+@clean_exit
 def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
     """Diagnose the database and the migrations; print each problem's cause and fix.
 
@@ -368,6 +430,7 @@ def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
 
 @click.command("backup", cls=OneLineUsage)
 @with_appcontext
+@clean_exit
 def backup() -> None:
     """Write a pg_dump (custom format) to BACKUP_DIR, named after database, revision and UTC time."""
     url = migration_url(current_app)
@@ -385,22 +448,17 @@ def backup() -> None:
         engine.dispose()
     database = engine.url.database or engine.url.username or "postgres"  # libpq's default database
     target = backups.backup_path(_settings().backup_dir, database, revision.replace(",", "+"))
-    try:
-        size = backups.pg_dump(url, target)
-    except backups.BackupError as exc:
-        _fail(f"flask db backup: {exc}")
+    size = backups.pg_dump(url, target)
     click.echo(f"backup written: {target} ({size:,} bytes); restore with: pg_restore --clean -d DBNAME {target}")
 
 
 @click.command("baseline", cls=OneLineUsage)
 @with_appcontext
+@clean_exit
 def baseline_command() -> None:
     """Adopt an existing database: stamp head only if its schema matches the migrations."""
     app = current_app
-    try:
-        differences = baseline(alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata)
-    except BaselineRefused as exc:
-        _fail(f"flask db baseline: {exc}")
+    differences = baseline(alembic_config(app), migration_url(app), app.extensions["migrate"].db.metadata)
     if differences:
         click.echo("The database does not match the migrations' head; nothing was stamped:", err=True)
         for line in differences:
@@ -412,10 +470,11 @@ def baseline_command() -> None:
 @click.command("repair", cls=OneLineUsage)
 @click.argument("revision")
 @with_appcontext
+@clean_exit
 def repair_command(revision: str) -> None:
-    """Accept an edit of an applied REVISION that leaves its SQL unchanged (docstring, comments, formatting).
+    """Accept an edit of an applied REVISION that leaves its code unchanged (docstrings, comments, formatting).
 
-    Records the file's new checksum in the ledger; an edit that changes the SQL is refused.
+    Records the file's new checksum in the ledger; an edit that changes the code is refused.
     """
     app = current_app
     try:
@@ -424,11 +483,8 @@ def repair_command(revision: str) -> None:
         found = None
     if found is None:
         raise click.BadParameter(f"unknown revision {revision!r} (see flask db history)", param_hint="REVISION")
-    try:
-        with app.app_context():
-            click.echo(repairs.repair(alembic_config(app), migration_url(app), found.revision))
-    except (repairs.RepairRefused, MigrationFailed) as exc:
-        _fail(f"flask db repair: {exc}")
+    with app.app_context():
+        click.echo(repairs.repair(alembic_config(app), migration_url(app), found.revision))
 
 
 @click.command("rehearse", cls=OneLineUsage)
@@ -489,6 +545,20 @@ def rehearse_command(target: str, sample: float, as_json: bool, max_stall: float
     sys.exit(0 if result.ok else 1)
 
 
+@click.command("rebuild-ledger", cls=OneLineUsage)
+@with_appcontext
+@clean_exit
+def rebuild_ledger_command() -> None:
+    """Rebuild a lost ledger from the applied revisions' files, once a person has checked them."""
+    engine = create_engine(migration_url(current_app), poolclass=pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            rebuilt = rebuild_ledger(connection, script_directory(current_app))
+    finally:
+        engine.dispose()
+    click.echo(f"rebuilt the ledger from {len(rebuilt)} applied revision file(s): {', '.join(rebuilt) or 'none'}")
+
+
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(upgrade)
@@ -496,11 +566,13 @@ def register(app: Flask) -> None:
     db_group.add_command(migrate_command, "migrate")
     db_group.add_command(downgrade)
     db_group.add_command(current)
+    db_group.add_command(check)
     db_group.add_command(lint)
     db_group.add_command(doctor)
     db_group.add_command(backup)
     db_group.add_command(baseline_command, "baseline")
     db_group.add_command(repair_command, "repair")
+    db_group.add_command(rebuild_ledger_command, "rebuild-ledger")
     db_group.add_command(rehearse_command, "rehearse")
     migrate = app.extensions["migrate"].migrate
     if rollback.add_version_locations not in migrate.configure_callbacks:

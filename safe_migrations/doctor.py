@@ -15,7 +15,7 @@ from safe_migrations import ledger, post_deploy
 from safe_migrations import lint as linter
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
-from safe_migrations.history import changed_revisions
+from safe_migrations.history import MISSING_LEDGER, MISSING_LEDGER_FIX, changed_revisions, ledger_missing
 from safe_migrations.index_validity import invalid_indexes
 from safe_migrations.lock import lock_key
 from safe_migrations.runtime import MigrationFailed
@@ -117,7 +117,7 @@ def _invalid_indexes(connection: Connection, state: schema.SchemaStatus) -> Chec
         f"invalid index(es) left by an interrupted CREATE INDEX CONCURRENTLY: {names}",
         cause="the build failed or was killed half-way; PostgreSQL neither uses nor enforces an invalid index",
         fix=fix,
-        details=[index.as_line() for index in found],
+        details=[index.describe() for index in found],
     )
 
 
@@ -176,7 +176,15 @@ def diagnose(
                 checks.append(_post_deploy_check(connection, script, state, post_deploy_max_age))
             changed = changed_revisions(connection, script)
             checks.append(
-                Check("history", True, "applied migration files are unchanged")
+                Check(
+                    "history",
+                    False,
+                    MISSING_LEDGER,
+                    cause="the ledger was dropped or not restored",
+                    fix=MISSING_LEDGER_FIX,
+                )
+                if ledger_missing(connection)
+                else Check("history", True, "applied migration files are unchanged")
                 if not changed
                 else Check(
                     "history",

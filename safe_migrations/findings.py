@@ -11,7 +11,8 @@ lint, doctor, the commands) can use it without an import circle.
 - :class:`MigrationError` is the base of every refusal and failure the toolset
   reports as one line: the CLI's :func:`safe_migrations.cli.clean_exit`
   decorator (like Flask-Migrate's ``catch_errors``) turns any of them into that
-  line and a non-zero exit, never a traceback. Subclass it (or
+  line and a non-zero exit, never a traceback (Flask-Migrate's own commands
+  do the same for it). Subclass it (or
   :class:`MigrationRefused`) instead of listing exception classes at callers.
 """
 
@@ -33,6 +34,28 @@ class Finding:
     filename: str | None = None
     line: int | None = None
 
+    def as_text(self) -> str:
+        """Lint's report form: ``REV FILE (SQL line N): CODE: MESSAGE``, then the statement and the fix."""
+        where = (self.filename or "") + (f" (SQL line {self.line})" if self.line else "")
+        text = f"{self.revision} {where}: {self.code}: {self.message}"
+        if self.statement:
+            text += f"\n    {self.statement}"
+        if self.fix:
+            text += f"\n    safe alternative: {self.fix}"
+        return text
+
+    def as_json(self) -> dict[str, object]:
+        """The JSON form ``flask db lint --json`` prints (its keys are a published format)."""
+        return {
+            "revision": self.revision,
+            "filename": self.filename,
+            "rule": self.code,
+            "message": self.message,
+            "line": self.line,
+            "statement": self.statement,
+            "alternative": self.fix,
+        }
+
     def as_line(self) -> str:
         """``revision REV: MESSAGE (STATEMENT); FIX`` in one line."""
         text = f"revision {self.revision}: {self.message}" if self.revision else self.message
@@ -41,8 +64,12 @@ class Finding:
         return f"{text}; {self.fix}" if self.fix else text
 
 
-class MigrationError(Exception):
-    """A refusal or failure of the toolset, reported as one line: its message (no traceback)."""
+class MigrationError(RuntimeError):
+    """A refusal or failure of the toolset, reported as one line: its message (no traceback).
+
+    A ``RuntimeError``, so Flask-Migrate's own ``catch_errors`` (``flask db
+    upgrade``, ``downgrade``, ...) prints it as one line and exits 1 too.
+    """
 
     def __init__(self, message: str, finding: Finding | None = None) -> None:
         super().__init__(message)

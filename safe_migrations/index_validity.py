@@ -58,8 +58,11 @@ class InvalidIndex:
     why: str
     fix: str
 
+    def describe(self) -> str:
+        return f"index {self.name} on {self.table} is INVALID: {self.why}"
+
     def as_line(self) -> str:
-        return f"index {self.name} on {self.table} is INVALID: {self.why}; {self.fix}"
+        return f"{self.describe()}; {self.fix}"
 
 
 def _duplicate(connection: Connection, table: str, columns: list[str], predicate: str | None) -> str | None:

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, inspect, select
+from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, func, inspect, select
 from sqlalchemy.engine import Connection
 
 LEDGER_TABLE = "migration_history"
@@ -42,7 +42,8 @@ migration_history = Table(
 # applied after the rollout; "up" is every other upgrade.
 POST_DEPLOY = "postdeploy"
 # Rows that say "this file, with this checksum, is what the database has".
-APPLIED_DIRECTIONS = ("up", POST_DEPLOY, "baseline", "repair")
+REBUILT = "rebuilt"  # recorded from the files by `flask db rebuild-ledger` after the ledger was lost
+APPLIED_DIRECTIONS = ("up", POST_DEPLOY, "baseline", "repair", REBUILT)
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,22 @@ def latest_applications(connection: Connection, revisions: Iterable[str]) -> dic
         .order_by(migration_history.c.id)
     ).mappings()
     return {row["revision"]: dict(row) for row in rows}
+
+
+def last_applied(connection: Connection, heads: Iterable[str]) -> str | None:
+    """Of ``heads``, the one the ledger says was applied last (None when it cannot tell them all apart)."""
+    wanted = set(heads)
+    if not wanted or not has_table(connection):
+        return None
+    newest = connection.execute(
+        select(migration_history.c.revision, func.max(migration_history.c.id))
+        .where(migration_history.c.revision.in_(wanted))
+        .where(migration_history.c.direction.in_(("up", POST_DEPLOY)))
+        .group_by(migration_history.c.revision)
+    ).all()
+    if {revision for revision, _ in newest} != wanted:
+        return None
+    return max(newest, key=lambda row: row[1])[0]
 
 
 def recorded_as_applied(connection: Connection, revisions: Iterable[str]) -> set[str]:

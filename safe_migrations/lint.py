@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from alembic import command
@@ -32,7 +32,12 @@ from alembic.config import Config
 from alembic.script import Script, ScriptDirectory
 
 from safe_migrations import checks, enum_values, post_deploy
-from safe_migrations.runtime import OFFLINE_POSTGRES_URL, OfflineRenderError
+from safe_migrations.findings import Finding, MigrationError
+from safe_migrations.runtime import OFFLINE_POSTGRES_URL, STATEMENT_FINDINGS, OfflineRenderError
+
+# The statement gates' codes and the source checks' rules for the same danger.
+RULE_OF_STATEMENT = {"destructive": "destructive-operation", "contract": "contract-not-post-deploy"}
+STATEMENT_RULES = {rule: code for code, rule in RULE_OF_STATEMENT.items()}
 
 _IGNORE = re.compile(r"^#\s*squawk-ignore:\s*(?P<rules>[\w\-, ]+?)\s*(?:--\s*(?P<reason>.*\S))?\s*$")
 
@@ -49,30 +54,8 @@ SAFE_ALTERNATIVES = {
 }
 
 
-class LintUnavailable(RuntimeError):
+class LintUnavailable(MigrationError):
     """squawk is not installed (it is a development tool: pip install squawk-cli)."""
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem in one revision."""
-
-    revision: str
-    filename: str
-    rule: str
-    message: str
-    line: int | None = None
-    statement: str | None = None
-    alternative: str | None = None
-
-    def as_text(self) -> str:
-        where = f"{self.filename}" + (f" (SQL line {self.line})" if self.line else "")
-        text = f"{self.revision} {where}: {self.rule}: {self.message}"
-        if self.statement:
-            text += f"\n    {self.statement}"
-        if self.alternative:
-            text += f"\n    safe alternative: {self.alternative}"
-        return text
 
 
 @dataclass(frozen=True)
@@ -121,6 +104,7 @@ class Rendered:
 
     sql: str
     note: str | None = None
+    statements: list[Finding] = field(default_factory=list)  # the statement gates' findings
 
 
 STUB = """revision = {revision!r}
@@ -180,9 +164,11 @@ def _render(config: Config, script: Script) -> Rendered:
     if isinstance(parent, tuple | list):
         parent = parent[0]
     buffer = io.StringIO()
+    statements: list[Finding] = []
     config.output_buffer = buffer
     config.attributes["offline_url"] = OFFLINE_POSTGRES_URL
     config.attributes["configure_logger"] = False
+    config.attributes[STATEMENT_FINDINGS] = statements
     note = None
     try:
         command.upgrade(config, f"{parent or 'base'}:{script.revision}", sql=True)
@@ -195,11 +181,12 @@ def _render(config: Config, script: Script) -> Rendered:
         )
     finally:
         config.attributes.pop("offline_url", None)
+        config.attributes.pop(STATEMENT_FINDINGS, None)
         config.output_buffer = None
     sql = _own_section(buffer.getvalue(), script.revision)
     if note and sql.count("BEGIN;") > sql.count("COMMIT;"):
         sql += "\nCOMMIT;\n"  # rendering stopped inside the revision's transaction; close it as the run would
-    return Rendered(sql, note)
+    return Rendered(sql, note, [f for f in statements if f.revision == script.revision])
 
 
 def squawk_binary() -> str:
@@ -245,11 +232,11 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
         else:  # no reason, no silence
             findings.append(
                 Finding(
-                    script.revision,
-                    filename,
                     "silenced-without-reason",
                     f"squawk-ignore of {', '.join(silence.rules)} gives no reason",
-                    alternative="write the reason after `--`: # squawk-ignore: RULE -- why it is safe here",
+                    fix="write the reason after `--`: # squawk-ignore: RULE -- why it is safe here",
+                    revision=script.revision,
+                    filename=filename,
                 )
             )
     rendered = render(config, script)
@@ -260,29 +247,33 @@ def lint_revision(config: Config, script: Script, squawk_config: Path | None) ->
         rule = item.get("rule_name", "?")
         findings.append(
             Finding(
-                script.revision,
-                filename,
                 rule,
                 item.get("message", ""),
-                line=line + 1 if isinstance(line, int) else None,
+                fix=SAFE_ALTERNATIVES.get(rule) or item.get("help"),
+                revision=script.revision,
                 statement=statement,
-                alternative=SAFE_ALTERNATIVES.get(rule) or item.get("help"),
+                filename=filename,
+                line=line + 1 if isinstance(line, int) else None,
             )
         )
     gating = {check.rule for check in checks.CHECKS if check.gate}
-    for problem in checks.problems(checks.Revision.from_script(script)):
-        if problem.rule not in excluded or problem.rule in gating:  # a gate is never silenced
-            findings.append(Finding(script.revision, filename, problem.rule, problem.message, alternative=problem.fix))
+    found = [
+        p for p in checks.problems(checks.Revision.from_script(script)) if p.code not in excluded or p.code in gating
+    ]
+    findings.extend(found)  # a gate is never silenced
+    # What the rendered SQL runs, judged by the statement gates: reported unless the source checks said it.
+    said = {STATEMENT_RULES[p.code] for p in found if p.code in STATEMENT_RULES}
+    findings.extend(replace(f, code=RULE_OF_STATEMENT[f.code]) for f in rendered.statements if f.code not in said)
     if enum_values.RULE not in excluded:
         for use in enum_values.early_uses(rendered.sql):
             findings.append(
                 Finding(
-                    script.revision,
-                    filename,
                     enum_values.RULE,
                     use.message,
+                    fix=enum_values.FIX,
+                    revision=script.revision,
                     statement=use.statement,
-                    alternative=enum_values.FIX,
+                    filename=filename,
                 )
             )
     return Report(findings, [rendered.note] if rendered.note else [])
@@ -320,4 +311,4 @@ def all_silenced(config: Config) -> list[Silenced]:
 
 def findings_as_json(findings: list[Finding]) -> str:
     """Machine-readable findings."""
-    return json.dumps([asdict(f) for f in findings], indent=2)
+    return json.dumps([f.as_json() for f in findings], indent=2)

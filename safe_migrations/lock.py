@@ -20,13 +20,14 @@ from contextlib import contextmanager
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from safe_migrations.findings import MigrationError
 from safe_migrations.log import log
 
 _POLL_MIN, _POLL_MAX = 0.05, 1.0
 _REPORT_EVERY = 5.0
 
 
-class LockWaitTimeout(RuntimeError):
+class LockWaitTimeout(MigrationError):
     """Another runner held the migration lock for longer than MIGRATION_LOCK_WAIT."""
 
 

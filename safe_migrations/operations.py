@@ -101,3 +101,34 @@ def constraint_exists(name: str) -> bool:
         {"name": name},
     )
     return found.first() is not None
+
+
+def create_foreign_key_not_valid(
+    name: str, table: str, referent: str, local_cols: Sequence[str], remote_cols: Sequence[str], **kwargs: Any
+) -> None:
+    """A FOREIGN KEY that checks new writes at once and leaves the existing rows to :func:`validate_constraint`.
+
+    ``ADD CONSTRAINT ... NOT VALID`` holds its lock for an instant (PostgreSQL);
+    idempotent. On SQLite a table rebuild (batch) adds it, checked at once.
+    """
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        with op.batch_alter_table(table) as batch_op:
+            batch_op.create_foreign_key(name, referent, list(local_cols), list(remote_cols), **kwargs)
+        return
+    if context.as_sql or not constraint_exists(name):
+        op.create_foreign_key(
+            name, table, referent, list(local_cols), list(remote_cols), postgresql_not_valid=True, **kwargs
+        )
+
+
+def validate_constraint(table: str, name: str) -> None:
+    """``ALTER TABLE ... VALIDATE CONSTRAINT``: scans under a lock that lets reads and writes through (PostgreSQL)."""
+    context = op.get_context()
+    if context.dialect.name != "postgresql":
+        return  # SQLite checked it when the table was rebuilt
+    if plain_operations():
+        op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")
+        return
+    with context.autocommit_block():
+        op.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}")

@@ -58,7 +58,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from alembic.operations.ops import MigrationScript
 from alembic.script import Script, ScriptDirectory
@@ -66,9 +65,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection
 
 from safe_migrations import ledger, steps
-
-if TYPE_CHECKING:
-    from safe_migrations.lint import Finding
+from safe_migrations.findings import Finding
 
 MARKER = "post_deploy"
 BRANCH_LABEL = "post_deploy"
@@ -218,6 +215,16 @@ def pending(script: ScriptDirectory, current: Iterable[str]) -> list[Script]:
     return [rev for rev in oldest_first(script) if rev.revision in found.waiting and rev.revision not in done]
 
 
+def stranded(script: ScriptDirectory, current: Iterable[str]) -> dict[str, str]:
+    """Pending ordinary revisions that wait for a pending post-deploy one: {revision: that post-deploy revision}.
+
+    Start-up cannot apply them (it never applies post-deploy revisions), yet the
+    image was built with them: serving without them would lack what they add.
+    """
+    waiting = cached_graph(script).waits_for()
+    return {rev.revision: waiting[rev.revision] for rev in pending(script, current) if rev.revision in waiting}
+
+
 def describe(revisions: Iterable[Script]) -> list[str]:
     """``rev (message)`` for each revision, as start-up and ``/readyz`` report them."""
     return [f"{rev.revision} ({rev.doc})" for rev in revisions]
@@ -301,8 +308,6 @@ def pending_ages(
 
 def graph_findings(script: ScriptDirectory, revisions: Iterable[str]) -> list[Finding]:
     """Lint's graph rule: an ordinary revision placed after a post-deploy one would wait for the job."""
-    from safe_migrations.lint import Finding  # lint imports this module
-
     waiting = cached_graph(script).waits_for()
     found = []
     for revision in revisions:
@@ -310,13 +315,13 @@ def graph_findings(script: ScriptDirectory, revisions: Iterable[str]) -> list[Fi
             script_file = Path(cached_graph(script).scripts[revision].path).name
             found.append(
                 Finding(
-                    revision,
-                    script_file,
                     "ordinary-after-post-deploy",
                     f"this ordinary revision comes after post-deploy revision {waiting[revision]}: pod start-up "
                     "cannot apply it before the post-deploy job has run",
-                    alternative="base it on the newest ordinary revision (plain `flask db migrate` does), "
+                    fix="base it on the newest ordinary revision (plain `flask db migrate` does), "
                     "or mark it post_deploy = True too",
+                    revision=revision,
+                    filename=script_file,
                 )
             )
     return found

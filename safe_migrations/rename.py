@@ -47,6 +47,7 @@ from alembic.autogenerate.api import AutogenContext
 from alembic.operations import ops
 from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError, rev_id
+from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
 # How ``flask db migrate`` hands the decision to env.py: ``-x rename=T.OLD:NEW,...`` / ``-x no_rename=1``.
 X_RENAME = "rename"
@@ -57,6 +58,15 @@ REVISION_MARKERS = "revision_markers"
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _SPEC = re.compile(rf"^(?P<table>{_NAME})\.(?P<old>{_NAME}):(?P<new>{_NAME})$")
 _STEPS = "safe_migrations.rename_steps"
+# The general steps the revisions call, in safe_migrations.operations (the rest are in _STEPS).
+_OPERATIONS = {
+    "batched_update",
+    "create_index_concurrently",
+    "drop_index_concurrently",
+    "create_unique_concurrently",
+    "create_foreign_key_not_valid",
+    "validate_constraint",
+}
 
 
 class RenameRefused(click.ClickException):
@@ -251,8 +261,7 @@ def _render_add_column_once(autogen_context: AutogenContext, step: AddColumnOnce
 
 
 def _step(function: str, *args: Any, comment: str | None = None, **kwargs: Any) -> Call:
-    in_operations = function.endswith("concurrently") or function == "batched_update"
-    module = "safe_migrations.operations" if in_operations else _STEPS
+    module = "safe_migrations.operations" if function in _OPERATIONS else _STEPS
     return Call(function, module, args, kwargs, comment)
 
 
@@ -282,21 +291,31 @@ def _take_indexes(table_ops: ops.ModifyTableOps, kind: type, column: str) -> lis
     return taken
 
 
-def _take_uniques(table_ops: ops.ModifyTableOps, kind: type, column: str) -> list[tuple[str, list[str]]]:
-    """Remove from ``table_ops`` the UNIQUE constraint ops of ``kind`` on ``column``; return (name, columns)."""
+def _take_constraints(table_ops: ops.ModifyTableOps, kind: type, column: str, of: type) -> list[Any]:
+    """Remove from ``table_ops`` the constraint ops of ``kind`` whose constraint is an ``of`` on ``column``."""
     taken, kept = [], []
     for operation in table_ops.ops:
         constraint = None
         if isinstance(operation, kind) and isinstance(operation, ops.AddConstraintOp | ops.DropConstraintOp):
-            constraint = operation.to_constraint()
-        if isinstance(constraint, sa.UniqueConstraint) and isinstance(constraint.name, str):
-            names = [c.name for c in constraint.columns]
-            if column in names:
-                taken.append((constraint.name, names))
-                continue
-        kept.append(operation)
+            constraint = operation.to_constraint()  # for a drop: the constraint autogenerate reflected
+        if (
+            isinstance(constraint, ColumnCollectionConstraint)
+            and isinstance(constraint, of)
+            and isinstance(constraint.name, str)
+            and column in constraint.columns
+        ):
+            taken.append(constraint)
+        else:
+            kept.append(operation)
     table_ops.ops[:] = kept
     return taken
+
+
+def _create_foreign_key(table: str, key: sa.ForeignKeyConstraint) -> Call:
+    options = {k: v for k, v in (("ondelete", key.ondelete), ("onupdate", key.onupdate)) if v}
+    referent = key.elements[0].target_fullname.split(".")[0]
+    remote = [element.target_fullname.split(".")[-1] for element in key.elements]
+    return _step("create_foreign_key_not_valid", key.name, table, referent, list(key.column_keys), remote, **options)
 
 
 def _create_concurrently(table: str, index: sa.Index) -> Call:
@@ -321,10 +340,19 @@ def plan(candidate: Candidate) -> RenamePlan:
     table_ops.ops[:] = [o for o in table_ops.ops if o is not candidate.dropped and o is not candidate.added]
     new_indexes = _take_indexes(table_ops, ops.CreateIndexOp, new)
     old_indexes = _take_indexes(table_ops, ops.DropIndexOp, old)
-    new_uniques = _take_uniques(table_ops, ops.AddConstraintOp, new)
-    old_uniques = _take_uniques(table_ops, ops.DropConstraintOp, old)
+    new_uniques = [
+        (str(c.name), [col.name for col in c.columns])
+        for c in _take_constraints(table_ops, ops.AddConstraintOp, new, sa.UniqueConstraint)
+    ]
+    old_uniques = [
+        (str(c.name), [col.name for col in c.columns])
+        for c in _take_constraints(table_ops, ops.DropConstraintOp, old, sa.UniqueConstraint)
+    ]
+    new_keys = _take_constraints(table_ops, ops.AddConstraintOp, new, sa.ForeignKeyConstraint)
+    old_keys = _take_constraints(table_ops, ops.DropConstraintOp, old, sa.ForeignKeyConstraint)
     kept = {str(i.name) for i in new_indexes} & {str(i.name) for i in old_indexes}
     kept |= {name for name, _ in new_uniques} & {name for name, _ in old_uniques}
+    kept |= {str(k.name) for k in new_keys} & {str(k.name) for k in old_keys}
     if kept:
         raise RenameRefused(
             f"--rename {candidate.rename}: {', '.join(sorted(kept))} covers {table}.{old} and keeps its name for "
@@ -339,6 +367,7 @@ def plan(candidate: Candidate) -> RenamePlan:
         AddColumnOnce(ops.AddColumnOp(table, sa.Column(new, new_type, nullable=True))),
         # Before the trigger: on SQLite a new UNIQUE rebuilds the table, and its triggers with it.
         *(_step("create_unique_concurrently", name, table, columns) for name, columns in new_uniques),
+        *(_create_foreign_key(table, key) for key in new_keys),
         _step(
             "sync_renamed_column",
             table,
@@ -348,6 +377,7 @@ def plan(candidate: Candidate) -> RenamePlan:
         ),
         _step("batched_update", table, f"{new} = {old}", pending=f"{new} IS NULL AND {old} IS NOT NULL"),
         *(_create_concurrently(table, index) for index in new_indexes),
+        *(_step("validate_constraint", table, key.name) for key in new_keys),
     ]
     expand_down: list[ops.MigrateOperation] = [
         *(_step("drop_index_concurrently", index.name, table) for index in new_indexes),
@@ -356,6 +386,7 @@ def plan(candidate: Candidate) -> RenamePlan:
             table,
             [
                 *(ops.DropConstraintOp(name, table, type_="unique") for name, _ in new_uniques),
+                *(ops.DropConstraintOp(str(key.name), table, type_="foreignkey") for key in new_keys),
                 ops.DropColumnOp(table, new),
             ],
         ),
@@ -368,6 +399,7 @@ def plan(candidate: Candidate) -> RenamePlan:
     finish: list[ops.MigrateOperation] = [
         *(ops.DropIndexOp(str(index.name), table) for index in old_indexes),
         *(ops.DropConstraintOp(name, table, type_="unique") for name, _ in old_uniques),
+        *(ops.DropConstraintOp(str(key.name), table, type_="foreignkey") for key in old_keys),
         ops.DropColumnOp(table, old),
     ]
     if new_not_null:
@@ -386,9 +418,11 @@ def plan(candidate: Candidate) -> RenamePlan:
     contract_down: list[ops.MigrateOperation] = [
         AddColumnOnce(ops.AddColumnOp(table, sa.Column(old, old_type, nullable=True, server_default=back))),
         *(_step("create_unique_concurrently", name, table, columns) for name, columns in old_uniques),
+        *(_create_foreign_key(table, key) for key in old_keys),
         _step("sync_renamed_column", table, old, new),
         _step("batched_update", table, f"{old} = {new}", pending=f"{old} IS NULL AND {new} IS NOT NULL"),
         *(_create_concurrently(table, index) for index in old_indexes),
+        *(_step("validate_constraint", table, key.name) for key in old_keys),
     ]
     restore: list[ops.MigrateOperation] = []
     if model.server_default is not None:
@@ -411,7 +445,50 @@ def plan(candidate: Candidate) -> RenamePlan:
 # --------------------------------------------------------------------------- the two revisions
 
 
-def _contract_markers(renames: list[Rename], expand: str) -> str:
+def _flat(steps: list[ops.MigrateOperation]) -> list[ops.MigrateOperation]:
+    return [o for step in steps for o in (step.ops if isinstance(step, ops.ModifyTableOps) else [step])]
+
+
+# squawk rules a generated revision silences, with the reason, when it holds the statement they flag.
+_CONSTRAINT_STEPS = {"validate_not_null", "create_unique_concurrently", "create_foreign_key_not_valid"}
+_ROBUST = (
+    "prefer-robust-stmts -- each constraint step looks its constraint up before adding it (ADD CONSTRAINT "
+    "has no IF NOT EXISTS), so a rerun after an interruption skips what is done"
+)
+_DROP_INDEX = (
+    "require-concurrent-index-deletion -- the old column's indexes go in the transaction that drops the "
+    "column, which holds the same lock anyway"
+)
+_DROP_CONSTRAINT = (
+    "ban-drop-constraint -- the old column's constraints (the expand added their counterparts on the new "
+    "column) and the expand's own NOT NULL proof"
+)
+_SET_NOT_NULL = (
+    "adding-not-nullable-field -- the expand's validated CHECK (column IS NOT NULL) lets PostgreSQL set NOT "
+    "NULL without scanning the table"
+)
+
+
+def _expand_silences(steps: list[ops.MigrateOperation]) -> list[str]:
+    return [_ROBUST] if any(isinstance(o, Call) and o.function in _CONSTRAINT_STEPS for o in steps) else []
+
+
+def _contract_silences(steps: list[ops.MigrateOperation]) -> list[str]:
+    found = _flat(steps)
+    silences = []
+    if any(isinstance(o, ops.DropIndexOp) for o in found):
+        silences.append(_DROP_INDEX)
+    if any(
+        isinstance(o, ops.DropConstraintOp) or (isinstance(o, Call) and o.function == "drop_not_null_check")
+        for o in found
+    ):
+        silences.append(_DROP_CONSTRAINT)
+    if any(isinstance(o, ops.AlterColumnOp) and o.modify_nullable is False for o in found):
+        silences.append(_SET_NOT_NULL)
+    return silences
+
+
+def _contract_markers(renames: list[Rename], expand: str, silences: list[str]) -> str:
     columns = ", ".join(f"{r.table}.{r.old}" for r in renames)
     reason = "; ".join(
         f"{r.table}.{r.old} is renamed to {r.new}: expand revision {expand} copied every value and a trigger "
@@ -425,14 +502,16 @@ def _contract_markers(renames: list[Rename], expand: str) -> str:
         f"reviewed_destructive = {reason!r}\n"
         f"# squawk-ignore: ban-drop-column, ban-drop-function -- {columns}: every value lives on under the new "
         "name; the function dropped is the rename's own trigger function, which no client calls"
+        + "".join(f"\n# squawk-ignore: {line}" for line in silences)
     )
 
 
-def _expand_markers(renames: list[Rename], contract: str) -> str:
+def _expand_markers(renames: list[Rename], contract: str, silences: list[str]) -> str:
     what = ", ".join(f"{r.table}.{r.old} -> {r.new}" for r in renames)
     return (
         f"\n# The expand of a rename ({what}): both columns live, kept equal by a trigger, until the\n"
         f"# post-deploy revision {contract} drops the old one after the rollout."
+        + "".join(f"\n# squawk-ignore: {line}" for line in silences)
     )
 
 
@@ -475,7 +554,9 @@ def expand_and_contract(
     )
     done = [c.rename for c in chosen]
     markers = attributes.setdefault(REVISION_MARKERS, {})
-    markers[script.rev_id] = _expand_markers(done, contract.rev_id or "")
-    markers[contract.rev_id] = _contract_markers(done, script.rev_id or "")
+    expand_steps = [o for step in plans for o in step.expand_up]
+    markers[script.rev_id] = _expand_markers(done, contract.rev_id or "", _expand_silences(expand_steps))
+    contract_silences = _contract_silences(contract.upgrade_ops.ops if contract.upgrade_ops else [])
+    markers[contract.rev_id] = _contract_markers(done, script.rev_id or "", contract_silences)
     directives.append(contract)
     return contract

@@ -1,18 +1,20 @@
-"""``flask db repair REVISION``: accept an edit of an applied revision that leaves its SQL unchanged.
+"""``flask db repair REVISION``: accept an edit of an applied revision that leaves its code unchanged.
 
 The ledger keeps the checksum and source of every applied revision; an edited
 file is refused by every writing command (edited history). An edit of the
-docstring, of comments or of the formatting changes the checksum but not what
-the revision does: repair renders the revision's offline PostgreSQL SQL from
-the ledger's stored source and from the file as it is now, and if they are the
-same records the new checksum (a ``repair`` row). An edit that changes the SQL
-is refused: restore the file, and put the change in a new revision.
+docstrings, of comments or of the formatting changes the checksum but not what
+the revision does: repair parses the ledger's stored source and the file as it
+is now into Python syntax trees, without docstrings (comments and formatting
+never reach the tree), and if they are the same records the new checksum (a
+``repair`` row). Any other edit is refused, a data migration's too (its
+offline rendering would only be a comment, so rendered SQL could not tell an
+``UPDATE`` from a ``DELETE``): restore the file, and put the change in a new
+revision.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import ast
 from pathlib import Path
 
 from alembic.config import Config
@@ -20,31 +22,32 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from safe_migrations import ledger
-from safe_migrations.lint import config_with_versions, render
+from safe_migrations.findings import MigrationRefused
 from safe_migrations.scripts import file_checksum
 
 
-class RepairRefused(RuntimeError):
+class RepairRefused(MigrationRefused):
     """The revision cannot be repaired; the message says why and what to do instead."""
 
 
-def _normalised(sql: str) -> list[str]:
-    return [line.strip() for line in sql.splitlines() if line.strip()]
-
-
-def _stored_sql(config: Config, scripts: ScriptDirectory, revision: str, row: dict) -> str:
-    """The offline SQL of the revision as it was applied (the ledger's stored source)."""
-    with tempfile.TemporaryDirectory(prefix="repair-") as folder:
-        for script in scripts.walk_revisions():
-            if script.revision != revision:
-                shutil.copy(script.path, folder)
-        (Path(folder) / (row["filename"] or f"{revision}.py")).write_text(row["source"], encoding="utf-8")
-        stored = config_with_versions(config, folder)
-        return render(stored, ScriptDirectory.from_config(stored).get_revision(revision)).sql
+def code_of(source: str) -> str:
+    """The module's syntax tree without docstrings, as text: equal for edits of docstrings, comments, layout."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(node, ast.Module | ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and body:
+            first = body[0]
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
 
 
 def repair(config: Config, url: str, revision: str) -> str:
-    """Record the new checksum of ``revision`` if its SQL is unchanged; return what was done."""
+    """Record the new checksum of ``revision`` if its code is unchanged; return what was done."""
     scripts = ScriptDirectory.from_config(config)
     script = scripts.get_revision(revision)
     path = Path(script.path)
@@ -60,11 +63,9 @@ def repair(config: Config, url: str, revision: str) -> str:
         now = file_checksum(path)
         if now == row["checksum"]:
             return f"{script.revision} ({path.name}) is unchanged since it was applied; nothing to repair"
-        current_sql = render(config, script).sql
-        stored_sql = _stored_sql(config, scripts, script.revision, row)
-        if _normalised(current_sql) != _normalised(stored_sql):
+        if code_of(path.read_text(encoding="utf-8")) != code_of(row["source"]):
             raise RepairRefused(
-                f"the edit changes the SQL of {script.revision} ({path.name}), which the database already ran; "
+                f"the edit changes the code of {script.revision} ({path.name}), which the database already ran; "
                 f"restore the file (git checkout -- {path.name}, or the source in the ledger) and put the change "
                 "in a new revision"
             )
@@ -84,6 +85,6 @@ def repair(config: Config, url: str, revision: str) -> str:
     finally:
         engine.dispose()
     return (
-        f"{script.revision} ({path.name}): the edit leaves its SQL unchanged; recorded the new checksum "
+        f"{script.revision} ({path.name}): the edit leaves its code unchanged; recorded the new checksum "
         "(ledger: repair)"
     )

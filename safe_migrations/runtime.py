@@ -25,30 +25,33 @@ database; it says which revision to fix.
 from __future__ import annotations
 
 import os
+import re
 import socket
+import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import IO, Any
 
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event, pool, text
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from safe_migrations import gates, ledger, post_deploy, stamp_checks
 from safe_migrations import index_validity as indexes
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
 from safe_migrations.blockers import describe_blockers
-from safe_migrations.gates import MigrationRefused
+from safe_migrations.findings import MigrationError, MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
+from safe_migrations.observer import Observed, RunningRevision, StatementObserver
 from safe_migrations.scripts import file_checksum
 from safe_migrations.settings import MigrationSettings, retry_pause
 from safe_migrations.urls import is_postgresql, normalise_database_url
@@ -69,9 +72,13 @@ CONFIRM_RERUN = "confirm_rerun"
 # Set while revisions run inside a caller's own transaction: steps that would
 # need to commit it (a concurrent index build) run as plain transactional DDL.
 IN_CALLER_TRANSACTION = "safe_migrations.in_caller_transaction"
+# Extra statement observer listeners (see safe_migrations.observer), e.g. the rehearsal's recorders.
+STATEMENT_LISTENERS = "statement_listeners"
+# A list here makes the statement gates collect their findings instead of refusing (lint).
+STATEMENT_FINDINGS = "statement_findings"
 
 
-class MigrationFailed(RuntimeError):
+class MigrationFailed(MigrationError):
     """A migration step failed; the one-line message names the revision, the cause and where the database stays."""
 
 
@@ -185,6 +192,37 @@ def prepare_session(connection: Connection, settings: MigrationSettings) -> None
     connection.commit()
 
 
+_TIMEOUTS = ("lock_timeout", "statement_timeout")
+
+
+@contextmanager
+def callers_session(connection: Connection, settings: MigrationSettings, *, owns_transactions: bool) -> Iterator[None]:
+    """A caller's connection gets the migration timeouts for the run, and its own settings back after it.
+
+    Inside the caller's transaction the ``SET`` is part of that transaction:
+    if the caller rolls back, PostgreSQL restores the settings itself.
+    """
+    if not is_postgresql(connection.engine.url):
+        yield
+        return
+    before = {name: connection.exec_driver_sql(f"SHOW {name}").scalar() for name in _TIMEOUTS}
+    for statement in timeout_statements(settings):
+        connection.execute(text(statement))
+    if owns_transactions:
+        connection.commit()
+    try:
+        yield
+    finally:
+        if not connection.closed:
+            try:
+                for name, value in before.items():
+                    connection.execute(text("SELECT set_config(:name, :value, false)"), {"name": name, "value": value})
+                if owns_transactions:
+                    connection.commit()
+            except DBAPIError:  # the caller's transaction failed: its rollback restores the settings
+                pass
+
+
 @dataclass
 class RunConnection:
     """The connection a command runs on, and whether the runtime may end its transactions."""
@@ -230,7 +268,9 @@ def run_online(
     if isinstance(given, Engine):  # some recipes pass an engine: it is the caller's, but the connection is ours
         engine, given = given, None
     if given is not None:
-        run_on_connection(environment, given, configure, settings, owns_transactions=not given.in_transaction())
+        owns_transactions = not given.in_transaction()
+        with callers_session(given, settings, owns_transactions=owns_transactions):
+            run_on_connection(environment, given, configure, settings, owns_transactions=owns_transactions)
         return
     with engine.connect() as connection:
         prepare_session(connection, settings)
@@ -293,6 +333,10 @@ def decide(
         gates.refuse_edited_history(connection, script, settings)
     try:
         planned = plans.plan(kind, plans.destination(context), script, status.current)
+        if kind is plans.Kind.DOWNGRADE and len(status.current) > 1:
+            refuse_ambiguous_downgrade(connection, script, planned, status.current)
+    except MigrationError:
+        raise
     except Exception as exc:  # an unreachable target: Alembic's message, in one line
         said = first_line(exc)
         if said.startswith("Ambiguous walk"):
@@ -301,6 +345,43 @@ def decide(
     if planned.is_empty and kind is not plans.Kind.STAMP:
         return None
     return planned, status
+
+
+RELATIVE = re.compile(r"^-(\d+)$")
+
+
+def resolve_relative_downgrade(connection: Connection, target: str, heads: tuple[str, ...]) -> str:
+    """``-N`` from several heads means from the head applied last, by the ledger: ``HEAD@-N``.
+
+    Refused when the ledger cannot tell which head came last. A target that is
+    not relative, or a single head, is returned as it is.
+    """
+    if not RELATIVE.match(target) or len(heads) < 2:
+        return target
+    last = ledger.last_applied(connection, heads)
+    if last is None:
+        raise MigrationRefused(
+            f"downgrade {target} from several heads ({', '.join(heads)}): the ledger cannot tell which was applied "
+            f"last; name it: `flask db downgrade REVISION@{target}`; nothing was reverted"
+        )
+    return f"{last}@{target}"  # Alembic's branch-relative form: HEAD-N would mean everything below HEAD
+
+
+def refuse_ambiguous_downgrade(
+    connection: Connection, script: ScriptDirectory, planned: plans.Plan, heads: tuple[str, ...]
+) -> None:
+    """Let a downgrade from several heads through only when it reverts the head the ledger says came last."""
+    wanted = resolve_relative_downgrade(connection, planned.destination, heads)
+    if wanted == planned.destination:
+        return
+    expected = plans.plan(plans.Kind.DOWNGRADE, wanted, script, heads)
+    if [s.revision for s in expected.scripts] != [s.revision for s in planned.scripts]:
+        raise MigrationRefused(
+            f"downgrade {planned.destination} from several heads ({', '.join(heads)}) would revert "
+            f"{', '.join(s.revision for s in planned.scripts)}, but the ledger says {wanted.split('@')[0]} was "
+            f"applied last; run `flask db downgrade {wanted}`; nothing was reverted"
+        )
+    log.info("downgrade %s: reverting %s, the head applied last (ledger)", planned.destination, wanted.split("@")[0])
 
 
 def ambiguous_walk(script: ScriptDirectory, current: tuple[str, ...], target: str) -> str:
@@ -362,15 +443,45 @@ def pass_gates(
     session: RunConnection,
     planned: plans.Plan,
     status: schema.SchemaStatus,
-) -> None:
-    """The gates on what the command would run (see :mod:`safe_migrations.gates`)."""
+) -> bool:
+    """The gates on what the command would run (see :mod:`safe_migrations.gates`); True: data loss confirmed."""
     gates.refuse_failed_checks(planned, status.current_label)
-    gates.confirm_data_loss(
+    return gates.confirm_data_loss(
         session.connection,
         planned,
         confirmed=confirmed(environment, CONFIRM_DATA_LOSS),
         stays_at=status.current_label,
     )
+
+
+def statement_observer(
+    environment: Environment, planned: plans.Plan, keeper: Ledgerkeeper, *, data_loss_confirmed: bool
+) -> StatementObserver:
+    """The observer of the revisions ``planned`` runs, with the statement gates listening.
+
+    The running revision is the first planned one the ledgerkeeper has not yet
+    seen finish (Alembic's ``on_version_apply`` fires at the end of each).
+    Listeners of other tools (the rehearsal) are added to the observer in
+    ``config.attributes["statement_listeners"]``.
+    """
+    known: dict[str, RunningRevision] = {}
+    upgrade = planned.kind is not plans.Kind.DOWNGRADE
+
+    def running() -> RunningRevision | None:
+        script = next((s for s in planned.scripts if s.revision not in keeper.done), None)
+        if script is None or planned.kind is plans.Kind.STAMP:
+            return None
+        if script.revision not in known:
+            known[script.revision] = RunningRevision(script.revision, Path(script.path), upgrade)
+        return known[script.revision]
+
+    version_table = environment.get_context().opts.get("version_table", "alembic_version")
+    observer = StatementObserver(running, ignored_tables={version_table, ledger.LEDGER_TABLE})
+    collect = environment.config.attributes.get(STATEMENT_FINDINGS)
+    observer.add(gates.StatementGates(confirmed=lambda: data_loss_confirmed, collect=collect))
+    for listener in environment.config.attributes.get(STATEMENT_LISTENERS, ()):
+        observer.add(listener)
+    return observer
 
 
 def run_writing(
@@ -390,12 +501,17 @@ def run_writing(
             session.end_reads()
             return
         planned, status = decided
-        pass_gates(environment, session, planned, status)
+        data_loss_confirmed = pass_gates(environment, session, planned, status)
         ledger.ensure_table(session.connection)
         session.commit()
         keeper.mark = time.monotonic()
         environment.config.attributes[IN_CALLER_TRANSACTION] = not session.owns_transactions
-        apply(environment, session, keeper, planned, settings)
+        if not is_postgresql(session.connection.engine.url):  # see safe_migrations.observer: PostgreSQL's
+            apply(environment, session, keeper, planned, settings)
+            return
+        observer = statement_observer(environment, planned, keeper, data_loss_confirmed=data_loss_confirmed)
+        with observer.watching(session.connection):
+            apply(environment, session, keeper, planned, settings)
 
 
 def _failing_revision(planned: plans.Plan, keeper: Ledgerkeeper) -> str:
@@ -430,8 +546,16 @@ def apply(
                 environment.run_migrations()
             return
         except OperationalError as exc:
-            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE or not session.owns_transactions:
+            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
                 raise _failure(session, planned, keeper, exc) from exc
+            if not session.owns_transactions:  # the caller's transaction is aborted: no retry is possible
+                with session.connection.engine.connect() as side:
+                    who = describe_blockers(side, exc.statement)
+                raise MigrationFailed(
+                    f"revision {_failing_revision(planned, keeper)} failed: lock_timeout "
+                    f"({settings.lock_timeout:g}s) inside the caller's transaction, which cannot be retried; {who}; "
+                    "the caller must roll back and run it again when the blocker is gone"
+                ) from None
             session.end_reads()
             revision = _failing_revision(planned, keeper)
             who = describe_blockers(session.connection, exc.statement)
@@ -454,7 +578,13 @@ def apply(
                 pause,
             )
             time.sleep(pause)
-        except (MigrationRefused, MigrationFailed):
+        except gates.StatementRefused as exc:
+            revision = _failing_revision(planned, keeper)
+            raise MigrationRefused(
+                f"{exc}; nothing of revision {revision} was applied, the database stays at {_stays_at(session)}",
+                exc.finding,
+            ) from None
+        except MigrationError:
             raise
         except Exception as exc:
             raise _failure(session, planned, keeper, exc) from exc
@@ -475,23 +605,58 @@ def _failure(session: RunConnection, planned: plans.Plan, keeper: Ledgerkeeper, 
 def run_offline(environment: Environment, url: str, configure_kwargs: dict, settings: MigrationSettings) -> None:
     """Emit the SQL of the current command; PostgreSQL output starts with our timeouts.
 
-    A revision whose Python needs a real database (an ORM data migration that
-    opens a ``Session`` on ``op.get_bind()``) cannot be rendered: that ends in
-    one line naming the revision and the fix, never a traceback.
+    PostgreSQL output passes the same statement gates as an online run (the
+    observer reads what Alembic renders) and each post-deploy revision's SQL is
+    preceded by a comment saying it runs after the rollout. A revision whose
+    Python needs a real database (an ORM data migration that opens a
+    ``Session`` on ``op.get_bind()``) cannot be rendered: that ends in one line
+    naming the revision and the fix, never a traceback.
     """
     url = environment.config.attributes.get("offline_url", url)
     progress = Ledgerkeeper()
     environment.configure(url=url, literal_binds=True, on_version_apply=progress, **configure_kwargs)
     if is_postgresql(url):
+        planned = _offline_plan(environment)
+        if planned is not None and planned.scripts:
+            output = environment.config.output_buffer or sys.stdout
+            observer = statement_observer(environment, planned, progress, data_loss_confirmed=False)
+            observer.add(PostDeployNotes(output))
+            environment.configure(
+                url=url,
+                literal_binds=True,
+                on_version_apply=progress,
+                output_buffer=observer.rendering(output),
+                **configure_kwargs,
+            )
         for statement in timeout_statements(settings):
             environment.execute(statement)
     try:
         with environment.begin_transaction():
             environment.run_migrations()
-    except (MigrationRefused, MigrationFailed):
+    except MigrationError:
         raise
     except Exception as exc:
         raise OfflineRenderError(_offline_revision(environment, progress), first_line(exc)) from exc
+
+
+class PostDeployNotes:
+    """Offline output says, before a post-deploy revision's first statement, when it runs."""
+
+    def __init__(self, output: IO[str]) -> None:
+        self.output = output
+        self.noted: set[str] = set()
+
+    def before(self, observed: Observed) -> None:
+        revision = observed.revision
+        if revision.post_deploy and revision.upgrade and revision.revision not in self.noted:
+            self.noted.add(revision.revision)
+            self.output.write(
+                f"-- post-deploy revision {revision.revision}: apply it after the rollout (the post-deploy job, "
+                "`flask db upgrade`), never at pod start-up\n\n"
+            )
+
+    def after(self, observed: Observed) -> None:
+        return None
 
 
 class OfflineRenderError(MigrationFailed):
@@ -506,15 +671,19 @@ class OfflineRenderError(MigrationFailed):
         self.revision = revision
 
 
-def _offline_revision(environment: Environment, progress: Ledgerkeeper) -> str:
+def _offline_plan(environment: Environment) -> plans.Plan | None:
     try:
         start = environment.get_starting_revision_argument()
         heads = tuple(start) if isinstance(start, tuple | list) else ((start,) if start else ())
         context = environment.get_context()
         kind = plans.command_kind(context, heads)
         assert context.script is not None
-        planned = plans.plan(kind, plans.destination(context), context.script, heads)
-    except Exception:  # only for the message
-        return "?"
-    remaining = [s.revision for s in planned.scripts if s.revision not in progress.done]
+        return plans.plan(kind, plans.destination(context), context.script, heads)
+    except Exception:  # a command Alembic itself will explain
+        return None
+
+
+def _offline_revision(environment: Environment, progress: Ledgerkeeper) -> str:
+    planned = _offline_plan(environment)
+    remaining = [s.revision for s in planned.scripts if s.revision not in progress.done] if planned else []
     return remaining[0] if remaining else "?"

@@ -1,4 +1,15 @@
-"""The migration knobs, read from the environment and validated in one place."""
+"""Settings from the environment: the one reader of the project, and the migration knobs.
+
+``read_number``, ``read_choice`` and ``read_flag`` read every environment
+setting of the project (the toolset's knobs below, the service's in
+weather/config.py, gunicorn's in gunicorn.conf.py) the same way: blank means
+the default, and a bad value raises SettingsError naming the variable, its
+value and the rule. They live here, in the toolset, because the toolset must
+import nothing of the service while the service may use the toolset. A small
+reader of our own rather than pydantic-settings: three functions cover every
+setting we have, and the toolset (meant to be lifted into any Flask-Migrate
+app) stays free of a dependency its users would have to take too.
+"""
 
 from __future__ import annotations
 
@@ -26,32 +37,36 @@ def read_number(
     default: float,
     *,
     minimum: float | None = None,
+    maximum: float | None = None,
     whole: bool = False,
-    error: type[Exception] = SettingsError,
 ) -> float:
-    """The number in ``env[name]`` (``default`` when unset or blank); raise ``error`` naming a bad value."""
+    """The number in ``env[name]`` (``default`` when unset or blank); SettingsError naming a bad value."""
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
         value = int(raw.strip()) if whole else float(raw)
     except ValueError:
-        raise error(f"{name}={raw!r} is not a {'whole number' if whole else 'number'}") from None
+        raise SettingsError(f"{name}={raw!r} is not a {'whole number' if whole else 'number'}") from None
     if not math.isfinite(value):
-        raise error(f"{name}={raw!r} must be a finite number")
+        raise SettingsError(f"{name}={raw!r} must be a finite number")
     if minimum is not None and value < minimum:
-        raise error(f"{name}={raw!r} must be at least {minimum:g}")
+        raise SettingsError(f"{name}={raw!r} must be at least {minimum:g}")
+    if maximum is not None and value > maximum:
+        raise SettingsError(f"{name}={raw!r} must be at most {maximum:g}")
     return value
 
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+def read_choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """One of ``choices`` (case-insensitive; ``default`` when unset or blank); SettingsError otherwise."""
     value = (env.get(name) or default).strip().lower()
     if value not in choices:
         raise SettingsError(f"{name}={value!r} is not one of: {', '.join(choices)}")
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def read_flag(env: Mapping[str, str], name: str) -> bool:
+    """1/true/yes or 0/false/no (unset: false); SettingsError otherwise."""
     value = (env.get(name) or "0").strip().lower()
     if value not in {"0", "1", "true", "false", "yes", "no", ""}:
         raise SettingsError(f"{name}={value!r} is not a flag (use 1 or 0)")
@@ -98,11 +113,13 @@ class MigrationSettings:
             lock_timeout=read_number(env, "MIGRATION_LOCK_TIMEOUT", cls.lock_timeout, minimum=0.001),
             statement_timeout=read_number(env, "MIGRATION_STATEMENT_TIMEOUT", cls.statement_timeout, minimum=0.001),
             lock_retries=int(read_number(env, "MIGRATION_LOCK_RETRIES", cls.lock_retries, minimum=0, whole=True)),
-            on_ahead=_choice(env, "MIGRATION_ON_AHEAD", cls.on_ahead, ("warn", "fail")),
-            allow_changed=_flag(env, "MIGRATION_ALLOW_CHANGED"),
+            on_ahead=read_choice(env, "MIGRATION_ON_AHEAD", cls.on_ahead, ("warn", "fail")),
+            allow_changed=read_flag(env, "MIGRATION_ALLOW_CHANGED"),
             migration_database_url=(env.get("MIGRATION_DATABASE_URL") or "").strip() or None,
             backup_dir=(env.get("BACKUP_DIR") or cls.backup_dir).strip(),
             startup_probe=read_number(env, "STARTUP_PROBE_SECONDS", 0, minimum=0) or None,
             rehearse_database_url=(env.get("REHEARSE_DATABASE_URL") or "").strip() or None,
-            rehearse_max_rows=int(read_number(env, "REHEARSE_MAX_ROWS", cls.rehearse_max_rows, minimum=1, whole=True)),
+            rehearse_max_rows=int(
+                read_number(env, "REHEARSE_MAX_ROWS", cls.rehearse_max_rows, minimum=1, maximum=100_000_000, whole=True)
+            ),
         )

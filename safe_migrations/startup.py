@@ -24,11 +24,11 @@ from flask_migrate.cli import db as db_group
 from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
-from safe_migrations import gates, ledger, runtime
+from safe_migrations import gates, ledger
 from safe_migrations import post_deploy as contract
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
-from safe_migrations.lock import LockWaitTimeout
+from safe_migrations.findings import MigrationError
 from safe_migrations.log import first_line, log
 from safe_migrations.scripts import alembic_config, script_directory
 from safe_migrations.server import read_settings as read_server_settings
@@ -41,7 +41,7 @@ EXIT_CONFIG = 2
 EXIT_FAILED = 1
 
 
-class StartupError(Exception):
+class StartupError(MigrationError):
     """Start-up cannot continue; the message is the one line the operator sees."""
 
     def __init__(self, message: str, exit_code: int = EXIT_FAILED) -> None:
@@ -132,8 +132,9 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             return
         try:
             gates.refuse_edited_history(connection, script, settings)
-        except gates.MigrationRefused as exc:
+        except MigrationError as exc:
             raise StartupError(f"database migration: {exc}") from None
+        refuse_stranded(script, state.current)
         if state.state in (schema.AT_HEAD, schema.POST_DEPLOY_PENDING):
             log.info("database is at head; nothing to apply")
             _report_post_deploy(script, engine)
@@ -146,7 +147,9 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             # job, and no ordinary revision needs one (safe_migrations/post_deploy.py).
             for target in contract.cached_graph(script).trunk_heads:
                 command.upgrade(config, target)
-    except (gates.MigrationRefused, runtime.MigrationFailed, LockWaitTimeout) as exc:
+    except StartupError:
+        raise
+    except MigrationError as exc:
         raise StartupError(f"database migration: {exc}") from None
     except Exception as exc:
         with engine.connect() as connection:
@@ -158,6 +161,21 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
         ) from None
     log.info("complete in %.1fs", time.monotonic() - started)
     _report_post_deploy(script, engine)
+
+
+def refuse_stranded(script: ScriptDirectory, current: tuple[str, ...]) -> None:
+    """Never serve when an ordinary revision this image needs waits behind a pending post-deploy one."""
+    found = contract.stranded(script, current)
+    if not found:
+        return
+    revision, post_deploy = next(iter(found.items()))
+    trunk = ", ".join(contract.cached_graph(script).trunk_heads) or "base"
+    raise StartupError(
+        f"database migration: ordinary revision {revision} is pending behind pending post-deploy revision "
+        f"{post_deploy}: start-up never applies a post-deploy revision, and this image needs {revision}; "
+        f"run the post-deploy step first (`flask db upgrade`, the post-deploy job), or move {revision} onto "
+        f"the ordinary chain (down_revision = {trunk!r})"
+    )
 
 
 def refuse_over_budget(

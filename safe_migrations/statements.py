@@ -16,7 +16,7 @@ and the safe alternative. The classes:
   An upgrade needs ``reviewed_destructive = "why"`` in the revision; a
   downgrade asks for ``--yes`` when the statement would destroy rows.
 - **contract** (breaks the previous image during a rolling update): a rename of
-  a table or column, any type change, SET NOT NULL, DROP DEFAULT, a new NOT
+  a table or column, a type change that can lose data, SET NOT NULL, DROP DEFAULT, a new NOT
   NULL column without a default, a new UNIQUE/PRIMARY KEY/FOREIGN KEY/CHECK
   that is neither NOT VALID nor USING INDEX, and every destructive statement.
   Needs ``post_deploy = True`` (or ``reviewed_contract = "why"``).
@@ -38,7 +38,8 @@ contract nor blocking (nobody else uses it yet); pass those tables as
 A type change is lossless only when the new type provably holds every old
 value; pass ``column_type(table, column)`` (the current type as PostgreSQL's
 ``format_type`` spells it) to let widening changes (``varchar(50)`` to
-``varchar(100)``, ``integer`` to ``bigint``) pass as non-destructive.
+``varchar(100)``: nothing; ``integer`` to ``bigint``: a rewrite) pass as
+non-destructive.
 Statements pglast cannot parse are returned with no effect: PostgreSQL will
 refuse them itself.
 """
@@ -114,11 +115,6 @@ RULES: dict[str, Rule] = {
     ),
     "rename_enum_value": Rule(
         frozenset({_C}), "the previous image still writes the old value", "add the new value; drop the old post-deploy"
-    ),
-    "type_change": Rule(
-        frozenset({_C, _B}),
-        "the previous image writes the old type, and the change may rewrite the table",
-        "add a new column, backfill it in batches, switch readers, drop the old one post-deploy",
     ),
     "set_not_null": Rule(
         frozenset({_C, _B}),
@@ -218,31 +214,51 @@ ColumnType = Callable[[str, str], str | None]
 
 
 def classify(sql: str, *, new_tables: Collection[str] = (), column_type: ColumnType | None = None) -> list[Statement]:
-    """Each statement of ``sql`` with its effects (see the module docstring)."""
+    """Each statement of ``sql`` with its effects (see the module docstring).
+
+    A table created by an earlier statement of ``sql`` counts as new for the
+    later ones; ``created_tables`` says which tables ``sql`` created.
+    """
     try:
         parsed = pglast.parse_sql(sql)
     except pglast.parser.ParseError:
         return [Statement(sql)] if sql.strip() else []
+    encoded, new = sql.encode(), set(new_tables)
     found = []
     for raw in parsed:
         start = raw.stmt_location or 0
-        text = sql.encode()[start : start + raw.stmt_len].decode() if raw.stmt_len else sql.encode()[start:].decode()
-        effects = tuple(_effects(raw.stmt, set(new_tables), column_type))
+        text = (encoded[start : start + raw.stmt_len] if raw.stmt_len else encoded[start:]).decode()
+        effects = tuple(_effects(raw.stmt, new, column_type))
+        new.update(_created(raw.stmt))
         found.append(Statement(text.strip().rstrip(";").strip(), effects))
     return found
 
 
-def created_tables(statement: Statement) -> list[str]:
-    """Tables a ``CREATE TABLE`` statement creates (the observer tracks them as ``new_tables``)."""
+def created_tables(sql: str) -> list[str]:
+    """Tables ``sql`` creates, and ``table.column`` for each column it adds to a table.
+
+    The observer keeps them as the revision's ``new_tables``: a constraint on
+    a column added by the same revision breaks nothing the previous image does.
+    """
     try:
-        parsed = pglast.parse_sql(statement.sql)
+        return [name for raw in pglast.parse_sql(sql) for name in _created(raw.stmt)]
     except pglast.parser.ParseError:
         return []
-    return [
-        _name(raw.stmt.relation if isinstance(raw.stmt, ast.CreateStmt) else raw.stmt.into)
-        for raw in parsed
-        if isinstance(raw.stmt, ast.CreateStmt | ast.CreateTableAsStmt)
-    ]
+
+
+def _created(node: Any) -> list[str]:
+    if isinstance(node, ast.CreateStmt):
+        return [_name(node.relation)]
+    if isinstance(node, ast.CreateTableAsStmt):
+        return [_name(node.into)]
+    if isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
+        table = _name(node.relation)
+        return [
+            f"{table}.{command.def_.colname}"
+            for command in node.cmds or ()
+            if command.subtype == AlterTableType.AT_AddColumn
+        ]
+    return []
 
 
 # --- the walk -------------------------------------------------------------------------------
@@ -319,7 +335,7 @@ def _effects(node: Any, new_tables: set[str], column_type: ColumnType | None) ->
     if isinstance(node, ast.AlterTableStmt) and node.objtype == ObjectType.OBJECT_TABLE:
         table = _name(node.relation)
         for command in node.cmds or ():
-            yield from _alter_table(table, command, table in new_tables, column_type)
+            yield from _alter_table(table, command, new_tables, column_type)
         return
     if isinstance(node, ast.VacuumStmt) and any(o.defname == "full" for o in node.options or ()):
         for relation in node.rels or ():
@@ -351,25 +367,30 @@ def _deletes(node: Any) -> Iterator[Effect]:
             yield from _deletes(item)
 
 
-def _alter_table(table: str, command: Any, is_new: bool, column_type: ColumnType | None) -> Iterator[Effect]:
+def _alter_table(table: str, command: Any, new_tables: set[str], column_type: ColumnType | None) -> Iterator[Effect]:
     subtype = command.subtype
     if subtype == AlterTableType.AT_DropColumn:
         yield Effect("drop_column", table, command.name)
-    elif is_new:
+    elif table in new_tables:
         return
     elif subtype == AlterTableType.AT_AlterColumnType:
-        lossless = _lossless(command.def_, column_type(table, command.name) if column_type else None)
-        yield Effect("type_change" if lossless else "lossy_type_change", table, command.name)
+        rule = _type_change(command.def_, column_type(table, command.name) if column_type else None)
+        if rule is not None:
+            yield Effect(rule, table, command.name)
     elif subtype == AlterTableType.AT_SetNotNull:
         yield Effect("set_not_null", table, command.name)
     elif subtype == AlterTableType.AT_ColumnDefault and command.def_ is None:
         yield Effect("drop_default", table, command.name)
     elif subtype == AlterTableType.AT_AddConstraint:
         constraint = command.def_
+        columns = [key.sval for key in (constraint.keys or constraint.fk_attrs or ())]
         if constraint.contype in _EXCLUSION or (
             constraint.contype in _VALIDATING and not constraint.skip_validation and not constraint.indexname
         ):
-            yield Effect("add_constraint", table, constraint.conname)
+            if columns and all(f"{table}.{column}" in new_tables for column in columns):
+                yield Effect("create_index" if constraint.keys else "rewrite", table, constraint.conname)
+            else:
+                yield Effect("add_constraint", table, constraint.conname)
     elif subtype == AlterTableType.AT_AddColumn:
         yield from _added_column(table, command.def_)
     elif subtype in {AlterTableType.AT_SetTableSpace, AlterTableType.AT_SetLogged, AlterTableType.AT_SetUnLogged}:
@@ -472,27 +493,31 @@ _INTEGERS = ["int2", "int4", "int8"]
 _FORMATTED = re.compile(r"^(?P<name>[a-z ]+?)\s*(?:\((?P<size>\d+)(?:,\s*\d+)?\))?$")
 
 
-def _lossless(column: Any, old: str | None) -> bool:
-    """True when the new type provably holds every value of the old one (a USING cast never does)."""
+def _type_change(column: Any, old: str | None) -> str | None:
+    """The rule of a column type change: lossy unless the new type provably holds every old value.
+
+    A lossless change is ``rewrite`` (blocking) unless PostgreSQL changes the
+    type in place (a wider or unbounded ``varchar``, ``varchar`` to ``text``):
+    then it is nothing at all, since the previous image's values still fit. A
+    ``USING`` cast is never provably lossless.
+    """
     if column.raw_default is not None or column.typeName is None:
-        return False
+        return "lossy_type_change"
     new = column.typeName.names[-1].sval
     sizes = [
         m.val.ival or 0
         for m in column.typeName.typmods or ()
         if isinstance(m, ast.A_Const) and isinstance(m.val, ast.Integer)
     ]
-    if new == "text" or (new == "varchar" and not sizes):
-        return True
     matched = _FORMATTED.match(old.strip().lower()) if old else None
-    if matched is None:
-        return False
-    old_name = _TYPE_NAMES.get(matched["name"])
-    old_size = int(matched["size"]) if matched["size"] else None
+    old_name = _TYPE_NAMES.get(matched["name"]) if matched else None
+    old_size = int(matched["size"]) if matched and matched["size"] else None
+    if new == "text" or (new == "varchar" and not sizes):
+        return None if old_name in {"varchar", "text"} else "rewrite"
     if new == "varchar" and old_name == "varchar":
-        return old_size is not None and old_size <= sizes[0]
+        return None if old_size is not None and old_size <= sizes[0] else "lossy_type_change"
     if new in _INTEGERS and old_name in _INTEGERS:
-        return _INTEGERS.index(new) >= _INTEGERS.index(old_name)
-    if new == "numeric" and not sizes:
-        return old_name in _INTEGERS or old_name == "numeric"
-    return (new, old_name) == ("jsonb", "json")
+        return "rewrite" if _INTEGERS.index(new) >= _INTEGERS.index(old_name) else "lossy_type_change"
+    if new == "numeric" and not sizes and (old_name in _INTEGERS or old_name == "numeric"):
+        return "rewrite"
+    return "rewrite" if (new, old_name) == ("jsonb", "json") else "lossy_type_change"

@@ -60,7 +60,8 @@ class SchemaStatus:
     @property
     def serves(self) -> bool:
         """The image can serve on this database: at head; only post-deploy revisions
-        pending (they run after the rollout, by design); or ahead after a rollback."""
+        pending (they run after the rollout, by design); ahead after a rollback; or
+        stamped backwards over revisions that all ran (only the bookkeeping is behind)."""
         return self.state in (AT_HEAD, POST_DEPLOY_PENDING, AHEAD) or self.only_stamped_backwards
 
     @property

@@ -23,9 +23,11 @@ A new kind is one more property on :class:`Step`.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from safe_migrations.statements import RULES, classify
+from safe_migrations.statements import Kind as Danger
 
 # Steps whose first two arguments are (table, column) when called on ``op``.
 _COLUMN_OPERATIONS = {"add_column", "drop_column", "alter_column"}
@@ -35,6 +37,8 @@ CONCURRENT_OPERATIONS = {
     "drop_index_concurrently",
     "batched_update",
     "create_unique_concurrently",
+    "create_foreign_key_not_valid",
+    "validate_constraint",
     # The expand steps of a rename (safe_migrations.rename_steps): each idempotent, each committed alone.
     "add_column_once",
     "sync_renamed_column",
@@ -42,14 +46,6 @@ CONCURRENT_OPERATIONS = {
 }
 # Operations that neither change the schema nor touch data.
 _NOT_STEPS = {"f", "batch_alter_table", "get_bind", "get_context", "inline_literal"}
-
-_RAW_DESTRUCTIVE = [
-    (re.compile(r"\bDROP\s+TABLE\b", re.I), "drop_table"),
-    (re.compile(r"\bDROP\s+COLUMN\b", re.I), "drop_column"),
-    (re.compile(r"\bTRUNCATE\b", re.I), "truncate"),
-    (re.compile(r"\bALTER\s+COLUMN\s+\S+\s+(?:SET\s+DATA\s+)?TYPE\b", re.I), "alter_column_type"),
-]
-_RAW_RENAME = re.compile(r"\bRENAME\b", re.I)
 
 # Integer widths, narrowest first: a change to the right keeps every value.
 _INTEGER_ORDER = ["SmallInteger", "SMALLINT", "Integer", "INTEGER", "BigInteger", "BIGINT"]
@@ -163,13 +159,22 @@ def _classify(owner: str, name: str, call: ast.Call, table: str | None) -> Step:
         # The previous image may still insert rows without a value for it.
         return Step("alter_column_not_null", target, contract=True)
     if name == "execute":
-        sql = target
-        words = " ".join(sql.split()[:6])
-        for pattern, kind in _RAW_DESTRUCTIVE:
-            if pattern.search(sql):
-                contract = kind in {"drop_table", "drop_column"}
-                return Step("execute", words, destructive=True, contract=contract, why=f"raw SQL {kind}")
-        return Step("execute", words, contract=bool(_RAW_RENAME.search(sql)))
+        # Literal SQL is judged by the one classification; whatever else runs, the observer judges.
+        statements = classify(target)
+        first = next((s for s in statements if s.destructive), None) or next(
+            (s for s in statements if s.contract), None
+        )
+        if first is None:
+            return Step("execute", " ".join(target.split()[:6]))
+        effect = first.first(Danger.DESTRUCTIVE) or first.first(Danger.CONTRACT)
+        assert effect is not None
+        return Step(
+            "execute",
+            first.describe(80),
+            destructive=first.destructive,
+            contract=first.contract,
+            why=f"raw SQL {effect.rule}: {RULES[effect.rule].why}",
+        )
     return Step(name, target)
 
 

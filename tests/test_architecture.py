@@ -33,6 +33,77 @@ def test_the_check_can_see_an_import(tmp_path):
     assert imported_modules(sample) & SERVICE_MODULES == {"weather", "models"}
 
 
+def toolset_imports(package) -> dict[str, set[str]]:
+    """Module -> the toolset modules it imports (anywhere in it, lazy imports inside functions too).
+
+    Modules are named by their dotted path inside the package (``rehearse.scratch``; a subpackage's
+    ``__init__`` is the subpackage itself).
+    """
+    paths = {
+        ".".join(path.relative_to(package).with_suffix("").parts).removesuffix(".__init__"): path
+        for path in package.rglob("*.py")
+    }
+    modules = set(paths) - {"__init__"}
+    graph: dict[str, set[str]] = {}
+    for name in modules:
+        found = set()
+        for node in ast.walk(ast.parse(paths[name].read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                inside = node.module.removeprefix(package.name).lstrip(".")
+                if node.module.split(".")[0] != package.name:
+                    continue
+                for alias in node.names:
+                    child = f"{inside}.{alias.name}" if inside else alias.name
+                    found.add(child if child in modules else inside)
+            elif isinstance(node, ast.Import):
+                found.update(
+                    a.name.removeprefix(f"{package.name}.") for a in node.names if a.name.startswith(f"{package.name}.")
+                )
+        graph[name] = (found & modules) - {name}
+    return graph
+
+
+def import_circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each import circle once, as the path that closes it."""
+    circles: list[list[str]] = []
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            circle = path[path.index(name) :]
+            if not any(set(circle) == set(known) for known in circles):
+                circles.append([*circle, name])
+            return
+        if name in done:
+            return
+        for imported in sorted(graph[name]):
+            visit(imported, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+    return circles
+
+
+def test_the_toolset_has_no_import_circle():
+    assert import_circles(toolset_imports(REPO / "safe_migrations")) == []
+
+
+def test_the_circle_check_sees_a_circle(tmp_path):
+    package = tmp_path / "safe_migrations"
+    package.mkdir()
+    (package / "a.py").write_text("from safe_migrations import b\n")
+    (package / "b.py").write_text("def later():\n    from safe_migrations.c import x\n")
+    (package / "c.py").write_text("import safe_migrations.a\n")
+    (package / "d.py").write_text("from safe_migrations.a import y\n")
+    assert import_circles(toolset_imports(package)) == [["a", "b", "c", "a"]]
+    (package / "sub").mkdir()
+    (package / "sub" / "__init__.py").write_text("from safe_migrations.sub.e import z\n")
+    (package / "sub" / "e.py").write_text("from safe_migrations import d\n")
+    (package / "d.py").write_text("from safe_migrations.sub import e\n")
+    assert import_circles(toolset_imports(package)) == [["a", "b", "c", "a"], ["d", "sub.e", "d"]]
+
+
 def weather_imports(module: str) -> set[str]:
     """Every weather.* module ``module`` imports, directly or through others (models and app included)."""
     seen: set[str] = set()

@@ -78,7 +78,10 @@ def test_destructive_revision_is_refused_at_start_unless_reviewed(tmp_path, pg_u
     assert "flask db backup" in last
     assert scalar(pg_url, "SELECT version_num FROM alembic_version") == HEAD  # nothing applied
 
-    path.write_text(path.read_text() + '\nreviewed_destructive = "message moved to the push service; backed up"\n')
+    path.write_text(
+        path.read_text() + '\nreviewed_destructive = "message moved to the push service; backed up"\n'
+        'reviewed_contract = "no image has read market_alarm_log.message since the push service took it"\n'
+    )
     process, port = start(pg_url, cwd=repo)
     wait_for_http(f"http://127.0.0.1:{port}/readyz", process)
     code, output = stop(process)

@@ -9,9 +9,12 @@ import subprocess
 from datetime import date, datetime, time, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from models import Forecast
 from tests.helpers import BIN, REPO, child_env, execute, flask, free_port, query, run_measured, utc_instant
 from tests.kma_server import ULTRA, KmaStandIn
+from weather.forecast_source import CellForecast, FetchPolicy, ForecastSource, GetPage, Reading, SourceError
 from weather.kma import precipitation_amount
 from weather.sources import short, ultra
 from weather.times import KST
@@ -356,12 +359,12 @@ def test_progress_line_on_a_terminal(sqlite_url, stand_in):
     ("env", "args", "expected"),
     [
         ({"KMA_SERVICE_KEY": ""}, [], "KMA_SERVICE_KEY is not set"),
-        ({"KMA_CONCURRENCY": "0"}, [], "KMA_CONCURRENCY='0': Must be greater than or equal to 1"),
-        ({"KMA_MAX_PAGES": "0"}, [], "KMA_MAX_PAGES='0': Must be greater than or equal to 1"),
+        ({"KMA_CONCURRENCY": "0"}, [], "KMA_CONCURRENCY='0' must be at least 1"),
+        ({"KMA_MAX_PAGES": "0"}, [], "KMA_MAX_PAGES='0' must be at least 1"),
         ({}, ["--product", "hourly"], "Invalid value for '--product'"),
-        ({"KMA_CONCURRENCY": "500"}, [], "KMA_CONCURRENCY='500': Must be greater than or equal to 1 and less"),
+        ({"KMA_CONCURRENCY": "500"}, [], "KMA_CONCURRENCY='500' must be at most 64"),
         ({"KMA_BASE_URL": "ftp://example"}, [], "KMA_BASE_URL must be an http:// or https:// URL"),
-        ({"FORECAST_MAX_PAST_DAYS": "soon"}, [], "FORECAST_MAX_PAST_DAYS='soon': Not a valid number."),
+        ({"FORECAST_MAX_PAST_DAYS": "soon"}, [], "FORECAST_MAX_PAST_DAYS='soon' is not a number"),
         ({}, ["--now", "yesterday"], "Invalid value for '--now'"),
     ],
 )
@@ -492,3 +495,55 @@ def test_ultra_updates_its_columns_and_alarms_once_per_day(database_url):
         (2, "RAIN", TODAY),
         (3, "RAIN", TODAY),
     ]
+
+
+# --------------------------------------------------------------------------- the pipeline, in-process
+
+
+class ScriptedSource:
+    """A source the pipeline has never imported: one cell answers, one raises SourceError, one a bug (TypeError)."""
+
+    product = "scripted"
+    columns = ("temperature",)
+    policy = FetchPolicy(concurrency=2, timeout_seconds=5, retries=0, retry_backoff_seconds=0, max_response_bytes=1024)
+    max_items, max_hours, max_pages = 100, 10, 1
+
+    def base_time(self, now: datetime) -> datetime:
+        return now.replace(minute=0, second=0, microsecond=0)
+
+    def redact(self, text: str) -> str:
+        return text
+
+    async def fetch_cell(self, get: GetPage, reading: Reading) -> CellForecast:
+        if reading.cell == BUSAN:
+            raise SourceError("NODATA_ERROR (resultCode 03)")
+        if reading.cell == JEJU:
+            raise TypeError("unhashable type: 'list'")
+        hour = reading.base + timedelta(hours=1)
+        return CellForecast(hours={hour: {"temperature": 21.5}})
+
+
+def test_any_exception_in_one_cell_fails_that_cell_alone(api_app):
+    from models import Market, db
+    from weather.alarm_rules import Thresholds
+    from weather.forecast_fetch import run_fetch
+    from weather.forecast_rows import ForecastWindow
+
+    source = ScriptedSource()
+    assert isinstance(source, ForecastSource)  # found through the interface, nothing else
+    with api_app.app_context():
+        for index, (nx, ny) in enumerate((SEOUL, BUSAN, JEJU)):
+            db.session.add(
+                Market(name=f"시장 {index}", region="r", latitude=37.5, longitude=127.0, grid_nx=nx, grid_ny=ny)
+            )
+        db.session.commit()
+        base = source.base_time(datetime.now(KST))
+        report = run_fetch(db.session(), source, base, Thresholds(), ForecastWindow())
+        stored = db.session.execute(select(Forecast.temperature, Forecast.forecast_time)).all()
+    assert (report.ok, report.rows) == (1, 1)
+    assert report.failed == {
+        BUSAN: "NODATA_ERROR (resultCode 03)",
+        JEJU: "unexpected TypeError: unhashable type: 'list'",
+    }
+    assert report.labels[JEJU] == "cell nx=52 ny=38 (시장 2)"
+    assert stored == [(21.5, base + timedelta(hours=1))]

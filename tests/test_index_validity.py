@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import pytest
 from alembic import command
+from sqlalchemy import MetaData
 from sqlalchemy.exc import IntegrityError
 
+from safe_migrations.doctor import diagnose
 from safe_migrations.runtime import MigrationFailed
 from tests.helpers import HEAD, add_revision, execute, query, scalar
 from tests.support.inprocess import migration_config
@@ -91,3 +93,21 @@ def test_an_invalid_index_the_revision_ignored_fails_the_revision_before_it_is_r
     )
     assert scalar(pg_url, "SELECT version_num FROM alembic_version") == HEAD
     assert query(pg_url, "SELECT 1 FROM migration_history WHERE revision = 'idx000000002'") == []
+
+
+def test_doctor_at_head_gives_a_fix_that_works_for_an_invalid_index(pg_url):
+    with migration_config(pg_url) as config:
+        command.upgrade(config, "heads")
+        two_markets_in_one_region(pg_url)
+        with pytest.raises(IntegrityError):  # a build outside any revision: nothing to rerun
+            query(pg_url, "CREATE UNIQUE INDEX CONCURRENTLY uq_market_region ON market (region)")
+        checks = {check.name: check for check in diagnose(config, pg_url, MetaData(), None)}
+    found = checks["indexes"]
+    assert not found.ok
+    assert found.details == ["index uq_market_region on market is INVALID: Key (region)=(Seoul) is duplicated (2 rows)"]
+    assert (
+        found.fix == "fix the cause, then rebuild without blocking writes: REINDEX INDEX CONCURRENTLY uq_market_region"
+    )
+    execute(pg_url, "DELETE FROM market WHERE id = (SELECT max(id) FROM market)")
+    query(pg_url, "REINDEX INDEX CONCURRENTLY uq_market_region")  # the fix doctor gave
+    assert scalar(pg_url, VALIDITY, {"name": "uq_market_region"}) is True

@@ -25,6 +25,8 @@ from safe_migrations.rename_steps import sync_name
 from tests.helpers import (
     BIN,
     HEAD,
+    REPO,
+    add_revision,
     child_env,
     copy_repository,
     flask,
@@ -41,6 +43,14 @@ TOKEN = (
     "    push_token: Mapped[str] = mapped_column(String(255), unique=True)\n",
     '    push_token: Mapped[str] = mapped_column("token", String(255), unique=True)\n',
 )
+# A fourth: a foreign key, indexed, in a unique constraint named by the naming convention.
+MARKET_REF = [
+    (
+        'mapped_column(ForeignKey("market.id", ondelete="CASCADE"), index=True)',
+        'mapped_column("market_ref", ForeignKey("market.id", ondelete="CASCADE"), index=True)',
+    ),
+    ('"device_id", "market_id", "alarm_type"', '"device_id", "market_ref", "alarm_type"'),
+]
 # A third: an indexed column, also part of a named unique index.
 AREA = [
     (
@@ -64,10 +74,12 @@ def generated(tmp_path_factory) -> tuple[Path, str, str]:
     repo = copy_repository(tmp_path_factory.mktemp("rename") / "repo")
     models = rename_address_column(repo)
     text = models.read_text().replace(*TOKEN)
-    for before, after in AREA:
+    for before, after in AREA + MARKET_REF:
+        assert text.count(before) == 1
         text = text.replace(before, after)
     models.write_text(text)
-    expand, contract = generate_rename(repo, (RENAME, "device.push_token:token", "market.region:area"), MESSAGE)
+    renames = (RENAME, "device.push_token:token", "market.region:area", "subscription.market_id:market_ref")
+    expand, contract = generate_rename(repo, renames, MESSAGE)
     folder = tmp_path_factory.mktemp("rename-revisions")
     for revision in (expand, contract):
         (path,) = (repo / "migrations" / "versions").glob(f"*_{revision}_*.py")
@@ -89,6 +101,15 @@ def test_the_revisions_say_what_they_are(generated):
     assert f"depends_on = {expand!r}" in contract_source and "\npost_deploy = True\n" in contract_source
     assert "reviewed_destructive = 'market.address is renamed to street_address" in contract_source
     assert contract_source.index("unsync_renamed_column") < contract_source.index("drop_column('address')")
+
+
+def test_the_revisions_lint_clean(generated, sqlite_url):
+    from safe_migrations.lint import lint_report
+
+    folder, expand, contract = generated
+    with migration_config(sqlite_url, folder) as config:
+        report = lint_report(config, [expand, contract], REPO / ".squawk.toml")
+    assert [finding.as_text() for finding in report.findings] == []
 
 
 def _columns(url: str, table: str = "market") -> dict[str, bool]:
@@ -114,6 +135,21 @@ def _indexes(url: str) -> set[str]:
         return {str(i["name"]) for i in inspect(engine).get_indexes("market")}
     finally:
         engine.dispose()
+
+
+def _subscription_keys(url: str) -> tuple[set[str], set[str]]:
+    """(foreign key names, unique constraint names) of subscription."""
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        found = inspect(engine)
+        keys = {str(k["name"]) for k in found.get_foreign_keys("subscription") if k["referred_table"] == "market"}
+        return keys, {str(u["name"]) for u in found.get_unique_constraints("subscription")}
+    finally:
+        engine.dispose()
+
+
+OLD_KEYS = ({"fk_subscription_market_id_market"}, {"uq_subscription_device_id_market_id_alarm_type"})
+NEW_KEYS = ({"fk_subscription_market_ref_market"}, {"uq_subscription_device_id_market_ref_alarm_type"})
 
 
 def _device(token: str, column: str = "push_token") -> str:
@@ -159,6 +195,7 @@ def test_expand_and_contract_round_trip_without_losing_a_value(generated, databa
     with migration_config(url, folder) as config:
         command.upgrade(config, HEAD)
         _sql(url, _market("before", "address", "1 Jong-ro"), _market("no address"), _device("t1"))
+        _sql(url, "INSERT INTO subscription (device_id, market_id, alarm_type) VALUES (1, 1, 'RAIN')")
 
         command.upgrade(config, expand)  # the new image's pod start-up
         assert _addresses(url, "street_address") == {"before": "1 Jong-ro", "no address": None}
@@ -176,6 +213,9 @@ def test_expand_and_contract_round_trip_without_losing_a_value(generated, databa
         assert _uniques(url) == {"uq_device_push_token", "uq_device_token"}
         assert _indexes(url) == {"ix_market_region", "uq_market_name_region", "ix_market_area", "uq_market_name_area"}
         assert dict(_sql(url, "SELECT name, area FROM market")) == dict(_sql(url, "SELECT name, region FROM market"))
+        keys, uniques = _subscription_keys(url)
+        assert keys == OLD_KEYS[0] | NEW_KEYS[0] and uniques == OLD_KEYS[1] | NEW_KEYS[1]
+        assert _sql(url, "SELECT market_id, market_ref FROM subscription") == [(1, 1)]
         # Both images write side by side: the previous one the old name, the new one the new name.
         _sql(
             url,
@@ -199,6 +239,7 @@ def test_expand_and_contract_round_trip_without_losing_a_value(generated, databa
         assert _columns(url, "device")["token"] is False and "push_token" not in _columns(url, "device")
         assert _uniques(url) == {"uq_device_token"} and _tokens(url, "token") == ["t1", "t2", "t3"]
         assert _indexes(url) == {"ix_market_area", "uq_market_name_area"} and _columns(url)["area"] is False
+        assert _subscription_keys(url) == NEW_KEYS and _sql(url, "SELECT market_ref FROM subscription") == [(1,)]
 
         command.downgrade(config, "-1")  # the contract undone: the old column is back, filled and synced
         assert _addresses(url, "address") == expected
@@ -212,6 +253,7 @@ def test_expand_and_contract_round_trip_without_losing_a_value(generated, databa
         assert _columns(url, "device")["push_token"] is False and "token" not in _columns(url, "device")
         assert _uniques(url) == {"uq_device_push_token"} and _tokens(url, "push_token") == ["t1", "t2", "t3"]
         assert _indexes(url) == {"ix_market_region", "uq_market_name_region"} and "area" not in _columns(url)
+        assert _subscription_keys(url) == OLD_KEYS and _sql(url, "SELECT market_id FROM subscription") == [(1,)]
         if url.startswith("postgresql"):
             function = sync_name("market", "address", "street_address")
             assert _sql(url, f"SELECT count(*) FROM pg_proc WHERE proname = '{function}'") == [(0,)]
@@ -333,6 +375,17 @@ def test_a_rename_the_models_do_not_make_is_refused(app):
     assert "--rename market.name:title: the models' diff does not remove market.name and add market.title" in (
         result.output
     )
+
+
+def test_lint_points_an_in_place_rename_to_the_scaffold(tmp_path, sqlite_url):
+    from safe_migrations.lint import lint_report
+
+    (tmp_path / "migrations" / "versions").mkdir(parents=True)
+    add_revision(tmp_path, "aaa0000000a1", 'op.alter_column("market", "address", new_column_name="street_address")')
+    with migration_config(sqlite_url, tmp_path / "migrations" / "versions") as config:
+        findings = lint_report(config, ["aaa0000000a1"], REPO / ".squawk.toml").findings
+    (renaming,) = [f for f in findings if f.rule == "renaming-column"]
+    assert renaming.alternative is not None and "flask db migrate --rename TABLE.OLD:NEW" in renaming.alternative
 
 
 def test_rename_spec():

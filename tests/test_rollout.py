@@ -12,7 +12,7 @@ previous image's requests. bench/rollout.py plays the same scenario longer.
 from __future__ import annotations
 
 from bench import rollout
-from tests.helpers import copy_repository
+from tests.helpers import HEAD, copy_repository, flask, run, scalar
 
 
 def test_post_deploy_revision_makes_a_rolling_update_fail_no_request(new_pg_database, tmp_path):
@@ -57,3 +57,20 @@ def test_rename_under_load_fails_no_request_and_loses_no_value(new_pg_database, 
         f"{contract} (Rename market.address to street_address (contract))"
     ]
     assert ours.values_checked > 10 and ours.values_wrong == 0
+
+
+def test_an_ordinary_rename_is_refused_at_start_up(new_pg_database, tmp_path):
+    """The naive rename without its written reason: the new pod refuses it in one line and never serves."""
+    url = new_pg_database()
+    repo, _ = rollout.renamed_image(tmp_path / "new", naive=True)
+    path = next((repo / "migrations" / "versions").glob(f"*{rollout.NAIVE_RENAME}*.py"))
+    path.write_text("\n".join(line for line in path.read_text().splitlines() if "reviewed_contract" not in line))
+    assert flask(url, "db", "upgrade", HEAD, cwd=repo).returncode == 0  # the previous image's schema
+
+    started = run(["./entrypoint.sh"], cwd=repo, database_url=url)
+    assert started.returncode == 1
+    assert "Traceback" not in started.stderr
+    last = started.stderr.strip().splitlines()[-1]
+    assert f"refusing revision {rollout.NAIVE_RENAME}" in last and "RENAME address TO street_address" in last, last
+    assert "post_deploy = True" in last and "reviewed_contract" in last
+    assert scalar(url, "SELECT version_num FROM alembic_version") == HEAD

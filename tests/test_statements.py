@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from safe_migrations.statements import RULES, Kind, classify, created_tables, split
+from tests.helpers import REPO
 
 DESTRUCTIVE = [
     ("ALTER TABLE market DROP address", "drop_column", "market"),
@@ -103,7 +104,7 @@ def test_safe_statements_have_no_effect(sql: str) -> None:
         ("ALTER TABLE market ADD COLUMN seq bigserial", "rewrite"),
         ("VACUUM FULL market", "rewrite"),
         ("LOCK TABLE market IN ACCESS EXCLUSIVE MODE", "lock_table"),
-        ("ALTER TABLE market ALTER COLUMN address TYPE text", "type_change"),
+        ("ALTER TABLE market ALTER COLUMN grid_nx TYPE text", "rewrite"),
     ],
 )
 def test_blocking_statements(sql: str, rule: str) -> None:
@@ -113,35 +114,45 @@ def test_blocking_statements(sql: str, rule: str) -> None:
 
 
 def test_a_table_created_in_the_same_revision_is_neither_contract_nor_blocking() -> None:
-    (create,) = classify("CREATE TABLE shop (id int)")
-    assert created_tables(create) == ["shop"]
+    assert created_tables("CREATE TABLE shop (id int)") == ["shop"]
+    _create, index = classify("CREATE TABLE shop (id int); CREATE INDEX ix ON shop (id)")
+    assert not index.effects
     for sql in ["CREATE INDEX ix ON shop (id)", "ALTER TABLE shop ADD CONSTRAINT pk PRIMARY KEY (id)"]:
         assert classify(sql)[0].effects and not classify(sql, new_tables={"shop"})[0].effects
     assert classify("DROP TABLE shop", new_tables={"shop"})[0].destructive  # a drop is still a drop
+    _add, unique = classify("ALTER TABLE device ADD COLUMN token text; ALTER TABLE device ADD UNIQUE (token)")
+    assert not unique.contract and unique.blocking  # the new column's values came from this revision
 
 
 @pytest.mark.parametrize(
-    ("new", "old", "lossy"),
+    ("new", "old", "rule"),
     [
-        ("varchar(200)", "character varying(100)", False),
-        ("varchar(50)", "character varying(100)", True),
-        ("bigint", "integer", False),
-        ("smallint", "integer", True),
-        ("numeric", "bigint", False),
-        ("jsonb", "json", False),
-        ("integer", "text", True),
-        ("varchar(200)", None, True),
+        ("varchar(200)", "character varying(100)", None),
+        ("text", "character varying(100)", None),
+        ("varchar(50)", "character varying(100)", "lossy_type_change"),
+        ("bigint", "integer", "rewrite"),
+        ("smallint", "integer", "lossy_type_change"),
+        ("numeric", "bigint", "rewrite"),
+        ("jsonb", "json", "rewrite"),
+        ("integer", "text", "lossy_type_change"),
+        ("varchar(200)", None, "lossy_type_change"),
     ],
 )
 def test_a_type_change_is_lossy_unless_the_new_type_holds_every_old_value(
-    new: str, old: str | None, lossy: bool
+    new: str, old: str | None, rule: str | None
 ) -> None:
     (statement,) = classify(f"ALTER TABLE market ALTER COLUMN name TYPE {new}", column_type=lambda _t, _c: old)
-    assert statement.destructive is lossy
-    assert statement.contract
+    assert [effect.rule for effect in statement.effects] == ([rule] if rule else [])
+    assert statement.destructive is statement.contract is (rule == "lossy_type_change")
 
 
 def test_every_rule_has_a_class_a_reason_and_an_alternative() -> None:
     for rule in RULES.values():
         assert rule.kinds and rule.why and rule.alternative
         assert Kind.DESTRUCTIVE not in rule.kinds or Kind.CONTRACT in rule.kinds
+
+
+def test_the_migration_guide_shows_every_rule_of_the_table() -> None:
+    guide = (REPO / "docs" / "migration-guide.md").read_text(encoding="utf-8")
+    table = guide[guide.index("### 실행되는 문장으로 판단: 문장 분류표") :]
+    assert [rule for rule in RULES if f"| `{rule}` |" not in table] == []

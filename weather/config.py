@@ -10,22 +10,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import click
-from marshmallow import ValidationError, fields, validate
-
+from safe_migrations.settings import SettingsError, read_choice, read_number
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
 from weather.alarm_rules import Thresholds
 from weather.forecast_rows import ForecastWindow
 
-
-class ConfigError(click.ClickException, ValueError):
-    """An environment variable with a value the service cannot use.
-
-    A ClickException, so when the ``flask`` CLI loads the app (``flask db upgrade``
-    with a bad DATABASE_URL) it ends as one line and exit 2, never a traceback.
-    """
-
-    exit_code = 2
+# The one settings error of the project (safe_migrations.settings reads every setting): a
+# ClickException, so when the ``flask`` CLI loads the app (``flask db upgrade`` with a bad
+# DATABASE_URL) it ends as one line and exit 2, never a traceback.
+ConfigError = SettingsError
 
 
 def default_database_url(instance_path: str) -> str:
@@ -40,29 +33,12 @@ def _log_level(env: Mapping[str, str]) -> str:
     return level
 
 
-def _number(env: Mapping[str, str], name: str, field: fields.Number, default: float) -> float:
-    """``env[name]`` read by a marshmallow number ``field`` (``default`` when unset or blank);
-    a ConfigError naming the variable and what is wrong with it."""
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value: float = field.deserialize(raw)
-    except ValidationError as exc:
-        raise ConfigError(f"{name}={raw!r}: {' '.join(map(str, exc.messages))}") from None
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
-    return int(_number(env, name, fields.Integer(validate=validate.Range(min=minimum)), default))
-
-
-def _int_at_most(env: Mapping[str, str], name: str, default: int, minimum: int, maximum: int) -> int:
-    return int(_number(env, name, fields.Integer(validate=validate.Range(min=minimum, max=maximum)), default))
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+    return int(read_number(env, name, default, minimum=minimum, maximum=maximum, whole=True))
 
 
 def _float(env: Mapping[str, str], name: str, default: float, minimum: float | None = None) -> float:
-    return _number(env, name, fields.Float(allow_nan=False, validate=validate.Range(min=minimum)), default)
+    return read_number(env, name, default, minimum=minimum)
 
 
 def _push_url(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
@@ -91,13 +67,6 @@ APP_ENVS = ("development", "production")
 PUSH_PROVIDERS = ("recording", "webhook", "fcm")
 
 
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
-    value = (env.get(name) or default).strip().lower()
-    if value not in choices:
-        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
-    return value
-
-
 def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
     """Push delivery: the provider, its credentials and the retry policy (see weather/push/).
 
@@ -109,13 +78,13 @@ def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
     webhook_url = _push_url(env, "PUSH_WEBHOOK_URL")
     credentials = (env.get("FCM_CREDENTIALS") or "").strip() or None
     implied = "webhook" if webhook_url else "fcm" if credentials else "recording"
-    provider = _choice(env, "PUSH_PROVIDER", PUSH_PROVIDERS, implied)
+    provider = read_choice(env, "PUSH_PROVIDER", implied, PUSH_PROVIDERS)
     if provider == "webhook" and not webhook_url:
         raise ConfigError("PUSH_PROVIDER=webhook needs PUSH_WEBHOOK_URL")
     project_id = (env.get("FCM_PROJECT_ID") or "").strip() or None
     if credentials:
         project_id = project_id or _service_account_project(credentials)
-    app_env = _choice(env, "APP_ENV", APP_ENVS, "development")
+    app_env = read_choice(env, "APP_ENV", "development", APP_ENVS)
     if app_env == "production" and provider == "recording":
         raise ConfigError("APP_ENV=production refuses the recording push sender: set PUSH_PROVIDER to fcm or webhook")
     return {
@@ -136,9 +105,9 @@ def push_settings(env: Mapping[str, str]) -> dict[str, Any]:
         # about 10,000 messages/s per project: 128 calls of ~100 ms each are 1,280/s
         # per worker, so a few workers reach it; the cap keeps a typo from opening
         # thousands of sockets.
-        "PUSH_WORKER_CONCURRENCY": _int_at_most(env, "PUSH_WORKER_CONCURRENCY", 128, minimum=1, maximum=1024),
+        "PUSH_WORKER_CONCURRENCY": _int(env, "PUSH_WORKER_CONCURRENCY", 128, minimum=1, maximum=1024),
         # Deliveries per send job: one job is one lane, sent one after another.
-        "PUSH_BATCH_SIZE": _int_at_most(env, "PUSH_BATCH_SIZE", 20, minimum=1, maximum=1000),
+        "PUSH_BATCH_SIZE": _int(env, "PUSH_BATCH_SIZE", 20, minimum=1, maximum=1000),
         "PUSH_SHUTDOWN_SECONDS": _float(env, "PUSH_SHUTDOWN_SECONDS", 20.0, minimum=0),
         "PUSH_STALLED_SECONDS": _float(env, "PUSH_STALLED_SECONDS", 30.0, minimum=1),
     }
@@ -171,17 +140,17 @@ def kma_settings(env: Mapping[str, str]) -> dict[str, Any]:
     return {
         "KMA_BASE_URL": _http_url(env, "KMA_BASE_URL", KMA_DEFAULT_BASE_URL),
         "KMA_SERVICE_KEY": (env.get("KMA_SERVICE_KEY") or "").strip() or None,
-        "KMA_CONCURRENCY": _int_at_most(env, "KMA_CONCURRENCY", 4, 1, 64),
+        "KMA_CONCURRENCY": _int(env, "KMA_CONCURRENCY", 4, 1, 64),
         "KMA_TIMEOUT_SECONDS": _float(env, "KMA_TIMEOUT_SECONDS", 10.0, minimum=0.01),
-        "KMA_RETRIES": _int_at_most(env, "KMA_RETRIES", 3, 0, 10),
+        "KMA_RETRIES": _int(env, "KMA_RETRIES", 3, 0, 10),
         "KMA_RETRY_BACKOFF_SECONDS": _float(env, "KMA_RETRY_BACKOFF_SECONDS", 1.0, minimum=0),
         # numOfRows: one cell's ~900 values of a base time fit in one page of 1,000.
-        "KMA_ROWS_PER_PAGE": _int_at_most(env, "KMA_ROWS_PER_PAGE", 1000, 1, 10_000),
+        "KMA_ROWS_PER_PAGE": _int(env, "KMA_ROWS_PER_PAGE", 1000, 1, 10_000),
         # What one cell may hold, whatever the upstream claims: a real cell is one page, ~1,000
         # items and ~100 hours (short-term) or 60 items and 6 hours (ultra-short-term).
-        "KMA_MAX_PAGES": _int_at_most(env, "KMA_MAX_PAGES", 10, 1, 100),
-        "KMA_MAX_ITEMS_PER_CELL": _int_at_most(env, "KMA_MAX_ITEMS_PER_CELL", 5000, 1, 100_000),
-        "KMA_MAX_HOURS_PER_CELL": _int_at_most(env, "KMA_MAX_HOURS_PER_CELL", 150, 1, 1000),
+        "KMA_MAX_PAGES": _int(env, "KMA_MAX_PAGES", 10, 1, 100),
+        "KMA_MAX_ITEMS_PER_CELL": _int(env, "KMA_MAX_ITEMS_PER_CELL", 5000, 1, 100_000),
+        "KMA_MAX_HOURS_PER_CELL": _int(env, "KMA_MAX_HOURS_PER_CELL", 150, 1, 1000),
     }
 
 

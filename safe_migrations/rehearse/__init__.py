@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 
 from safe_migrations import post_deploy
 from safe_migrations import status as schema
-from safe_migrations.gates import MigrationRefused
+from safe_migrations.findings import MigrationError
 from safe_migrations.log import first_line
 from safe_migrations.rehearse.forecast import Forecast, blocked_by, forecast, strongest
 from safe_migrations.rehearse.recorder import Recorded, Recorder
@@ -39,7 +39,7 @@ from safe_migrations.settings import MigrationSettings
 __all__ = ["Rehearsal", "RehearsalRefused", "UnknownTarget", "pending_revisions", "rehearse"]
 
 
-class RehearsalRefused(RuntimeError):
+class RehearsalRefused(MigrationError):
     """Nothing can be rehearsed (live in a state the runtime would refuse): one line, exit 1."""
 
 
@@ -249,7 +249,7 @@ def _run(app: Flask, scratch_url: str, revisions: list[Script], settings: Migrat
                 try:
                     with app.app_context():
                         command.upgrade(config, revision.revision)
-                except (MigrationFailed, MigrationRefused) as exc:
+                except (MigrationError, MigrationFailed) as exc:
                     errors[revision.revision] = str(exc)
                     break
                 except Exception as exc:  # what the runtime did not word: still one line

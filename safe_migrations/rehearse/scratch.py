@@ -37,6 +37,7 @@ from psycopg2 import sql
 from sqlalchemy.engine import make_url
 
 from safe_migrations.backup import libpq_environment
+from safe_migrations.findings import MigrationError
 from safe_migrations.ledger import LEDGER_TABLE
 from safe_migrations.status import VERSION_TABLE
 
@@ -56,17 +57,16 @@ USER_RELATIONS = (
 RELATION_NAME = "CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END"
 
 
-class ScratchError(RuntimeError):
+class ScratchError(MigrationError):
     """The scratch database could not be made; the message says which step and why."""
 
 
 @dataclass(frozen=True)
 class Table:
-    """A live table and what the scratch copy got of it."""
+    """A live table, copied to the scratch database."""
 
     schema: str
     name: str
-    live_rows: int
 
     @property
     def identifier(self) -> sql.Composed:
@@ -102,11 +102,8 @@ def relation_sizes(connection: Any) -> dict[str, int]:
 
 def _tables(live: Any) -> list[Table]:
     with live.cursor() as cursor:
-        cursor.execute(
-            f"SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint {USER_RELATIONS} AND c.relkind = 'r' "
-            "ORDER BY 1, 2"
-        )
-        return [Table(schema, name, rows) for schema, name, rows in cursor.fetchall()]
+        cursor.execute(f"SELECT n.nspname, c.relname {USER_RELATIONS} AND c.relkind = 'r' ORDER BY 1, 2")
+        return [Table(schema, name) for schema, name in cursor.fetchall()]
 
 
 def _pages(live: Any, table: Table) -> int:
@@ -162,19 +159,22 @@ def _sample(live: Any, scratch: Any, table: Table, fraction: float, max_rows: in
     _copy_rows(live, scratch, table, select)
 
 
-def _missing_parents(scratch: Any, key: ForeignKey) -> list[tuple[Any, ...]]:
-    child_columns = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in key.child_columns)
+def _orphans(key: ForeignKey) -> sql.Composed:
+    """``FROM child c WHERE`` its key is set ``AND NOT EXISTS`` the parent row it references."""
     match = sql.SQL(" AND ").join(
         sql.SQL("p.{} = c.{}").format(sql.Identifier(p), sql.Identifier(c))
         for p, c in zip(key.parent_columns, key.child_columns, strict=True)
     )
     present = sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(c)) for c in key.child_columns)
+    return sql.SQL("FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})").format(
+        key.child.identifier, present, key.parent.identifier, match
+    )
+
+
+def _missing_parents(scratch: Any, key: ForeignKey) -> list[tuple[Any, ...]]:
+    child_columns = sql.SQL(", ").join(sql.SQL("c.{}").format(sql.Identifier(c)) for c in key.child_columns)
     with scratch.cursor() as cursor:
-        cursor.execute(
-            sql.SQL("SELECT DISTINCT {} FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})").format(
-                child_columns, key.child.identifier, present, key.parent.identifier, match
-            )
-        )
+        cursor.execute(sql.SQL("SELECT DISTINCT {} {}").format(child_columns, _orphans(key)))
         return cursor.fetchall()
 
 
@@ -187,17 +187,8 @@ def _fetch_parents(live: Any, scratch: Any, key: ForeignKey, missing: list[tuple
 
 
 def _drop_orphans(scratch: Any, key: ForeignKey) -> None:
-    match = sql.SQL(" AND ").join(
-        sql.SQL("p.{} = c.{}").format(sql.Identifier(p), sql.Identifier(c))
-        for p, c in zip(key.parent_columns, key.child_columns, strict=True)
-    )
-    present = sql.SQL(" AND ").join(sql.SQL("c.{} IS NOT NULL").format(sql.Identifier(c)) for c in key.child_columns)
     with scratch.cursor() as cursor:
-        cursor.execute(
-            sql.SQL("DELETE FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {})").format(
-                key.child.identifier, present, key.parent.identifier, match
-            )
-        )
+        cursor.execute(sql.SQL("DELETE {}").format(_orphans(key)))
 
 
 def _complete_parents(live: Any, scratch: Any, keys: list[ForeignKey]) -> None:
