@@ -20,7 +20,9 @@ import weather.api
 import weather.forecasts_cli
 import weather.http_headers
 import weather.push
+import weather.rate_limits
 import weather.request_limits
+import weather.retention
 from models import db
 from weather.config import config_from_environment
 from weather.errors import register_error_handlers
@@ -55,9 +57,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     weather.api.init_app(app)  # /api/v1/... and /api/v1/openapi.json (flask-smorest)
     weather.push.init_app(app)
+    weather.retention.init_app(app)  # flask prune: settled deliveries, finished queue jobs, expired counters
     app.cli.add_command(weather.forecasts_cli.cli)  # flask forecasts fetch (the KMA CronJob)
     weather.http_headers.init_app(app)  # security headers; CORS only for CORS_ORIGINS
     weather.request_limits.init_app(app)  # 413 for a declared body over MAX_CONTENT_LENGTH, unread
+    weather.rate_limits.init_app(app)  # 429 for anonymous device endpoints, counted in the database
     # After the API: flask-smorest installs an error handler that this one replaces.
     register_error_handlers(app)
     return app

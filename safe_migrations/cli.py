@@ -35,7 +35,6 @@ from safe_migrations import rollback
 from safe_migrations import status as status_table
 from safe_migrations.baseline import baseline
 from safe_migrations.findings import MigrationError
-from safe_migrations.gates import MigrationRefused
 from safe_migrations.history import rebuild_ledger
 from safe_migrations.log import first_line
 from safe_migrations.rehearse.scratch import ScratchError
@@ -45,7 +44,6 @@ from safe_migrations.runtime import (
     CONFIRM_DATA_LOSS,
     CONFIRM_RERUN,
     RELATIVE,
-    MigrationFailed,
     resolve_relative_downgrade,
 )
 from safe_migrations.scripts import alembic_config, script_directory
@@ -250,6 +248,7 @@ def upgrade(
 )
 @click.argument("revision", default="heads")
 @with_appcontext
+@clean_exit
 def stamp(directory: str | None, sql: bool, tag: str | None, purge: bool, yes: bool, revision: str) -> None:
     """Record REVISION as the database's version without running anything (default: every head).
 
@@ -262,9 +261,7 @@ def stamp(directory: str | None, sql: bool, tag: str | None, purge: bool, yes: b
     config.attributes[CONFIRM_STAMP] = yes
     try:
         alembic_command.stamp(config, revision, sql=sql, tag=tag, purge=purge)
-    except (MigrationFailed, MigrationRefused) as exc:
-        _fail(f"flask db stamp: {exc}")
-    except CommandError as exc:
+    except CommandError as exc:  # Alembic's own refusals (an unknown revision offline, ...)
         _fail(f"flask db stamp: {first_line(exc)}")
     if not sql:
         click.echo(f"stamped {revision}: nothing was run")

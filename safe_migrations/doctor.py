@@ -47,7 +47,7 @@ def _status_check(state: schema.SchemaStatus) -> Check:
         details = [f"not in this code: {rev}" for rev in state.foreign]
     # Post-deploy revisions pending after a rollout are expected (see the post-deploy check).
     ok = state.state in (schema.AT_HEAD, schema.POST_DEPLOY_PENDING)
-    return Check("revision", ok, said.summary, said.cause, said.fix, details)
+    return Check("revision", ok, said.message, said.cause, said.fix, details)
 
 
 def _post_deploy_check(

@@ -315,7 +315,7 @@ def decide(
     status = schema.read_status(connection, script)
     kind = plans.command_kind(context, status.current)
     if kind is plans.Kind.UPGRADE and status.state == schema.AHEAD:
-        message = schema.explain(status).summary
+        message = schema.explain(status).message
         if settings.on_ahead == "fail":
             raise MigrationRefused(f"{message}; refusing to migrate (MIGRATION_ON_AHEAD=fail)")
         log.warning("%s; nothing to upgrade (MIGRATION_ON_AHEAD=warn)", message)

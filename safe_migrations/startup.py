@@ -116,7 +116,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
         if state.state in _REFUSED_STATES:
             raise StartupError(f"database migration: {schema.explain(state).as_line()}")
         if state.state == schema.AHEAD:
-            message = schema.explain(state).summary
+            message = schema.explain(state).message
             if settings.on_ahead == "fail":
                 raise StartupError(f"database migration: {message}; refusing to start (MIGRATION_ON_AHEAD=fail)")
             log.warning("%s; starting anyway (MIGRATION_ON_AHEAD=warn)", message)
@@ -126,7 +126,7 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             if not state.only_stamped_backwards:  # the image needs revisions that never ran, too
                 raise StartupError(f"database migration: {said.as_line()}")
             # The schema is the image's (the ledger says every revision ran): serve, and never run them twice.
-            log.warning("%s; not running them again, starting (fix: %s)", said.summary, said.fix)
+            log.warning("%s; not running them again, starting (fix: %s)", said.message, said.fix)
             return
         try:
             gates.refuse_edited_history(connection, script, settings)

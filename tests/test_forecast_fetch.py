@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Forecast
-from tests.helpers import BIN, REPO, child_env, execute, flask, free_port, query, run_measured, utc_instant
+from tests.helpers import BIN, REPO, Finished, child_env, execute, flask, free_port, query, run_measured, utc_instant
 from tests.kma_server import ULTRA, KmaStandIn
 from weather.forecast_source import CellForecast, FetchPolicy, ForecastSource, GetPage, Reading, SourceError
 from weather.kma import precipitation_amount
@@ -45,7 +45,7 @@ def add_markets(url: str, *cells: tuple[int, int]) -> None:
     )
 
 
-def fetch(url: str, stand_in: KmaStandIn, *args: str, **env: str) -> subprocess.CompletedProcess:
+def fetch(url: str, stand_in: KmaStandIn, *args: str, now: str = NOW, **env: str) -> Finished:
     settings = {
         "KMA_BASE_URL": stand_in.url,
         "KMA_SERVICE_KEY": ENCODED_KEY,
@@ -53,7 +53,7 @@ def fetch(url: str, stand_in: KmaStandIn, *args: str, **env: str) -> subprocess.
         "LOG_LEVEL": "DEBUG",  # even then, no line may show the key
         **env,
     }
-    return flask(url, "forecasts", "fetch", "--now", NOW, *args, **settings)
+    return flask(url, "forecasts", "fetch", "--now", now, *args, **settings)
 
 
 def assert_key_absent(result: subprocess.CompletedProcess) -> None:
@@ -435,28 +435,8 @@ def test_ultra_updates_its_columns_and_alarms_once_per_day(database_url):
     server = KmaStandIn(KEY, weather=rain_this_afternoon)
     try:
         short_run = fetch(url, server)
-        before = flask(
-            url,
-            "forecasts",
-            "fetch",
-            "--product",
-            "ultra",
-            "--now",
-            f"{TODAY}T10:44:00+09:00",
-            KMA_BASE_URL=server.url,
-            KMA_SERVICE_KEY=ENCODED_KEY,
-        )
-        after = flask(
-            url,
-            "forecasts",
-            "fetch",
-            "--product",
-            "ultra",
-            "--now",
-            f"{TODAY}T10:46:00+09:00",
-            KMA_BASE_URL=server.url,
-            KMA_SERVICE_KEY=ENCODED_KEY,
-        )
+        before = fetch(url, server, "--product", "ultra", now=f"{TODAY}T10:44:00+09:00")
+        after = fetch(url, server, "--product", "ultra", now=f"{TODAY}T10:46:00+09:00")
     finally:
         server.close()
     assert short_run.returncode == 0 and "1 alarms raised" in short_run.stderr, short_run.output  # Busan's RAIN

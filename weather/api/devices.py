@@ -17,6 +17,7 @@ from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
 from weather.device_auth import device_token_required
 from weather.errors import invalid
+from weather.rate_limits import per_address, per_device
 from weather.request_limits import body_limit
 from weather.schemas import DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema
 from weather.upsert import insert_for
@@ -45,6 +46,7 @@ def device_view(device: Device) -> dict[str, Any]:
 
 
 @blp.post("")
+@per_address("RATE_LIMIT_REGISTRATIONS")
 @body_limit(REGISTRATION_MAX_BYTES)
 @blp.arguments(DeviceRegisterSchema)
 @blp.response(200, DeviceSchema, description="Known push token: the registration was refreshed")
@@ -67,7 +69,9 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.put("/<int:device_id>/subscriptions")
+@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")  # every attempt, wrong tokens included
 @device_token_required(blp)
+@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")  # only the device's own: a stranger cannot use it up
 @body_limit(SUBSCRIPTIONS_MAX_BYTES)
 @blp.arguments(SubscriptionsReplaceSchema)
 @blp.response(200, DeviceSchema)
@@ -90,7 +94,9 @@ def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any
 
 
 @blp.delete("/<int:device_id>")
+@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")  # every attempt, wrong tokens included
 @device_token_required(blp)
+@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")  # only the device's own: a stranger cannot use it up
 @blp.response(204)
 def unregister_device(device_id: int) -> Response:
     """Forget a device and its subscriptions."""
