@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from models import Forecast
-from tests.helpers import BIN, REPO, child_env, execute, flask, free_port, query, run_measured, utc_instant
+from tests.helpers import BIN, REPO, Finished, child_env, execute, flask, free_port, query, run_measured, utc_instant
 from tests.kma_server import ULTRA, KmaStandIn
 from weather.forecast_source import CellForecast, FetchPolicy, ForecastSource, GetPage, Reading, SourceError
 from weather.kma import precipitation_amount
@@ -45,7 +45,7 @@ def add_markets(url: str, *cells: tuple[int, int]) -> None:
     )
 
 
-def fetch(url: str, stand_in: KmaStandIn, *args: str, now: str = NOW, **env: str) -> subprocess.CompletedProcess:
+def fetch(url: str, stand_in: KmaStandIn, *args: str, now: str = NOW, **env: str) -> Finished:
     settings = {
         "KMA_BASE_URL": stand_in.url,
         "KMA_SERVICE_KEY": ENCODED_KEY,

@@ -42,11 +42,6 @@ class InSession(Protocol):
     def __call__(self, fn: Callable[[Session], T]) -> T: ...
 
 
-def update(entity: Any) -> Any:
-    """UPDATE without SQLAlchemy matching the WHERE against loaded objects in Python (naive SQLite datetimes)."""
-    return sql_update(entity).execution_options(synchronize_session=False)
-
-
 # The send path's statements are Core, on the tables: they run per batch and per
 # round, and nothing they touch is loaded as an ORM object.
 deliveries, alarms = cast(Table, PushDelivery.__table__), cast(Table, MarketAlarmLog.__table__)
@@ -324,7 +319,7 @@ def _forget_device(session: Session, device_id: int) -> None:
 
     Explicit, not ON DELETE: SQLite enforces foreign keys only when asked to.
     """
-    session.execute(update(PushDelivery).where(PushDelivery.device_id == device_id).values(device_id=None))
+    session.execute(sql_update(deliveries).where(deliveries.c.device_id == device_id).values(device_id=None))
     session.execute(
         delete(Subscription).where(Subscription.device_id == device_id).execution_options(synchronize_session=False)
     )
