@@ -28,7 +28,7 @@ test: $(VENV)/.dev lint
 ## Benchmarks on the real PostgreSQL (BENCH_DATABASE_URL); not part of `make test`.
 ## BENCH_QUICK=1 make bench: a quick pass. Figures: bench/README.md.
 ## Each script's wall time is printed after its output (all of them: about 19 minutes on 2 idle cores).
-BENCHMARKS := startup fleet many_revisions zero_downtime backfill api fetch rollout push rehearse
+BENCHMARKS := startup fleet many_revisions zero_downtime backfill api fetch rollout push rehearse slow_clients
 bench: $(VENV)/.dev
 	@all=$$(date +%s); for name in $(BENCHMARKS); do \
 		start=$$(date +%s); $(BIN)/python bench/$$name.py || exit 1; \

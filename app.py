@@ -7,7 +7,6 @@ every error into JSON. ``flask`` finds it on its own (or with FLASK_APP=app.py).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,14 @@ from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
 
 import safe_migrations.flask_ext
+import safe_migrations.log
 import weather.api
 import weather.forecasts_cli
 import weather.http_headers
 import weather.push
+import weather.rate_limits
 import weather.request_limits
+import weather.retention
 from models import db
 from weather.config import config_from_environment
 from weather.errors import register_error_handlers
@@ -43,7 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config_from_environment(app.instance_path))
     app.config.from_mapping(overrides or {})
-    logging.getLogger("weather").setLevel(app.config["LOG_LEVEL"])
+    safe_migrations.log.configure(app.config["LOG_LEVEL"])  # one log format for every process
     quiet_http_client_logs()  # httpx would log each request's full URL (KMA's service key)
     app.json = ReadableJSON(app)
     _ensure_sqlite_directory(app)
@@ -55,9 +57,11 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(health_bp)
     weather.api.init_app(app)  # /api/v1/... and /api/v1/openapi.json (flask-smorest)
     weather.push.init_app(app)
+    weather.retention.init_app(app)  # flask prune: settled deliveries, finished queue jobs, expired counters
     app.cli.add_command(weather.forecasts_cli.cli)  # flask forecasts fetch (the KMA CronJob)
     weather.http_headers.init_app(app)  # security headers; CORS only for CORS_ORIGINS
     weather.request_limits.init_app(app)  # 413 for a declared body over MAX_CONTENT_LENGTH, unread
+    weather.rate_limits.init_app(app)  # 429 for anonymous device endpoints, counted in the database
     # After the API: flask-smorest installs an error handler that this one replaces.
     register_error_handlers(app)
     return app

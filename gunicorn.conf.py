@@ -7,6 +7,7 @@ runs gunicorn in-process on the app it has already imported and migrated.
 import os
 import sys
 
+from safe_migrations.log import gunicorn_logconfig
 from safe_migrations.settings import SettingsError, read_number
 
 
@@ -21,8 +22,14 @@ def _int_env(name: str, default: int, minimum: int = 1, maximum: int = 1_000_000
 
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_int_env('PORT', 8000, maximum=65535)}"
 workers = _int_env("WEB_CONCURRENCY", 2)
-threads = _int_env("GUNICORN_THREADS", 1)
+# Each worker reads requests on an event loop and runs Flask on this many threads
+# (weather/serving.py says why: slow clients cost a buffer, never a worker).
+threads = _int_env("GUNICORN_THREADS", 4, maximum=64)
+# A request running longer than this is answered 503 and its worker replaced.
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
+# The first request's headers, and any request's body, must arrive within these (else 408).
+_header_timeout = _int_env("GUNICORN_HEADER_TIMEOUT", 10, maximum=300)
+_body_timeout = _int_env("GUNICORN_BODY_TIMEOUT", 30, maximum=600)
 # Kubernetes sends SIGTERM, then SIGKILL after terminationGracePeriodSeconds (30 s):
 # finish in-flight requests well before that.
 graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 20)
@@ -30,6 +37,8 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# The format every process of the service uses (LOG_FORMAT=json: one JSON object per line).
+logconfig_dict = gunicorn_logconfig()
 # Request lines, never headers: the bearer token must not reach a log.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 # Writable and memory-backed, so a read-only root filesystem works.
@@ -39,24 +48,20 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # writable home directory.
 control_socket_disable = True
 
+# Imported after the checks above: gunicorn reads WEB_CONCURRENCY on import.
+from weather.serving import service_worker  # noqa: E402
+
+worker_class = service_worker(header_timeout=_header_timeout, body_timeout=_body_timeout)
+
 
 def worker_abort(worker: object) -> None:
-    """A request outlived ``timeout``: answer it in the API's JSON error shape, not gunicorn's HTML 500.
+    """gunicorn's master found this worker's event loop silent past ``timeout`` and is stopping it.
 
-    Inputs are bounded so that no request should get here. When one does, gunicorn
-    sends SIGABRT to the worker and this hook runs in its signal handler. A sync
-    worker serves the request on that same thread, so the exception raised here
-    surfaces inside the request: the app's error handler answers 503 JSON with
-    Retry-After, the transaction is rolled back, and the worker (already marked
-    not alive by gunicorn) exits afterwards and is replaced, as gunicorn intends.
-    Threaded workers serve on other threads; there gunicorn's own handling stays.
+    Requests run on threads, so a slow request never gets here (weather/serving.py
+    answers it 503); a blocked event loop does. Only log: this runs in a signal
+    handler with no request to answer, and raising here (as a sync worker's hook
+    once did) turned into "Error handling request (no URI read)" and a SIGKILL.
     """
-    from gunicorn.workers.sync import SyncWorker
-    from werkzeug.exceptions import ServiceUnavailable
-
-    if isinstance(worker, SyncWorker):
-        worker.log.warning("request exceeded the worker timeout (%ss); answering 503", worker.timeout)
-        raise ServiceUnavailable(
-            "The request took longer than the server allows and was stopped; try again later.",
-            retry_after=5,
-        )
+    log = getattr(worker, "log", None)
+    if log is not None:
+        log.warning("worker event loop stalled past the timeout; the worker is replaced")

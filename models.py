@@ -221,3 +221,20 @@ class PushDelivery(Model):
     # Not before this moment: the retry back-off, and the lease of the worker sending it now.
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RateLimitCounter(Model):
+    """One fixed-window counter of the API's rate limits (weather/rate_limits.py).
+
+    In the database, so every pod counts against the same limit: an address
+    spreading its requests over the pods behind the Service gains nothing.
+    ``key`` names the limit, the address or device and the window (flask-limiter's
+    key); ``expires_at`` is when the window ends (Unix seconds). Expired rows are
+    reused by the next hit, and removed by ``flask prune``.
+    """
+
+    __tablename__ = "rate_limit_counter"
+
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[float] = mapped_column(Float, index=True)

@@ -93,6 +93,8 @@ API_TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 # Children before parents, so the deletes never trip a foreign key.
 DATA_TABLES = ("push_delivery", "subscription", "market_alarm_log", "forecast", "device", "market")
+# Rate-limit counters (weather/rate_limits.py): emptied between tests too, so no test inherits another's hits.
+COUNTER_TABLES = ("rate_limit_counter",)
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -146,7 +148,7 @@ def api_app(shared_api_app: Flask) -> Iterator[Flask]:
     from models import db
 
     with shared_api_app.app_context(), db.engine.begin() as connection:
-        for table in DATA_TABLES:
+        for table in (*DATA_TABLES, *COUNTER_TABLES):
             connection.execute(text(f"DELETE FROM {table}"))
     yield shared_api_app
     with shared_api_app.app_context():

@@ -39,18 +39,19 @@ APP_UID = 10001
 CONTAINER_PORT = 8000
 # Least privilege: each Secret key is mounted exactly where it is read ("file:container"), and
 # each reader is named by the code that reads the key (checked below, so the table cannot drift).
-API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE = (
+API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE, RETENTION = (
     "deployment.yaml:weather-backend",
     "push-worker-deployment.yaml:push-worker",
     "forecast-fetch-cronjob.yaml:forecast-fetch",
     "forecast-fetch-ultra-cronjob.yaml:forecast-fetch",
     "post-deploy-job.yaml:post-deploy",
     "rehearse-job.yaml:rehearse",
+    "retention-cronjob.yaml:retention",
 )
 SECRET_READERS: dict[str, tuple[set[str], tuple[str, ...]]] = {
     # Every process opens the database.
     # (The rehearsal Job's DATABASE_URL is a read-only role's, from a Secret of its own.)
-    "DATABASE_URL": ({API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE}, ("weather/config.py",)),
+    "DATABASE_URL": ({API, WORKER, FETCH, NOWCAST, POST_DEPLOY, REHEARSE, RETENTION}, ("weather/config.py",)),
     # Write endpoints check it (weather/auth.py) and cursors are signed with it: only requests read it.
     "API_TOKEN": ({API}, ("weather/auth.py", "weather/cursor.py")),
     # Migrations: pod start-up and the post-deploy Job.
@@ -534,8 +535,10 @@ def test_kustomization_lists_everything_but_the_secret():
         "networkpolicy-post-deploy.yaml",
         "networkpolicy-push-worker.yaml",
         "networkpolicy-rehearse.yaml",
+        "networkpolicy-retention.yaml",
         "pdb.yaml",
         "push-worker-deployment.yaml",
+        "retention-cronjob.yaml",
         "service.yaml",
     ]
     assert all((K8S / resource).is_file() for resource in kustomization["resources"])
@@ -554,6 +557,7 @@ NETWORK = {
     "forecast-fetch-ultra-cronjob.yaml": ("networkpolicy-forecast-fetch.yaml", set(), DNS | POSTGRESQL | HTTPS),
     "post-deploy-job.yaml": ("networkpolicy-post-deploy.yaml", set(), DNS | POSTGRESQL),
     "rehearse-job.yaml": ("networkpolicy-rehearse.yaml", set(), DNS | POSTGRESQL),
+    "retention-cronjob.yaml": ("networkpolicy-retention.yaml", set(), DNS | POSTGRESQL),
 }
 
 

@@ -7,7 +7,7 @@ import subprocess
 
 import requests
 
-from tests.helpers import HEAD, REPO, add_humidity, child_env, copy_repository, free_port, run, wait_for_http
+from tests.helpers import HEAD, REPO, REVISIONS, add_humidity, child_env, copy_repository, free_port, run, wait_for_http
 
 
 def start(database_url: str, *, cwd=REPO, **env: str) -> tuple[subprocess.Popen, int]:
@@ -42,12 +42,12 @@ def test_migrates_serves_and_stops_cleanly(pg_url):
     assert code == 0, output
     migration_lines = [line for line in output.splitlines() if "alembic" in line or "safe_migrations" in line]
     assert migration_lines and all("database migration" in line for line in migration_lines), output
-    assert "4 pending: e31e0b2e6de7 (Initial migration), 43e96d39df75" in output
+    assert f"{len(REVISIONS)} pending: e31e0b2e6de7 (Initial migration), 43e96d39df75" in output
     assert "Traceback" not in output
 
 
 def test_restart_at_head_applies_nothing(pg_url):
-    for expected in ("4 pending", "nothing to apply"):
+    for expected in (f"{len(REVISIONS)} pending", "nothing to apply"):
         process, port = start(pg_url)
         wait_for_http(f"http://127.0.0.1:{port}/readyz", process)
         code, output = stop(process)
@@ -61,7 +61,7 @@ def test_unreachable_database_gives_up_after_timeout(new_pg_database):
     assert result.returncode == 1
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("database migration: database at postgresql+psycopg2://app:***@127.0.0.1")
+    assert "ERROR [safe_migrations] database migration: database at postgresql+psycopg2://app:***@127.0.0.1" in last
     assert "not reachable after" in last and "DB_WAIT_TIMEOUT=2" in last
     assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
     assert all("database migration" in line for line in result.stderr.splitlines())

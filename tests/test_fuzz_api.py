@@ -38,7 +38,7 @@ from schemathesis.specs.openapi.checks import (
 from sqlalchemy import text
 
 from models import db
-from tests.conftest import DATA_TABLES, make_app
+from tests.conftest import COUNTER_TABLES, DATA_TABLES, make_app
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "30"))
 TOKEN = "fuzz-token"
@@ -119,7 +119,7 @@ def test_stateful_sequences_find_no_5xx_and_no_undocumented_response(fuzz_app):
         def setup(self) -> None:
             # Every scenario starts from an empty database, so the same draws meet the same answers.
             with fuzz_app.app_context(), db.engine.begin() as connection:
-                for table in DATA_TABLES:
+                for table in (*DATA_TABLES, *COUNTER_TABLES):
                     connection.execute(text(f"DELETE FROM {table}"))
             self.push_tokens.clear()
 

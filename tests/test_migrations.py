@@ -17,6 +17,7 @@ INITIAL = "e31e0b2e6de7"
 SENT_TO_DEVICES = "43e96d39df75"
 KEYSET_INDEX = "eed4f6347fc7"
 PUSH_QUEUE = "7c1d2e3f4a5b"
+RATE_LIMITS = "ee2f0786afbf"
 KEYSET_INDEX_NAME = "ix_market_alarm_log_market_id_created_at_id"
 
 
@@ -32,8 +33,8 @@ def test_single_head_and_linear_chain(database_url):
     script = script_directory(make_app(database_url))
     assert script.get_heads() == [HEAD]
     chain = [rev.revision for rev in script.walk_revisions()]
-    assert chain == [PUSH_QUEUE, KEYSET_INDEX, SENT_TO_DEVICES, INITIAL]
-    assert chain[::-1] == REVISIONS and HEAD == PUSH_QUEUE  # the chain every other test and benchmark reads
+    assert chain == [RATE_LIMITS, PUSH_QUEUE, KEYSET_INDEX, SENT_TO_DEVICES, INITIAL]
+    assert chain[::-1] == REVISIONS and HEAD == RATE_LIMITS  # the chain every other test and benchmark reads
     assert script.get_revision(KEYSET_INDEX).doc == (
         "Add keyset index on market alarm log and unique market name per region"
     )
@@ -44,7 +45,7 @@ def test_single_head_and_linear_chain(database_url):
 def test_revision_files_sort_by_creation(database_url):
     script = script_directory(make_app(database_url))
     names = sorted(p.path.rsplit("/", 1)[-1] for p in script.walk_revisions())
-    assert [n.split("_")[2] for n in names] == [INITIAL, SENT_TO_DEVICES, KEYSET_INDEX, PUSH_QUEUE]
+    assert [n.split("_")[2] for n in names] == [INITIAL, SENT_TO_DEVICES, KEYSET_INDEX, PUSH_QUEUE, RATE_LIMITS]
 
 
 def test_each_revision_up_and_down_one_step(database_url):
@@ -73,7 +74,16 @@ def test_each_revision_up_and_down_one_step(database_url):
             assert "push_delivery" in tables
             # procrastinate's queue on PostgreSQL only; flask db check leaves its tables alone.
             assert ("procrastinate_jobs" in tables) == postgresql
+            assert "rate_limit_counter" not in tables
+        flask_migrate.upgrade(revision="+1")
+        with engine.connect() as c:
+            assert current_heads(c) == (RATE_LIMITS,)
+            assert "rate_limit_counter" in inspect(c).get_table_names()
             assert model_drift(c, db.metadata) == []
+        flask_migrate.downgrade(revision="-1")
+        with engine.connect() as c:
+            assert current_heads(c) == (PUSH_QUEUE,)
+            assert "rate_limit_counter" not in inspect(c).get_table_names()
         flask_migrate.downgrade(revision="-1")
         with engine.connect() as c:
             assert current_heads(c) == (KEYSET_INDEX,)

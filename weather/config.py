@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from limits import parse_many
+
 from safe_migrations.settings import SettingsError, read_choice, read_number
 from safe_migrations.urls import DatabaseURLError, normalise_database_url
 from weather.alarm_rules import Thresholds
@@ -175,6 +177,33 @@ def alarm_thresholds(env: Mapping[str, str]) -> dict[str, float]:
     }
 
 
+def rate_limits(env: Mapping[str, str]) -> dict[str, Any]:
+    """Limits on the endpoints anyone may call (weather/rate_limits.py), in flask-limiter's notation.
+
+    Per address, generous: many phones share one carrier address (CGNAT). Per
+    device, tight: a real phone changes its subscriptions a few times a day.
+    """
+    defaults = {
+        "RATE_LIMIT_REGISTRATIONS": "30 per minute; 300 per hour",
+        "RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS": "60 per minute; 600 per hour",
+        "RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE": "10 per minute; 100 per hour",
+    }
+    limits: dict[str, Any] = {
+        # Proxies whose X-Forwarded-For names the client (gunicorn.conf.py reads the same variable).
+        "FORWARDED_ALLOW_IPS": tuple(
+            ip.strip() for ip in (env.get("FORWARDED_ALLOW_IPS") or "127.0.0.1").split(",") if ip.strip()
+        ),
+    }
+    for name, default in defaults.items():
+        value = (env.get(name) or "").strip() or default
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ConfigError(f'{name}={value!r} is not a rate limit such as "10 per minute; 100 per hour"') from None
+        limits[name] = value
+    return limits
+
+
 def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
     """Build the Flask config from ``env``; raise ConfigError naming a bad variable."""
     raw_url = env.get("DATABASE_URL") or default_database_url(instance_path)
@@ -200,6 +229,7 @@ def load_config(env: Mapping[str, str], instance_path: str) -> dict[str, Any]:
         **push_settings(env),
         **forecast_window(env),
         **kma_settings(env),
+        **rate_limits(env),
         # flask-smorest: the OpenAPI document is generated from the schemas that validate input.
         "API_TITLE": "weather-backend",
         "API_VERSION": "v1",

@@ -39,7 +39,8 @@ from weather.forecast_store import store_forecasts
 from weather.log_safety import quiet_http_client_logs
 from weather.schemas import FORECAST_ROWS
 
-# Rows per write: big enough for COPY to pay off, small enough to store while the downloads go on.
+# Rows per write at most: big enough for COPY to pay off. A batch is also written whenever no
+# download is waiting (see ``download``), so storing keeps pace with the downloads.
 BATCH_ROWS = 10_000
 MAX_BACKOFF_SECONDS = 30.0
 # A failure line names this many of a cell's markets, then counts the rest.
@@ -172,9 +173,16 @@ async def _download_all(
 
 
 def download(
-    source: ForecastSource, readings: Mapping[Cell, Reading], labels: Mapping[Cell, str]
+    source: ForecastSource,
+    readings: Mapping[Cell, Reading],
+    labels: Mapping[Cell, str],
+    on_idle: Callable[[], None] | None = None,
 ) -> Iterator[tuple[Cell, Outcome]]:
-    """Each cell's outcome as it arrives, from a download thread; every cell gets one, even if the loop breaks."""
+    """Each cell's outcome as it arrives, from a download thread; every cell gets one, even if the loop breaks.
+
+    ``on_idle`` runs whenever no outcome is waiting, before waiting for the next:
+    the pipeline stores then, so storing overlaps downloading and little is left at the end.
+    """
     outcomes: queue.Queue[tuple[Cell, Outcome] | BaseException | None] = queue.Queue()
 
     def run() -> None:
@@ -189,7 +197,11 @@ def download(
     downloader.start()
     seen: set[Cell] = set()
     stopped: BaseException | None = None
-    while (item := outcomes.get()) is not None:
+    while True:
+        if on_idle is not None and outcomes.empty():
+            on_idle()
+        if (item := outcomes.get()) is None:
+            break
         if isinstance(item, BaseException):
             stopped = item
             continue
@@ -252,7 +264,7 @@ class BatchStore:
                 self._write({cell: rows})
 
     def _write(self, batch: dict[Cell, list[dict[str, Any]]]) -> bool:
-        rows = [row for cell_rows in batch.values() for row in cell_rows]
+        rows = [row for rows_of_cell in batch.values() for row in rows_of_cell]
         try:
             stored = store_forecasts(self.session, rows, self.thresholds, columns=self.columns)
             self.session.commit()
@@ -298,7 +310,7 @@ def run_fetch(
     now = datetime.now(UTC)
     readings = cell_readings(source, base, cells, window, now)
     store = BatchStore(session, source.columns, thresholds, report)
-    for cell, outcome in download(source, readings, labels):
+    for cell, outcome in download(source, readings, labels, on_idle=store.flush):
         if isinstance(outcome, SourceError):
             report.failed[cell] = str(outcome)
         else:

@@ -22,8 +22,7 @@ import psycopg2.extras
 from alembic import command
 from alembic.script import Script, ScriptDirectory
 from flask import Flask
-from sqlalchemy import create_engine, event, pool
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, pool
 
 from safe_migrations import post_deploy
 from safe_migrations import status as schema
@@ -32,7 +31,7 @@ from safe_migrations.log import first_line
 from safe_migrations.rehearse.forecast import Forecast, blocked_by, forecast, strongest
 from safe_migrations.rehearse.recorder import Recorded, Recorder
 from safe_migrations.rehearse.scratch import read_only_connection, relation_sizes, scratch_database
-from safe_migrations.runtime import MigrationFailed, prepare_session
+from safe_migrations.runtime import STATEMENT_LISTENERS, MigrationFailed, prepare_session
 from safe_migrations.scripts import alembic_config
 from safe_migrations.settings import MigrationSettings
 
@@ -84,6 +83,8 @@ class Rehearsal:
         head = (
             f"rehearse: {'OK' if self.ok else 'FAIL'}: {len(self.revisions)} revision(s) on a {self.sample:.4g} sample"
         )
+        if not self.revisions:
+            return f"{head}; nothing pending"
         failed = self.failed
         if failed is not None:
             return f"{head}; revision {failed.revision} failed on the scratch copy: {failed.error}"
@@ -148,14 +149,8 @@ class Rehearsal:
             if revision.error:
                 lines.append(f"  failed: {revision.error}")
         if any(r.statements for r in self.revisions):
-            lines.append(
-                "modes: ACCESS EXCLUSIVE blocks "
-                + ", ".join(blocked_by("ACCESS EXCLUSIVE"))
-                + "; SHARE blocks "
-                + ", ".join(blocked_by("SHARE"))
-                + "; SHARE UPDATE EXCLUSIVE blocks "
-                + ", ".join(blocked_by("SHARE UPDATE EXCLUSIVE"))
-            )
+            modes = ("ACCESS EXCLUSIVE", "SHARE", "SHARE UPDATE EXCLUSIVE")
+            lines.append("modes: " + "; ".join(f"{mode} blocks {', '.join(blocked_by(mode))}" for mode in modes))
         lines.append(self.verdict())
         return "\n".join(lines)
 
@@ -219,31 +214,20 @@ def _interruptible() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-def _observe(engine: Engine, recorder: Recorder) -> None:
-    def before(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        recorder.before(cursor.connection, statement)
-
-    def after(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        recorder.after(cursor.connection, statement, cursor.rowcount)
-
-    event.listen(engine, "before_cursor_execute", before)
-    event.listen(engine, "after_cursor_execute", after)
-    event.listen(engine, "handle_error", lambda _context: recorder.failed())
-
-
-def _run(app: Flask, scratch_url: str, revisions: list[Script], settings: MigrationSettings) -> tuple[Recorder, dict]:
+def _run(
+    app: Flask, scratch_url: str, revisions: list[Script], settings: MigrationSettings
+) -> tuple[Recorder, dict[str, str]]:
     recorder = Recorder(scratch_url)
     errors: dict[str, str] = {}
     engine = create_engine(scratch_url, poolclass=pool.NullPool)
     try:
-        _observe(engine, recorder)
         with engine.connect() as connection:
             prepare_session(connection, settings)
             config = alembic_config(app)
             config.attributes["connection"] = connection
             config.attributes["configure_logger"] = False
+            config.attributes[STATEMENT_LISTENERS] = [recorder]
             for revision in revisions:
-                recorder.revision = revision.revision
                 if connection.in_transaction():
                     connection.commit()
                 try:
@@ -256,6 +240,7 @@ def _run(app: Flask, scratch_url: str, revisions: list[Script], settings: Migrat
                     errors[revision.revision] = first_line(exc)
                     break
     finally:
+        recorder.close()
         engine.dispose()
     return recorder, errors
 

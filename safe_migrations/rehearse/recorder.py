@@ -1,9 +1,10 @@
 """What each migration statement did on the scratch database: locks, rewrites, scans, rows, time.
 
-A listener of the statement observer on the migration connection: ``before``
-and ``after`` run around every statement the runtime executes. Its own
-queries go through the DBAPI connection directly, so they are neither
-observed nor recorded. Per recorded statement:
+A listener of the statement observer on the migration connection
+(:mod:`safe_migrations.observer`, the one the gates listen to): ``before`` and
+``after`` run around every statement a revision executes. Its own queries go
+through the DBAPI connection directly, so they are neither observed nor
+recorded. Per recorded statement:
 
 - **locks**: the relation locks its backend holds after it (``pg_locks``)
   that it did not hold before. A statement outside a transaction
@@ -17,8 +18,8 @@ observed nor recorded. Per recorded statement:
 - **rows**: the row count of a DML statement, else the rows of the largest
   table it scanned or rewrote.
 
-The runtime's own bookkeeping (reads, ``SET``, the lock functions, the
-version table and the ledger) is not recorded.
+Plain reads and ``SET`` are not recorded; the observer already leaves out
+the runtime's bookkeeping (the version table, the ledger).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from typing import Any
 
 import psycopg2
 
-from safe_migrations.rehearse.scratch import BOOKKEEPING, RELATION_NAME, USER_RELATIONS, libpq_url
+from safe_migrations.observer import Observed
+from safe_migrations.rehearse.scratch import RELATION_NAME, USER_RELATIONS, libpq_url
 
 _SNAPSHOT = (
     f"SELECT c.oid, {RELATION_NAME}, c.relkind, c.relfilenode, pg_relation_size(c.oid), "
@@ -49,14 +51,13 @@ _OWN_LOCKS = (
     "SELECT relation, mode FROM pg_locks WHERE pid = {pid} AND locktype = 'relation' AND granted "
     "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
 )
-# Statements of the runtime, not of a revision: reads, session settings, transaction control.
-_NOT_A_STEP = re.compile(r"^\s*(SELECT|SET|SHOW|BEGIN|COMMIT|ROLLBACK|RESET)\b", re.IGNORECASE)
-_BOOKKEEPING = re.compile(r"\b(" + "|".join(sorted(BOOKKEEPING)) + r")\b", re.IGNORECASE)
+# Reads and session settings a revision runs: they lock nothing the app waits for, and scale with nothing.
+_NOT_A_STEP = re.compile(r"^\s*(SELECT|SET|SHOW|RESET)\b", re.IGNORECASE)
 
 
 def is_step(statement: str) -> bool:
-    """True for a statement a revision runs (not the runtime's own reads and bookkeeping)."""
-    return not _NOT_A_STEP.match(statement) and not _BOOKKEEPING.search(statement)
+    """True for a statement worth recording (the observer hands over only a revision's, bookkeeping aside)."""
+    return not _NOT_A_STEP.match(statement)
 
 
 def mode_name(pg_mode: str) -> str:
@@ -138,39 +139,46 @@ class _Pending:
 
 
 class Recorder:
-    """The listener: ``before``/``after`` each statement on the migration connection of a rehearsal."""
+    """The rehearsal's listener of the statement observer (:mod:`safe_migrations.observer`)."""
 
     def __init__(self, scratch_url: str) -> None:
         self.scratch_url = scratch_url
-        self.revision = "?"
         self.recorded: list[Recorded] = []
         self._pending: _Pending | None = None
 
-    def before(self, dbapi_connection: Any, statement: str) -> None:
-        """Snapshot relations, counters and held locks; start polling locks outside a transaction."""
-        self._pending = None
-        if not is_step(statement):
+    def before(self, observed: Observed) -> None:
+        """Snapshot relations, counters and held locks; start polling locks outside a transaction.
+
+        A string of several statements runs as one execution: it is recorded once, as a whole.
+        """
+        if not _first(observed):
             return
-        in_transaction = not dbapi_connection.autocommit
-        with dbapi_connection.cursor() as cursor:
+        self.close()  # a statement that failed got no ``after``
+        if observed.cursor is None or not is_step(observed.statement.sql):
+            return
+        connection = observed.cursor.connection
+        in_transaction = not connection.autocommit
+        with connection.cursor() as cursor:
             relations = _snapshot(cursor)
             counters = _counters(cursor)
-            cursor.execute(_OWN_LOCKS.format(pid=dbapi_connection.get_backend_pid()))
+            cursor.execute(_OWN_LOCKS.format(pid=connection.get_backend_pid()))
             locks = set(cursor.fetchall())
-        poller = None if in_transaction else LockPoller(self.scratch_url, dbapi_connection.get_backend_pid())
+        poller = None if in_transaction else LockPoller(self.scratch_url, connection.get_backend_pid())
         self._pending = _Pending(time.perf_counter(), relations, counters, locks, in_transaction, poller)
 
-    def after(self, dbapi_connection: Any, statement: str, rowcount: int) -> None:
+    def after(self, observed: Observed) -> None:
         """Record what the statement did (see the module docstring)."""
         pending, self._pending = self._pending, None
-        if pending is None:
+        if pending is None or observed.cursor is None or not _first(observed):
+            self._pending = pending
             return
         ms = (time.perf_counter() - pending.started) * 1000
         polled = pending.poller.stop() if pending.poller is not None else set()
-        with dbapi_connection.cursor() as cursor:
+        connection = observed.cursor.connection
+        with connection.cursor() as cursor:
             relations = _snapshot(cursor)
             counters = _counters(cursor)
-            cursor.execute(_OWN_LOCKS.format(pid=dbapi_connection.get_backend_pid()))
+            cursor.execute(_OWN_LOCKS.format(pid=connection.get_backend_pid()))
             locks = set(cursor.fetchall()) | polled
         before = pending.relations
         names = {oid: r.name for oid, r in {**relations, **before}.items()}
@@ -184,26 +192,31 @@ class Recorder:
         )
         moved = {oid for oid, now in counters.items() if now != pending.counters.get(oid, 0)}
         touched = [r for oid, r in before.items() if r.kind in TABLE_KINDS and (oid in moved or r.name in rewrites)]
-        scanned = {r.name: r.size for r in touched}
+        rowcount = observed.cursor.rowcount
         self.recorded.append(
             Recorded(
-                revision=self.revision,
-                sql=" ".join(statement.split()),
+                revision=observed.revision.revision,
+                sql=" ".join("; ".join(s.sql for s in observed.execution or (observed.statement,)).split()),
                 ms=ms,
                 in_transaction=pending.in_transaction,
                 locks=taken,
                 tables={r.name for r in before.values() if r.kind in TABLE_KINDS} & {name for name, _ in taken},
                 rewrites=rewrites,
-                scanned=scanned,
+                scanned={r.name: r.size for r in touched},
                 rows=rowcount if rowcount >= 0 else max((r.rows for r in touched), default=0),
             )
         )
 
-    def failed(self) -> None:
-        """The statement raised: stop polling (the runtime reports the error)."""
+    def close(self) -> None:
+        """Stop the lock poller of a statement that never finished (it failed, or the run was interrupted)."""
         pending, self._pending = self._pending, None
         if pending is not None and pending.poller is not None:
             pending.poller.stop()
+
+
+def _first(observed: Observed) -> bool:
+    """True for the first statement of its execution (the one the execution is recorded under)."""
+    return not observed.execution or observed.statement is observed.execution[0]
 
 
 # Lock modes from weakest to strongest (PostgreSQL's table-level lock modes).

@@ -12,11 +12,12 @@ from typing import Any
 from flask import Response
 from sqlalchemy import delete, select
 
-from models import ALARM_TYPES, Device, Market, Subscription, db, utcnow
+from models import Device, Market, Subscription, db, utcnow
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
 from weather.device_auth import device_token_required
 from weather.errors import invalid
+from weather.rate_limits import per_address, per_device
 from weather.request_limits import body_limit
 from weather.schemas import DeviceRegisterSchema, DeviceSchema, SubscriptionsReplaceSchema
 from weather.upsert import insert_for
@@ -30,9 +31,10 @@ SUBSCRIPTIONS_MAX_BYTES = 512 * 1024
 
 
 def device_view(device: Device) -> dict[str, Any]:
-    """A device with its subscriptions grouped per market."""
+    """A device with its subscriptions grouped per market, in the order the device gave them
+    (rows are inserted in that order, so their ids keep it)."""
     by_market: dict[int, list[str]] = defaultdict(list)
-    for sub in sorted(device.subscriptions, key=lambda s: (s.market_id, ALARM_TYPES.index(s.alarm_type))):
+    for sub in sorted(device.subscriptions, key=lambda s: s.id):
         by_market[sub.market_id].append(sub.alarm_type)
     return {
         "id": device.id,
@@ -44,6 +46,7 @@ def device_view(device: Device) -> dict[str, Any]:
 
 
 @blp.post("")
+@per_address("RATE_LIMIT_REGISTRATIONS")
 @body_limit(REGISTRATION_MAX_BYTES)
 @blp.arguments(DeviceRegisterSchema)
 @blp.response(200, DeviceSchema, description="Known push token: the registration was refreshed")
@@ -66,14 +69,17 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 
 
 @blp.put("/<int:device_id>/subscriptions")
+@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")  # every attempt, wrong tokens included
 @device_token_required(blp)
+@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")  # only the device's own: a stranger cannot use it up
 @body_limit(SUBSCRIPTIONS_MAX_BYTES)
 @blp.arguments(SubscriptionsReplaceSchema)
 @blp.response(200, DeviceSchema)
 def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any]:
     """Replace all of a device's subscriptions (markets x alarm types); an empty list unsubscribes."""
     device = get_or_404(Device, device_id, "device")  # known: device_token_required found it (the session remembers it)
-    wanted = sorted({(s["market_id"], t) for s in data["subscriptions"] for t in s["alarm_types"]})
+    # Duplicates dropped, the order kept: the answer lists them as the device sent them.
+    wanted = list(dict.fromkeys((s["market_id"], t) for s in data["subscriptions"] for t in s["alarm_types"]))
     market_ids = {m for m, _ in wanted}
     known = set(db.session.scalars(select(Market.id).where(Market.id.in_(market_ids))))
     for index, sub in enumerate(data["subscriptions"]):
@@ -88,7 +94,9 @@ def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any
 
 
 @blp.delete("/<int:device_id>")
+@per_address("RATE_LIMIT_DEVICE_CHANGES_PER_ADDRESS")  # every attempt, wrong tokens included
 @device_token_required(blp)
+@per_device("RATE_LIMIT_DEVICE_CHANGES_PER_DEVICE")  # only the device's own: a stranger cannot use it up
 @blp.response(204)
 def unregister_device(device_id: int) -> Response:
     """Forget a device and its subscriptions."""
