@@ -4,6 +4,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
+# The project's virtualenv (made by `make run`) first, so `flask` and `python`
+# are this project's even when the shell has not activated it.
+if [[ -x .venv/bin/python ]]; then
+    PATH="$PWD/.venv/bin:$PATH"
+fi
 export FLASK_APP="${FLASK_APP:-app.py}"
 VERSIONS=migrations/versions
 
@@ -144,7 +149,10 @@ generate() {
         local lint_status=0 lint_output
         lint_output=$(flask db lint "$revision" 2>&1) || lint_status=$?
         sed 's/^/  /' <<<"$lint_output"
-        if ((lint_status != 0)); then
+        if ((lint_status == 3)); then
+            echo "init_migration.sh: $file was generated but not linted: squawk cannot run on this machine (see above); install the pinned requirements (make run does), then run flask db lint $revision" >&2
+            failed=1
+        elif ((lint_status != 0)); then
             echo "init_migration.sh: lint found problems in $file (kept for review): fix each finding above (it names the rule and the safe alternative), then run flask db lint $revision until it says no findings" >&2
             failed=1
         fi

@@ -21,7 +21,7 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from models import utcnow
+from models import db, utcnow
 from safe_migrations.urls import is_postgresql
 from weather.log_safety import mask_url
 from weather.push.deliveries import due_deliveries, next_due_at, send_batch
@@ -29,7 +29,7 @@ from weather.push.senders import PushSender, sender_from_config
 
 log = logging.getLogger(__name__)
 
-push_cli = AppGroup("push", help="Push delivery workers.")
+push_cli = AppGroup("push", help="Push delivery: workers and the queue's status.")
 
 
 @push_cli.command("worker")
@@ -37,7 +37,6 @@ push_cli = AppGroup("push", help="Push delivery workers.")
 def worker_command(name: str | None) -> None:
     """Deliver pending pushes until SIGTERM (running deliveries finish first)."""
     flask_app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    logging.basicConfig(level=flask_app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     sender = sender_from_config(flask_app.config)
     on_postgresql = is_postgresql(flask_app.config["SQLALCHEMY_DATABASE_URI"])
@@ -93,6 +92,18 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
                 await asyncio.wait_for(stop.wait(), timeout=wait)
     finally:
         await sender.aclose()
+
+
+@push_cli.command("status")
+def status_command() -> None:
+    """The push queue at a glance: deliveries pending and failed per alarm, queue jobs, the oldest wait.
+
+    Read-only; works on SQLite (no queue: the delivery rows) and PostgreSQL.
+    """
+    from weather.push.status import read_status, render
+
+    for line in render(read_status(db.session())):
+        click.echo(line)
 
 
 def init_app(app: Flask) -> None:
