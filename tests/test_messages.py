@@ -42,9 +42,10 @@ def test_upgrade_sql_on_the_sqlite_default_prints_postgresql(sqlite_url):
 
 def test_an_unmigrated_database_answers_503_naming_the_missing_schema(database_url):
     response = make_app(database_url).test_client().get("/api/v1/markets")
-    assert response.status_code == 503, response.json
-    assert response.json["error"] == "database_schema_missing"
-    assert "no table market" in response.json["message"] and "flask db upgrade" in response.json["message"]
+    body = response.json
+    assert response.status_code == 503 and body is not None, body
+    assert body["error"] == "database_schema_missing"
+    assert "no table market" in body["message"] and "flask db upgrade" in body["message"]
 
 
 def test_help_texts_are_whole_and_say_what_they_need(sqlite_url):

@@ -494,7 +494,7 @@ def test_extra_listeners_hear_each_statement_before_and_after_it_runs(chain: Cha
     # Listeners hear every statement of the revision (Alembic's own reads too), after the gates: the
     # refused DROP stopped at the gates.
     steps = [heard for heard in heard.heard_before if heard[1].startswith(("CREATE", "DROP"))]
-    assert steps == [("fff000000016", "CREATE INDEX ix_probe ON market (name)", {Kind.BLOCKING})]
+    assert steps == [("fff000000016", "CREATE INDEX ix_probe ON market (name)", frozenset({Kind.BLOCKING}))]
     ran = dict(heard.heard_after)
     assert "DROP TABLE subscription" not in ran  # refused: it never ran
     assert ran["CREATE INDEX ix_probe ON market (name)"] is not None
