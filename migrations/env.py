@@ -9,7 +9,6 @@ ledger and offline SQL suitable for the linter; see ``safe_migrations/runtime.py
 """
 
 import logging
-from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
@@ -20,16 +19,16 @@ from alembic.util import CommandError
 from flask import current_app
 from sqlalchemy.engine import Connection
 
-from safe_migrations import post_deploy, rename, runtime
+from safe_migrations import log, post_deploy, rename, runtime
 from safe_migrations.drift import compare_options
 from safe_migrations.settings import MigrationSettings
 
 config = context.config
-# disable_existing_loggers=False: the entrypoint runs migrations in the same
-# process as the app, whose loggers must keep working. Callers that render SQL
-# quietly (the linter) switch logging set-up off, as Alembic's cookbook shows.
-if config.attributes.get("configure_logger", True) and config.config_file_name is not None:
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# One log format for every process (safe_migrations/log.py; create_app set it up
+# already, this keeps Alembic's Python API with another app alike). Callers that
+# render SQL quietly (the linter) switch logging set-up off, as Alembic's cookbook shows.
+if config.attributes.get("configure_logger", True):
+    log.configure()
 logger = logging.getLogger("alembic.env")
 
 target_db = current_app.extensions["migrate"].db

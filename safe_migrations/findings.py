@@ -33,6 +33,7 @@ class Finding:
     # Where in the revision file, for lint's report (filename, line of the rendered SQL).
     filename: str | None = None
     line: int | None = None
+    cause: str | None = None  # why it happens, where a person needs that to choose the fix (doctor)
 
     def as_text(self) -> str:
         """Lint's report form: ``REV FILE (SQL line N): CODE: MESSAGE``, then the statement and the fix."""

@@ -23,13 +23,20 @@ record what runs. A listener is any object with two methods::
     observer.add(Timings())
 
 ``before`` runs for each classified statement of a cursor execution before it
-reaches the database, ``after`` once it ran (``observed.elapsed`` in seconds;
-``after`` is not called when the statement failed). ``observed.cursor`` is the
+reaches the database, listener after listener in the order they were added (the
+gates first: a refusal stops the statement before later listeners hear it),
+``after`` once it ran (``observed.elapsed`` in seconds; ``after`` is not called
+when the statement failed). ``observed.cursor`` is the
 DBAPI cursor (None offline): ``observed.cursor.connection.cursor()`` runs side
 queries (``pg_locks``, ``relfilenode``) in the same session and transaction
-without being observed. Statements that touch only the bookkeeping tables
-(``alembic_version``, the ledger) and statements run while no revision is
-running are not handed over.
+without being observed. Effects on the bookkeeping tables (``alembic_version``,
+the ledger) are dropped, a statement with no other effect is not handed over,
+and nothing is while no revision is running.
+
+In a migration run the runtime owns the observer: pass extra listeners as a
+list in ``config.attributes["statement_listeners"]`` (Alembic's command API,
+``safe_migrations.runtime.STATEMENT_LISTENERS``) and they hear every statement
+of every revision the command runs, beside the gates.
 
 The observer is PostgreSQL's: pglast is PostgreSQL's parser, and on SQLite
 batch mode rebuilds tables (``DROP TABLE`` of the old copy), so SQLite runs keep

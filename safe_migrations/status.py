@@ -16,6 +16,7 @@ from sqlalchemy.engine import Connection
 
 from safe_migrations import ledger
 from safe_migrations import post_deploy as contract
+from safe_migrations.findings import Finding
 
 AT_HEAD = "at_head"
 PENDING = "pending"
@@ -84,19 +85,6 @@ class SchemaStatus:
         }
 
 
-@dataclass(frozen=True)
-class Explanation:
-    """What a state means for a person: a one-line summary, its cause, and the fix."""
-
-    summary: str
-    cause: str | None = None
-    fix: str | None = None
-
-    def as_line(self) -> str:
-        """Summary and fix in one line (start-up and the runtime print this)."""
-        return f"{self.summary}; {self.fix}" if self.fix else self.summary
-
-
 # state -> (summary, cause, fix); {current}, {head}, {pending}, {foreign} are filled in.
 STATES: dict[str, tuple[str, str | None, str | None]] = {
     AT_HEAD: ("database is at head {head}", None, None),
@@ -150,8 +138,11 @@ STATES: dict[str, tuple[str, str | None, str | None]] = {
 }
 
 
-def explain(status: SchemaStatus) -> Explanation:
-    """The summary, cause and fix of ``status`` from :data:`STATES`."""
+def explain(status: SchemaStatus) -> Finding:
+    """What ``status`` means for a person, from :data:`STATES`: its message (the summary), cause and fix.
+
+    ``as_line()`` is the one line start-up and the runtime print.
+    """
     summary, cause, fix = STATES[status.state]
     values = {
         "current": status.current_label,
@@ -163,7 +154,7 @@ def explain(status: SchemaStatus) -> Explanation:
         "recorded": ", ".join(status.recorded),
         "newest": status.recorded[-1] if status.recorded else "",
     }
-    return Explanation(summary.format(**values), cause, fix.format(**values) if fix else None)
+    return Finding(status.state, summary.format(**values), fix.format(**values) if fix else None, cause=cause)
 
 
 def is_known(script: ScriptDirectory, revision: str) -> bool:

@@ -11,7 +11,7 @@ SERVICE_MODULES = {"app", "models", "weather"}
 
 def imported_modules(path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name.split(".")[0] for alias in node.names)

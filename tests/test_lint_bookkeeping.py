@@ -43,7 +43,7 @@ def versions(tmp_path):
 def rules(url: str, versions, revision: str) -> dict[str, str]:
     with migration_config(url, versions / "migrations" / "versions") as config:
         found = lint_report(config, [revision], REPO / ".squawk.toml").findings
-    return {f.rule: f.as_text() for f in found}
+    return {f.code: f.as_text() for f in found}
 
 
 def drift_of_market_kind(url: str) -> list[str]:

@@ -21,10 +21,12 @@ from sqlalchemy import create_engine, pool
 
 from safe_migrations.doctor import diagnose
 from safe_migrations.findings import MigrationError
+from safe_migrations.observer import Observed
 from safe_migrations.repair import repair
 from safe_migrations.scripts import alembic_config
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.startup import StartupError, migrate
+from safe_migrations.statements import Kind
 from tests.conftest import make_app
 from tests.helpers import (
     HEAD,
@@ -462,3 +464,38 @@ def test_a_missing_ledger_is_a_doctor_problem_and_a_start_up_refusal_until_rebui
         assert history.ok
     finally:
         _dispose(chain.app)
+
+
+class Heard:
+    """A listener of the statement observer, as the rehearsal adds one."""
+
+    def __init__(self) -> None:
+        self.heard_before: list[tuple[str, str, frozenset[Kind]]] = []
+        self.heard_after: list[tuple[str, float | None]] = []
+
+    def before(self, observed: Observed) -> None:
+        self.heard_before.append((observed.revision.revision, observed.statement.sql, observed.statement.kinds))
+
+    def after(self, observed: Observed) -> None:
+        self.heard_after.append((observed.statement.sql, observed.elapsed))
+
+
+def test_extra_listeners_hear_each_statement_before_and_after_it_runs(chain: Chain) -> None:
+    chain.add(
+        "fff000000016",
+        "op.execute(PROBE)\nop.execute(DROP)",
+        header='PROBE = "CREATE INDEX ix_probe ON market (name)"\nDROP = "DROP TABLE subscription"',
+    )
+    heard = Heard()
+    config = chain.config()
+    config.attributes["statement_listeners"] = [heard]
+    with chain.app.app_context(), pytest.raises(MigrationError, match="DROP TABLE subscription"):
+        command.upgrade(config, "head")
+    # Listeners hear every statement of the revision (Alembic's own reads too), after the gates: the
+    # refused DROP stopped at the gates.
+    steps = [heard for heard in heard.heard_before if heard[1].startswith(("CREATE", "DROP"))]
+    assert steps == [("fff000000016", "CREATE INDEX ix_probe ON market (name)", {Kind.BLOCKING})]
+    ran = dict(heard.heard_after)
+    assert "DROP TABLE subscription" not in ran  # refused: it never ran
+    assert ran["CREATE INDEX ix_probe ON market (name)"] is not None
+    assert query(chain.url, STATE)[0] == SEEDED  # the index went with the revision's transaction

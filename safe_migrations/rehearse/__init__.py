@@ -149,14 +149,8 @@ class Rehearsal:
             if revision.error:
                 lines.append(f"  failed: {revision.error}")
         if any(r.statements for r in self.revisions):
-            lines.append(
-                "modes: ACCESS EXCLUSIVE blocks "
-                + ", ".join(blocked_by("ACCESS EXCLUSIVE"))
-                + "; SHARE blocks "
-                + ", ".join(blocked_by("SHARE"))
-                + "; SHARE UPDATE EXCLUSIVE blocks "
-                + ", ".join(blocked_by("SHARE UPDATE EXCLUSIVE"))
-            )
+            modes = ("ACCESS EXCLUSIVE", "SHARE", "SHARE UPDATE EXCLUSIVE")
+            lines.append("modes: " + "; ".join(f"{mode} blocks {', '.join(blocked_by(mode))}" for mode in modes))
         lines.append(self.verdict())
         return "\n".join(lines)
 

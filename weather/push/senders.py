@@ -3,9 +3,11 @@
 A sender makes one provider call and says what became of it (``SendResult``);
 it never sleeps, never retries and never touches the database: retrying is the
 worker's job (``weather.push.deliveries``), so every sender gets the same policy.
-Every call is bounded as a whole by the caller (``asyncio.timeout``), redirects
-are not followed (a 3xx is a failure: a redirected POST would arrive as a
-body-less GET) and TLS certificates are verified.
+Every call is bounded as a whole by the caller (``asyncio.timeout``), at most
+MAX_ANSWER_BYTES of an answer are read, redirects are not followed (a 3xx is a
+failure: a redirected POST would arrive as a body-less GET) and TLS
+certificates are verified. The client is aiohttp: at 64 concurrent calls httpx
+reached a small fraction of the provider's rate (bench/README.md).
 """
 
 from __future__ import annotations
