@@ -7,7 +7,6 @@ every error into JSON. ``flask`` finds it on its own (or with FLASK_APP=app.py).
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_migrate import Migrate
 
 import safe_migrations.flask_ext
+import safe_migrations.log
 import weather.api
 import weather.forecasts_cli
 import weather.http_headers
@@ -45,7 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config_from_environment(app.instance_path))
     app.config.from_mapping(overrides or {})
-    logging.getLogger("weather").setLevel(app.config["LOG_LEVEL"])
+    safe_migrations.log.configure(app.config["LOG_LEVEL"])  # one log format for every process
     quiet_http_client_logs()  # httpx would log each request's full URL (KMA's service key)
     app.json = ReadableJSON(app)
     _ensure_sqlite_directory(app)

@@ -7,6 +7,7 @@ runs gunicorn in-process on the app it has already imported and migrated.
 import os
 import sys
 
+from safe_migrations.log import gunicorn_logconfig
 from safe_migrations.settings import SettingsError, read_number
 
 
@@ -36,6 +37,8 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+# The format every process of the service uses (LOG_FORMAT=json: one JSON object per line).
+logconfig_dict = gunicorn_logconfig()
 # Request lines, never headers: the bearer token must not reach a log.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms'
 # Writable and memory-backed, so a read-only root filesystem works.

@@ -4,6 +4,11 @@
 set -euo pipefail
 
 cd "$(dirname "$0")"
+# The project's virtualenv (made by `make run`) first, so `flask` and `python`
+# are this project's even when the shell has not activated it.
+if [[ -x .venv/bin/python ]]; then
+    PATH="$PWD/.venv/bin:$PATH"
+fi
 export FLASK_APP="${FLASK_APP:-app.py}"
 VERSIONS=migrations/versions
 
@@ -115,7 +120,7 @@ generate() {
         if ((heads > 1)) || grep -q "several heads\|Multiple heads" <<<"$output"; then
             echo "init_migration.sh: migrations/versions has $heads ordinary heads (two branches each added a revision): merge them first with \`flask db merge heads -m \"Merge heads\"\` (with a post-deploy chain, name the ordinary heads: flask db merge -m \"Merge heads\" REV1 REV2), review and commit the merge revision, then run this again" >&2
         elif grep -q "No migration file was written. Decide with one of:" <<<"$output"; then
-            sed -n '/^Error: /,$p' <<<"$output" >&2
+            sed -n '/^flask db migrate: /,$p' <<<"$output" >&2
             echo "init_migration.sh: decide, then run it again: ./init_migration.sh --rename TABLE.OLD:NEW \"$message\" (or --no-rename)" >&2
         elif grep -q "Target database is not up to date" <<<"$output"; then
             echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2
@@ -144,7 +149,10 @@ generate() {
         local lint_status=0 lint_output
         lint_output=$(flask db lint "$revision" 2>&1) || lint_status=$?
         sed 's/^/  /' <<<"$lint_output"
-        if ((lint_status != 0)); then
+        if ((lint_status == 3)); then
+            echo "init_migration.sh: $file was generated but not linted: squawk cannot run on this machine (see above); install the pinned requirements (make run does), then run flask db lint $revision" >&2
+            failed=1
+        elif ((lint_status != 0)); then
             echo "init_migration.sh: lint found problems in $file (kept for review): fix each finding above (it names the rule and the safe alternative), then run flask db lint $revision until it says no findings" >&2
             failed=1
         fi

@@ -9,7 +9,6 @@ ledger and offline SQL suitable for the linter; see ``safe_migrations/runtime.py
 """
 
 import logging
-from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
@@ -20,16 +19,16 @@ from alembic.util import CommandError
 from flask import current_app
 from sqlalchemy.engine import Connection
 
-from safe_migrations import post_deploy, rename, runtime
+from safe_migrations import log, post_deploy, rename, runtime
 from safe_migrations.drift import compare_options
 from safe_migrations.settings import MigrationSettings
 
 config = context.config
-# disable_existing_loggers=False: the entrypoint runs migrations in the same
-# process as the app, whose loggers must keep working. Callers that render SQL
-# quietly (the linter) switch logging set-up off, as Alembic's cookbook shows.
-if config.attributes.get("configure_logger", True) and config.config_file_name is not None:
-    fileConfig(config.config_file_name, disable_existing_loggers=False)
+# One log format for every process (safe_migrations/log.py; create_app set it up
+# already, this keeps Alembic's Python API with another app alike). Callers that
+# render SQL quietly (the linter) switch logging set-up off, as Alembic's cookbook shows.
+if config.attributes.get("configure_logger", True):
+    log.configure()
 logger = logging.getLogger("alembic.env")
 
 target_db = current_app.extensions["migrate"].db
@@ -39,8 +38,9 @@ settings = MigrationSettings.from_env()
 def process_revision_directives(
     migration_context: MigrationContext, revision: object, directives: list[MigrationScript]
 ) -> None:
-    """An autogenerate run that finds no change writes no file; a new revision goes
-    where the post-deploy graph wants it (see safe_migrations/post_deploy.py)."""
+    """An autogenerate run that finds no change writes no file; a probable rename is
+    decided first (safe_migrations/rename.py: expand + post-deploy contract, or refused);
+    a new revision goes where the post-deploy graph wants it (safe_migrations/post_deploy.py)."""
     autogenerate = getattr(config.cmd_opts, "autogenerate", False)
     x_args = context.get_x_argument(as_dictionary=True)
     wanted = post_deploy.wants_post_deploy(x_args)

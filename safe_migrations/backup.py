@@ -8,9 +8,23 @@ import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 from safe_migrations.findings import MigrationError
+
+
+def restore_command(target: str | Path) -> str:
+    """How to restore a backup: the very command of the runbook (docs/runbooks.md, 4)."""
+    return f'pg_restore --clean --if-exists --no-owner -d "$DATABASE_URL" {target}'
+
+
+def backup_advice(url: str | URL) -> str:
+    """What to do before a step that destroys data: ``flask db backup`` on PostgreSQL, a file copy on SQLite."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or "the database file"
+        return f"copy the SQLite file first (`cp {database} {database}.bak`; flask db backup is for PostgreSQL)"
+    return "run `flask db backup` first"
 
 
 class BackupError(MigrationError):

@@ -7,7 +7,6 @@ operation gets its explanation and exit 1.
 from __future__ import annotations
 
 import functools
-import logging.config
 import re
 import sys
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 from safe_migrations import backup as backups
 from safe_migrations import doctor as doctors
 from safe_migrations import lint as linter
+from safe_migrations import log as logs
 from safe_migrations import rehearse as rehearsals
 from safe_migrations import repair as repairs
 from safe_migrations import rollback
@@ -84,6 +84,10 @@ class OneLineUsage(click.Command):
         except click.UsageError as exc:
             raise self._one_line(ctx, exc) from None
 
+
+# `flask db lint`'s exit code when squawk cannot run: a problem of the machine,
+# which init_migration.sh must not blame on the new revision.
+LINT_UNAVAILABLE = 3
 
 _RELATIVE = re.compile(r"^(?P<base>[^+\-]*)(?P<step>[+-]\d+)?$")
 
@@ -163,23 +167,19 @@ def clean_exit(command: Callable[P, R]) -> Callable[P, R]:
 @click.option("--yes", is_flag=True, help="Confirm a downgrade that drops tables with rows or columns with values.")
 @click.argument("revision", default="-1")
 @with_appcontext
+@clean_exit
 def downgrade(
     directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], yes: bool, revision: str
 ) -> None:
-    """Revert to a previous version, e.g. ``-1`` or a revision id.
+    """Revert to a previous version: -1 (the default) or a revision id.
 
     Also works on a database migrated by a newer image: the revisions this
     image does not ship are reverted from the source stored in the ledger.
     A downgrade that would drop a table with rows or a column with values
-    names them and asks on a terminal; without one it needs ``--yes``.
+    names them and asks on a terminal; without one it needs --yes.
     """
     if yes:
         x_arg = (*x_arg, f"{CONFIRM_DATA_LOSS}=yes")
-    # Log like env.py does, already before Alembic starts: the rollback says
-    # which stored revisions it is about to use.
-    config_file = alembic_config(current_app).config_file_name
-    if config_file is not None:
-        logging.config.fileConfig(config_file, disable_existing_loggers=False)
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         if not sql:  # offline SQL takes Alembic's from:to ranges as well
             check_downgrade_target(current_app, revision)
@@ -219,10 +219,15 @@ def _from_the_last_head(revision: str) -> str:
 )
 @click.argument("revision", default="heads")
 @with_appcontext
+@clean_exit
 def upgrade(
     directory: str | None, sql: bool, tag: str | None, x_arg: tuple[str, ...], yes: bool, revision: str
 ) -> None:
-    """Upgrade to a later version (default: every head, post-deploy revisions included)."""
+    """Upgrade to a later version (default: every head, post-deploy revisions included).
+
+    With --sql, print the SQL instead of running it: PostgreSQL's (the
+    production database), whatever database DATABASE_URL names.
+    """
     if yes:
         x_arg = (*x_arg, f"{CONFIRM_RERUN}=yes")
     flask_migrate.upgrade(directory, revision, sql, tag, x_arg)
@@ -290,6 +295,7 @@ def _rename_spec(_ctx: click.Context, _param: click.Parameter, values: tuple[str
 )
 @click.option("--no-rename", is_flag=True, help="A dropped + added column is no rename: write the add and the drop.")
 @with_appcontext
+@clean_exit
 def migrate_command(
     directory: str | None,
     message: str | None,
@@ -312,7 +318,22 @@ def migrate_command(
     if renames and no_rename:
         raise click.UsageError("--rename and --no-rename exclude each other")
     x_args = (*x_arg, *rename_x_arguments(renames, no_rename))
-    flask_migrate.migrate(directory, message, sql, head, splice, branch_label, version_path, rev_id, x_args)
+    # Flask-Migrate's migrate() without its catch_errors, which would log a refusal instead of saying it.
+    config = current_app.extensions["migrate"].migrate.get_config(directory, opts=["autogenerate"], x_arg=x_args)
+    try:
+        alembic_command.revision(
+            config,
+            message,
+            autogenerate=True,
+            sql=sql,
+            head=head,
+            splice=splice,
+            branch_label=branch_label,
+            version_path=version_path,
+            rev_id=rev_id,
+        )
+    except CommandError as exc:  # Alembic's own errors, as Flask-Migrate says them
+        _fail(f"Error: {exc}")
 
 
 @click.command("check")
@@ -334,9 +355,13 @@ def check(directory: str | None) -> None:
 @click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
 @with_appcontext
+@clean_exit
 def current(directory: str | None, verbose: bool) -> None:
-    """Display the current revision; a database ahead of this code says "ahead", not "(head)"."""
+    """Display the current revision ("ahead" when the database is ahead of this code)."""
     state = _read_status(current_app)
+    if state is not None and not state.current:
+        click.echo("base (no migration applied yet: flask db upgrade applies them)")
+        return
     if state is not None and state.state == status_table.AHEAD:
         click.echo(f"{state.current_label} (ahead of this code's head {state.head_label})")
         if verbose:
@@ -344,6 +369,21 @@ def current(directory: str | None, verbose: bool) -> None:
         return
     with rollback.stored_revisions_available(current_app, migration_url(current_app)):
         flask_migrate.current(directory, verbose)
+
+
+@click.command("history")
+@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@click.option("-r", "--rev-range", default=None, help="Specify a revision range; format is [start]:[end]")
+@click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
+@click.option("-i", "--indicate-current", is_flag=True, help="Indicate current version")
+@with_appcontext
+@clean_exit
+def history(directory: str | None, rev_range: str | None, verbose: bool, indicate_current: bool) -> None:
+    """List the revisions, newest first, then one line: how many and the heads."""
+    flask_migrate.history(directory, rev_range, verbose, indicate_current)
+    scripts = script_directory(current_app)
+    count = sum(1 for _ in scripts.walk_revisions())
+    click.echo(f"{count} revision(s); head(s): {', '.join(scripts.get_heads()) or 'none'}")
 
 
 def _read_status(app: Flask) -> status_table.SchemaStatus | None:
@@ -366,7 +406,8 @@ def _read_status(app: Flask) -> status_table.SchemaStatus | None:
 def lint(revisions: tuple[str, ...], as_json: bool) -> None:
     """Lint migrations' PostgreSQL SQL with squawk (default: every revision).
 
-    Exit 0 when clean, 1 with findings (each with its rule and the safe alternative).
+    Exit 0 when clean, 1 with findings (each with its rule and the safe
+    alternative), 3 when squawk cannot run on this machine (not the revision's fault).
     """
     config = alembic_config(current_app)
     scripts = script_directory(current_app)
@@ -375,8 +416,12 @@ def lint(revisions: tuple[str, ...], as_json: bool) -> None:
             scripts.get_revision(revision)
         except Exception:
             raise click.BadParameter(f"unknown revision {revision!r}", param_hint="REVISIONS") from None
-    with current_app.app_context():
-        report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
+    try:
+        with current_app.app_context():
+            report = linter.lint_report(config, list(revisions) or None, _squawk_config(current_app))
+    except linter.LintUnavailable as exc:
+        click.echo(f"flask db lint: not run: {exc}", err=True)
+        sys.exit(LINT_UNAVAILABLE)
     findings = report.findings
     if as_json:
         click.echo(linter.findings_as_json(findings))
@@ -429,7 +474,12 @@ def doctor(as_json: bool, stale_after: float, post_deploy_age: float) -> None:
 @with_appcontext
 @clean_exit
 def backup() -> None:
-    """Write a pg_dump (custom format) to BACKUP_DIR, named after database, revision and UTC time."""
+    """PostgreSQL only: write a pg_dump (custom format) to BACKUP_DIR.
+
+    The file is named after the database, its revision and the UTC time.
+    BACKUP_DIR defaults to backups/ under the current directory (the image
+    sets /tmp/backups). On SQLite, copy the database file instead.
+    """
     url = migration_url(current_app)
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
@@ -440,13 +490,13 @@ def backup() -> None:
     except SystemExit:
         raise
     except Exception as exc:
-        _fail(f"flask db backup: database unreachable: {type(exc).__name__}")
+        _fail(f"flask db backup: database unreachable: {logs.first_line(exc)}")
     finally:
         engine.dispose()
     database = engine.url.database or engine.url.username or "postgres"  # libpq's default database
     target = backups.backup_path(_settings().backup_dir, database, revision.replace(",", "+"))
     size = backups.pg_dump(url, target)
-    click.echo(f"backup written: {target} ({size:,} bytes); restore with: pg_restore --clean -d DBNAME {target}")
+    click.echo(f"backup written: {target} ({size:,} bytes); restore with: {backups.restore_command(target)}")
 
 
 @click.command("baseline", cls=OneLineUsage)
@@ -466,12 +516,15 @@ def baseline_command() -> None:
 
 @click.command("repair", cls=OneLineUsage)
 @click.argument("revision")
+@click.option("--restore", is_flag=True, help="Write the source the ledger kept back into the revision's file.")
 @with_appcontext
 @clean_exit
-def repair_command(revision: str) -> None:
+def repair_command(revision: str, restore: bool) -> None:
     """Accept an edit of an applied REVISION that leaves its code unchanged (docstrings, comments, formatting).
 
     Records the file's new checksum in the ledger; an edit that changes the code is refused.
+    With --restore, the file gets back the source it had when it was applied
+    (also for a revision that was never committed, which git cannot restore).
     """
     app = current_app
     try:
@@ -481,7 +534,8 @@ def repair_command(revision: str) -> None:
     if found is None:
         raise click.BadParameter(f"unknown revision {revision!r} (see flask db history)", param_hint="REVISION")
     with app.app_context():
-        click.echo(repairs.repair(alembic_config(app), migration_url(app), found.revision))
+        act = repairs.restore if restore else repairs.repair
+        click.echo(act(alembic_config(app), migration_url(app), found.revision))
 
 
 @click.command("rehearse", cls=OneLineUsage)
@@ -556,6 +610,48 @@ def rebuild_ledger_command() -> None:
     click.echo(f"rebuilt the ledger from {len(rebuilt)} applied revision file(s): {', '.join(rebuilt) or 'none'}")
 
 
+# One line per command in ``flask db --help``, short enough that click never
+# cuts one in the middle of a sentence on an 80-column terminal.
+SHORT_HELP = {
+    "backup": "PostgreSQL only: pg_dump to BACKUP_DIR.",
+    "baseline": "Adopt an existing database (checks first).",
+    "branches": "Show current branch points.",
+    "check": "Check that models and migrations agree.",
+    "current": "Show the database's current revision.",
+    "doctor": "Diagnose; print each problem's fix.",
+    "downgrade": "Revert to a previous revision (default -1).",
+    "edit": "Edit a revision file.",
+    "heads": "Show the heads of the migration scripts.",
+    "history": "List the revisions, newest first.",
+    "init": "Create a new migrations folder.",
+    "lint": "Lint the migrations' PostgreSQL SQL (squawk).",
+    "list-templates": "List available templates.",
+    "merge": "Merge two revisions into a new one.",
+    "migrate": "Autogenerate a revision from the models.",
+    "rebuild-ledger": "Rebuild a lost ledger from the files.",
+    "rehearse": "Rehearse pending revisions on a scratch copy.",
+    "repair": "Accept an applied revision's harmless edit.",
+    "revision": "Create a new, empty revision file.",
+    "show": "Show the revision denoted by a symbol.",
+    "stamp": "Record a revision without running it.",
+    "upgrade": "Upgrade to a later revision (default heads).",
+}
+
+
+def _verbose(_context: click.Context, _parameter: click.Parameter, value: bool) -> None:
+    logs.set_verbose(value)
+
+
+VERBOSE = click.Option(
+    ["-v", "--verbose"],
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_verbose,
+    help="Also log Alembic's set-up lines (Context impl ...).",
+)
+
+
 def register(app: Flask) -> None:
     """Add the toolset's commands to Flask-Migrate's ``db`` group (idempotent)."""
     db_group.add_command(upgrade)
@@ -563,6 +659,7 @@ def register(app: Flask) -> None:
     db_group.add_command(migrate_command, "migrate")
     db_group.add_command(downgrade)
     db_group.add_command(current)
+    db_group.add_command(history)
     db_group.add_command(check)
     db_group.add_command(lint)
     db_group.add_command(doctor)
@@ -571,6 +668,11 @@ def register(app: Flask) -> None:
     db_group.add_command(repair_command, "repair")
     db_group.add_command(rebuild_ledger_command, "rebuild-ledger")
     db_group.add_command(rehearse_command, "rehearse")
+    for name, text in SHORT_HELP.items():
+        if name in db_group.commands:
+            db_group.commands[name].short_help = text
+    if VERBOSE not in db_group.params:
+        db_group.params.append(VERBOSE)
     migrate = app.extensions["migrate"].migrate
     if rollback.add_version_locations not in migrate.configure_callbacks:
         migrate.configure(rollback.add_version_locations)

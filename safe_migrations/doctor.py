@@ -191,7 +191,8 @@ def diagnose(
                     False,
                     "applied migration files were edited after they ran",
                     cause="an already-applied revision was modified (the guide's DON'T)",
-                    fix="restore the files (git checkout -- FILE) and put the change in a new revision; if only "
+                    fix="restore the files (git checkout -- migrations/versions/FILE, or flask db repair REVISION "
+                    "--restore for the source the ledger kept) and put the change in a new revision; if only "
                     "comments or the docstring changed: flask db repair REVISION",
                     details=[f"{c.revision} {c.filename}" for c in changed],
                 )

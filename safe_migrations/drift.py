@@ -20,6 +20,7 @@ from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
 from safe_migrations.ledger import LEDGER_TABLE
+from safe_migrations.log import quiet
 
 # MetaData.info key: table name prefixes of tables a library owns (e.g. a job
 # queue's schema, applied by a migration but not described by the models).
@@ -78,5 +79,9 @@ def describe(diff: tuple | list) -> str:
 
 def model_drift(connection: Connection, metadata: MetaData) -> list[str]:
     """The differences autogenerate would write into a new migration (empty = no drift)."""
-    context = MigrationContext.configure(connection, opts=compare_options(metadata))
-    return [describe(diff) for diff in compare_metadata(context, metadata)]
+    # Quietly: the differences are the answer; autogenerate's own INFO lines
+    # ("Detected added table ...") would repeat them, or worse, say
+    # "Detected sequence ... assuming SERIAL" on every start-up.
+    with quiet("alembic"):
+        context = MigrationContext.configure(connection, opts=compare_options(metadata))
+        return [describe(diff) for diff in compare_metadata(context, metadata)]

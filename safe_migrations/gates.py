@@ -32,11 +32,13 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from safe_migrations import checks
+from safe_migrations.backup import backup_advice
 from safe_migrations.findings import Finding, MigrationRefused
 from safe_migrations.history import MISSING_LEDGER, MISSING_LEDGER_FIX, changed_revisions, ledger_missing
 from safe_migrations.log import log
 from safe_migrations.observer import Observed
 from safe_migrations.plan import Kind, Plan
+from safe_migrations.scripts import shown_path
 from safe_migrations.settings import MigrationSettings
 from safe_migrations.statements import CONTRACT_MARKERS, DESTRUCTIVE_MARKER, RULES, Effect
 from safe_migrations.statements import Kind as Danger
@@ -53,11 +55,13 @@ def refuse_edited_history(connection: Connection, script: ScriptDirectory, setti
     if not changed:
         return
     names = ", ".join(f"{c.revision} ({c.filename})" for c in changed)
+    paths = " ".join(shown_path(script.get_revision(c.revision).path) for c in changed)
     if settings.allow_changed:
         log.warning("applied migration files were edited after they ran: %s (MIGRATION_ALLOW_CHANGED=1)", names)
         return
     raise MigrationRefused(
-        f"applied migration files were edited after they ran: {names}; restore them (git checkout -- FILE) "
+        f"applied migration files were edited after they ran: {names}; restore them (`git checkout -- {paths}`, "
+        "or, never committed, `flask db repair REVISION --restore` writes back the source the ledger kept) "
         "and put the change in a new revision, or, if only comments or the docstring changed, "
         "`flask db repair REVISION` (MIGRATION_ALLOW_CHANGED=1 overrides in an emergency)"
     )
@@ -123,8 +127,8 @@ def confirm_data_loss(connection: Connection, plan: Plan, *, confirmed: bool, st
             return True
         raise MigrationRefused(f"downgrade not confirmed; nothing was reverted, the database stays at {stays_at}")
     raise MigrationRefused(
-        f"downgrade to {plan.destination} would destroy {what}; run `flask db backup` first, then repeat with "
-        f"--yes (no terminal to ask on); nothing was reverted, the database stays at {stays_at}"
+        f"downgrade to {plan.destination} would destroy {what}; {backup_advice(connection.engine.url)}, "
+        f"then repeat with --yes (no terminal to ask on); nothing was reverted, the database stays at {stays_at}"
     )
 
 

@@ -33,6 +33,7 @@ from alembic.script import Script, ScriptDirectory
 
 from safe_migrations import checks, enum_values, post_deploy
 from safe_migrations.findings import Finding, MigrationError
+from safe_migrations.log import quiet
 from safe_migrations.runtime import OFFLINE_POSTGRES_URL, STATEMENT_FINDINGS, OfflineRenderError
 
 # The statement gates' codes and the source checks' rules for the same danger.
@@ -55,7 +56,7 @@ SAFE_ALTERNATIVES = {
 
 
 class LintUnavailable(MigrationError):
-    """squawk is not installed (it is a development tool: pip install squawk-cli)."""
+    """squawk cannot run here (not installed): a problem of this machine, never of a revision."""
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def _render(config: Config, script: Script) -> Rendered:
     config.attributes[STATEMENT_FINDINGS] = statements
     note = None
     try:
-        command.upgrade(config, f"{parent or 'base'}:{script.revision}", sql=True)
+        with quiet("alembic"):  # the SQL is the result; Alembic's progress lines are not
+            command.upgrade(config, f"{parent or 'base'}:{script.revision}", sql=True)
     except OfflineRenderError as exc:
         if exc.revision != script.revision:
             raise
@@ -194,7 +196,9 @@ def squawk_binary() -> str:
     beside = Path(sys.executable).parent / "squawk"
     found = str(beside) if beside.exists() else shutil.which("squawk")
     if not found:
-        raise LintUnavailable("squawk is not installed; it is a development tool: pip install squawk-cli")
+        raise LintUnavailable(
+            "squawk is not installed (squawk-cli, pinned in requirements.txt): pip install -r requirements.txt"
+        )
     return found
 
 

@@ -22,8 +22,9 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from safe_migrations import ledger
+from safe_migrations.connection import connect
 from safe_migrations.findings import MigrationRefused
-from safe_migrations.scripts import file_checksum
+from safe_migrations.scripts import file_checksum, shown_path
 
 
 class RepairRefused(MigrationRefused):
@@ -46,6 +47,21 @@ def code_of(source: str) -> str:
     return ast.dump(tree, include_attributes=False)
 
 
+def restore(config: Config, url: str, revision: str) -> str:
+    """Write the source the ledger kept for ``revision`` back into its file; return what was done."""
+    path = Path(ScriptDirectory.from_config(config).get_revision(revision).path)
+    engine = create_engine(url, poolclass=pool.NullPool)
+    try:
+        with connect(engine) as connection:
+            row = ledger.latest_applications(connection, [revision]).get(revision)
+    finally:
+        engine.dispose()
+    if row is None or not row["source"]:
+        raise RepairRefused(f"the ledger keeps no source of {revision}; it was never applied to this database")
+    path.write_text(row["source"], encoding="utf-8")
+    return f"restored {shown_path(path)} from the ledger (the source applied at {row['applied_at']:%Y-%m-%d %H:%M} UTC)"
+
+
 def repair(config: Config, url: str, revision: str) -> str:
     """Record the new checksum of ``revision`` if its code is unchanged; return what was done."""
     scripts = ScriptDirectory.from_config(config)
@@ -66,8 +82,8 @@ def repair(config: Config, url: str, revision: str) -> str:
         if code_of(path.read_text(encoding="utf-8")) != code_of(row["source"]):
             raise RepairRefused(
                 f"the edit changes the code of {script.revision} ({path.name}), which the database already ran; "
-                f"restore the file (git checkout -- {path.name}, or the source in the ledger) and put the change "
-                "in a new revision"
+                f"restore the file (`git checkout -- {shown_path(path)}`, or `flask db repair {script.revision} "
+                "--restore` to write back the source the ledger kept) and put the change in a new revision"
             )
         with engine.begin() as connection:
             ledger.record(

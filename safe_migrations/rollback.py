@@ -21,6 +21,7 @@ from flask import Flask, current_app
 from sqlalchemy import create_engine, pool
 
 from safe_migrations import ledger
+from safe_migrations.connection import connect
 from safe_migrations.log import log
 from safe_migrations.scripts import script_directory
 from safe_migrations.status import current_heads, is_known
@@ -34,7 +35,7 @@ def foreign_chain(app: Flask, url: str) -> list[dict]:
     script = script_directory(app)
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
-        with engine.connect() as connection:
+        with connect(engine) as connection:
             known = {rev.revision for rev in script.walk_revisions()}
             chain: list[dict] = []
             for head in current_heads(connection):

@@ -48,6 +48,7 @@ from safe_migrations import index_validity as indexes
 from safe_migrations import plan as plans
 from safe_migrations import status as schema
 from safe_migrations.blockers import describe_blockers
+from safe_migrations.connection import connect
 from safe_migrations.findings import MigrationError, MigrationRefused
 from safe_migrations.lock import migration_lock, transaction_lock
 from safe_migrations.log import first_line, log
@@ -144,7 +145,7 @@ class Ledgerkeeper:
         verb = {"up": "applied", ledger.POST_DEPLOY: "applied post-deploy revision", "down": "reverted"}.get(
             direction, "stamped"
         )
-        log.info("%s %s in %d ms", verb, revision, elapsed_ms)
+        log.info("%s %s in %d ms", verb, revision, elapsed_ms, extra={"revision": revision})
         self.mark = time.monotonic()
 
 
@@ -272,7 +273,7 @@ def run_online(
         with callers_session(given, settings, owns_transactions=owns_transactions):
             run_on_connection(environment, given, configure, settings, owns_transactions=owns_transactions)
         return
-    with engine.connect() as connection:
+    with connect(engine) as connection:
         prepare_session(connection, settings)
         run_on_connection(environment, connection, configure, settings, owns_transactions=True)
 
@@ -342,8 +343,6 @@ def decide(
         if said.startswith("Ambiguous walk"):
             said = ambiguous_walk(script, status.current, plans.destination(context))
         raise MigrationFailed(f"{said}; the database stays at {status.current_label}") from None
-    if planned.is_empty and kind is not plans.Kind.STAMP:
-        return None
     return planned, status
 
 
@@ -492,12 +491,11 @@ def run_writing(
         first = decide(environment, session.connection, settings)
     finally:
         session.end_reads()
-    if first is None:
+    if first is None or _nothing_to_do(*first, waited=False):
         return
     with session.lock(settings):
         decided = decide(environment, session.connection, settings)
-        if decided is None:
-            log.info("another runner brought the database here while this one waited; nothing to apply")
+        if decided is None or _nothing_to_do(*decided, waited=True):
             session.end_reads()
             return
         planned, status = decided
@@ -506,12 +504,48 @@ def run_writing(
         session.commit()
         keeper.mark = time.monotonic()
         environment.config.attributes[IN_CALLER_TRANSACTION] = not session.owns_transactions
+        started = time.monotonic()
         if not is_postgresql(session.connection.engine.url):  # see safe_migrations.observer: PostgreSQL's
             apply(environment, session, keeper, planned, settings)
-            return
-        observer = statement_observer(environment, planned, keeper, data_loss_confirmed=data_loss_confirmed)
-        with observer.watching(session.connection):
-            apply(environment, session, keeper, planned, settings)
+        else:
+            observer = statement_observer(environment, planned, keeper, data_loss_confirmed=data_loss_confirmed)
+            with observer.watching(session.connection):
+                apply(environment, session, keeper, planned, settings)
+        _summary(session, keeper, planned, time.monotonic() - started)
+
+
+def _nothing_to_do(planned: plans.Plan, status: schema.SchemaStatus, *, waited: bool) -> bool:
+    """True (and the command's summary line logged) when the plan runs no revision."""
+    if not planned.is_empty or planned.kind is plans.Kind.STAMP:
+        return False
+    if waited:
+        log.info("another runner brought the database here while this one waited; nothing to apply")
+    elif planned.kind is plans.Kind.UPGRADE:
+        log.info("nothing to apply: the database is already at head %s", status.current_label)
+    else:
+        log.info("nothing to revert: the database stays at %s", status.current_label)
+    return True
+
+
+def _summary(session: RunConnection, keeper: Ledgerkeeper, planned: plans.Plan, seconds: float) -> None:
+    """The command's last line: what it did and where the database is now."""
+    try:
+        now_at = ",".join(schema.current_heads(session.connection)) or "base"
+    finally:
+        session.end_reads()
+    if planned.kind is plans.Kind.STAMP:
+        log.info("stamp complete: the database is recorded at %s", now_at, extra={"revision": now_at})
+        return
+    verb = "applied" if planned.kind is plans.Kind.UPGRADE else "reverted"
+    log.info(
+        "%s complete: %s %d revision(s) in %.1fs; the database is at %s",
+        planned.kind.value,
+        verb,
+        len(keeper.done),
+        seconds,
+        now_at,
+        extra={"revision": now_at},
+    )
 
 
 def _failing_revision(planned: plans.Plan, keeper: Ledgerkeeper) -> str:
@@ -611,8 +645,12 @@ def run_offline(environment: Environment, url: str, configure_kwargs: dict, sett
     Python needs a real database (an ORM data migration that opens a
     ``Session`` on ``op.get_bind()``) cannot be rendered: that ends in one line
     naming the revision and the fix, never a traceback.
+
+    The SQL is PostgreSQL's whatever database the app uses: production runs
+    PostgreSQL, and SQLite's batch mode (the embedded default) cannot be
+    rendered offline at all.
     """
-    url = environment.config.attributes.get("offline_url", url)
+    url = environment.config.attributes.get("offline_url", url if is_postgresql(url) else OFFLINE_POSTGRES_URL)
     progress = Ledgerkeeper()
     environment.configure(url=url, literal_binds=True, on_version_apply=progress, **configure_kwargs)
     if is_postgresql(url):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from alembic.config import Config
@@ -25,3 +26,9 @@ def script_directory(app: Flask) -> ScriptDirectory:
 def file_checksum(path: str | Path) -> str:
     """SHA-256 of a revision file, as recorded in the ledger."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as a command run from here names it (``migrations/versions/...``), so advice can be pasted."""
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else relative

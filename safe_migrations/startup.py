@@ -10,11 +10,8 @@ contains "database migration"; every failure is one line and a non-zero exit.
 from __future__ import annotations
 
 import importlib
-import logging
-import logging.config
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -25,6 +22,7 @@ from sqlalchemy import create_engine, pool, text
 from sqlalchemy.engine import Engine
 
 from safe_migrations import gates, ledger
+from safe_migrations import log as log_setup
 from safe_migrations import post_deploy as contract
 from safe_migrations import status as schema
 from safe_migrations.drift import model_drift
@@ -140,7 +138,6 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             _report_post_deploy(script, engine)
             return
     refuse_over_budget(app, script, state, settings)
-    started = time.monotonic()
     try:
         with app.app_context():
             # The ordinary chain only: post-deploy revisions wait for the post-deploy
@@ -159,7 +156,6 @@ def migrate(app: Flask, engine: Engine, settings: MigrationSettings) -> None:
             f"database migration: upgrade failed at {failed}: {first_line(exc)}; "
             f"the database stays at {after.current_label}"
         ) from None
-    log.info("complete in %.1fs", time.monotonic() - started)
     _report_post_deploy(script, engine)
 
 
@@ -233,16 +229,20 @@ def prepare(app: Flask, settings: MigrationSettings) -> None:
         engine.dispose()
 
 
-def configure_logging(migrations_dir: Path) -> None:
-    """Log like ``migrations/env.py`` does: every line says "database migration"."""
-    logging.config.fileConfig(migrations_dir / "alembic.ini", disable_existing_loggers=False)
+def configure_logging() -> None:
+    """The one log format (safe_migrations/log.py): every migration line says "database migration"."""
+    log_setup.configure()
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: ``python -m safe_migrations.startup [APP_SPEC]``; returns an exit code."""
     argv = sys.argv[1:] if argv is None else argv
     spec = argv[0] if argv else "app:create_app()"
-    configure_logging(Path("migrations"))
+    try:
+        configure_logging()
+    except SettingsError as exc:  # a bad LOG_FORMAT: nothing to log with yet
+        print(f"database migration: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     # Server settings first: a bad PORT or WEB_CONCURRENCY stops start-up (one
     # line, exit 2) before the database is touched.
     server_settings = read_server_settings("gunicorn.conf.py")
@@ -254,10 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             raise StartupError(f"database migration: configuration error: {exc}", EXIT_CONFIG) from None
         prepare(app, settings)
     except SettingsError as exc:
-        print(f"database migration: configuration error: {exc}", file=sys.stderr)
+        log.error("database migration: configuration error: %s", exc)
         return EXIT_CONFIG
     except StartupError as exc:
-        print(str(exc), file=sys.stderr)
+        log.error("%s", exc)
         return exc.exit_code
     serve(app, server_settings)
     return 0

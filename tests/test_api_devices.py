@@ -47,10 +47,11 @@ def test_replace_subscriptions(client):
     }
     response = client.put(f"/api/v1/devices/{device['id']}/subscriptions", json=body, headers={"X-Push-Token": TOKEN})
     assert response.status_code == 200
-    assert response.json["subscriptions"] == [
-        {"market_id": a, "alarm_types": ["RAIN", "HEAT"]},
-        {"market_id": b, "alarm_types": ["RAIN"]},
-    ]
+    # In the order given (duplicates dropped), also when read back later.
+    expected = [{"market_id": b, "alarm_types": ["RAIN"]}, {"market_id": a, "alarm_types": ["HEAT", "RAIN"]}]
+    assert response.json["subscriptions"] == expected
+    again = client.post("/api/v1/devices", json={"push_token": TOKEN, "platform": "android"})
+    assert again.json["subscriptions"] == expected
     replaced = subscribe(client, device, TOKEN, b, "SNOW")
     assert replaced["subscriptions"] == [{"market_id": b, "alarm_types": ["SNOW"]}]
     emptied = client.put(

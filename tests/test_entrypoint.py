@@ -61,7 +61,7 @@ def test_unreachable_database_gives_up_after_timeout(new_pg_database):
     assert result.returncode == 1
     assert result.stdout == ""
     last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith("database migration: database at postgresql+psycopg2://app:***@127.0.0.1")
+    assert "ERROR [safe_migrations] database migration: database at postgresql+psycopg2://app:***@127.0.0.1" in last
     assert "not reachable after" in last and "DB_WAIT_TIMEOUT=2" in last
     assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
     assert all("database migration" in line for line in result.stderr.splitlines())

@@ -157,9 +157,9 @@ def test_fetch_stores_every_market_of_each_cell_and_a_second_run_raises_nothing(
         [("60", "127", TODAY.strftime("%Y%m%d"), "0500"), ("98", "76", TODAY.strftime("%Y%m%d"), "0500")] * 2
     )
     hours = 67
-    assert f"2 cells ok, 0 failed; {3 * hours} rows stored; 6 alarms raised" in first.stdout, first.stdout
+    assert f"2 cells ok, 0 failed; {3 * hours} rows stored; 6 alarms raised" in first.stderr, first.stderr
     assert "PCP value '눈비' not understood: skipped in 2 hour(s)" in first.stderr
-    assert second.returncode == 0 and "0 alarms raised" in second.stdout, second.stdout
+    assert second.returncode == 0 and "0 alarms raised" in second.stderr, second.stderr
     assert_key_absent(second)
 
     tomorrow = TODAY + timedelta(days=1)
@@ -199,7 +199,7 @@ def test_every_page_is_fetched_once(sqlite_url, stand_in):
     assert result.returncode == 0, result.stderr
     # 67 hours x 12 categories + 3 TMN + 3 TMX = 810 items: 9 pages of 100.
     assert stand_in.pages_of(*SEOUL) == list(range(1, 10))
-    assert "1 cells ok, 0 failed; 67 rows stored" in result.stdout
+    assert "1 cells ok, 0 failed; 67 rows stored" in result.stderr
 
 
 def test_a_cell_beyond_the_page_cap_asks_for_one_page_only(sqlite_url, stand_in):
@@ -226,7 +226,7 @@ def test_errors_are_named_and_one_cell_does_not_stop_the_others(pg_url, stand_in
         in result.stderr
     )
     assert "cell nx=52 ny=38 (market 2) failed: HTTP 500" in result.stderr
-    assert "1 cells ok, 3 failed; 67 rows stored" in result.stdout
+    assert "1 cells ok, 3 failed; 67 rows stored" in result.stderr
     assert stand_in.pages_of(*JEJU) == [1, 1, 1]  # bounded: one try and KMA_RETRIES=2 retries
     assert stand_in.pages_of(*SEOUL) == [1]  # NO_DATA is not retried: it answers the same until published
     assert query(url, "SELECT count(*), min(market_id), max(market_id) FROM forecast") == [(67, 4, 4)]
@@ -250,7 +250,7 @@ def test_timeouts_5xx_and_transient_codes_are_retried(sqlite_url, stand_in):
     stand_in.script[JEJU] = ["service_timeout"]
     result = fetch(url, stand_in, KMA_TIMEOUT_SECONDS="0.5")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "3 cells ok, 0 failed; 201 rows stored" in result.stdout
+    assert "3 cells ok, 0 failed; 201 rows stored" in result.stderr
     assert stand_in.pages_of(*SEOUL) == [1, 1]
     assert stand_in.pages_of(*BUSAN) == [1, 1, 1]
     assert stand_in.pages_of(*JEJU) == [1, 1]
@@ -352,7 +352,7 @@ def test_progress_line_on_a_terminal(sqlite_url, stand_in):
     stdout, _ = process.communicate(timeout=60)
     assert process.returncode == 0
     assert b"forecasts fetch: 2/2 cells, 0 failed" in shown, shown
-    assert b"2 cells ok" in stdout
+    assert b"2 cells ok" in shown and not stdout  # the summary is a log line (stderr), after the progress
 
 
 @pytest.mark.parametrize(
@@ -394,7 +394,7 @@ def test_each_broken_cell_fails_alone_and_the_healthy_cells_are_stored(sqlite_ur
     assert "408 item(s) dropped while reading: for another grid cell" in result.stderr
     assert "408 item(s) dropped while reading: outside the forecast window" in result.stderr
     # Seoul, the list-category cell (one item skipped) and the two cells with items dropped are stored.
-    assert "4 cells ok, 2 failed; 268 rows stored; 0 alarms raised; 816 items dropped" in result.stdout
+    assert "4 cells ok, 2 failed; 268 rows stored; 0 alarms raised; 816 items dropped" in result.stderr
     stored = dict(query(url, "SELECT market_id, count(*) FROM forecast GROUP BY market_id"))
     assert stored == {1: 67, 4: 67, 5: 67, 6: 67}
 
@@ -408,7 +408,7 @@ def test_a_lying_total_count_keeps_memory_bounded_and_asks_for_at_most_the_page_
     settings = {"KMA_BASE_URL": stand_in.url, "KMA_SERVICE_KEY": ENCODED_KEY, "KMA_MAX_PAGES": "3"}
     result, peak = run_measured([str(BIN / "flask"), "forecasts", "fetch", "--now", NOW], database_url=url, **settings)
     assert result.returncode == 1, result.output
-    assert "1 cells ok, 4 failed; 67 rows stored" in result.stdout, result.output
+    assert "1 cells ok, 4 failed; 67 rows stored" in result.stderr, result.output
     for index, cell in enumerate(lying, start=1):
         assert f"cell nx={cell[0]} ny={cell[1]} (market {index}) failed: answer larger than" in result.stderr
         assert len(stand_in.pages_of(*cell)) <= 3
@@ -439,16 +439,16 @@ def test_ultra_updates_its_columns_and_alarms_once_per_day(database_url):
         after = fetch(url, server, "--product", "ultra", now=f"{TODAY}T10:46:00+09:00")
     finally:
         server.close()
-    assert short_run.returncode == 0 and "1 alarms raised" in short_run.stdout, short_run.output  # Busan's RAIN
+    assert short_run.returncode == 0 and "1 alarms raised" in short_run.stderr, short_run.output  # Busan's RAIN
     day = TODAY.strftime("%Y%m%d")
     # HH:44 takes the previous hour's base time (09:30), HH:46 this hour's (10:30).
     assert server.base_times(ULTRA) == [(day, "0930"), (day, "0930"), (day, "1030"), (day, "1030")]
     assert before.returncode == 0, before.output
-    assert "forecasts fetch --product ultra: base time" in before.stdout
+    assert "forecasts fetch --product ultra: base time" in before.stderr
     # Six hours (10:00 to 15:00) for each of three markets; Seoul's two markets alarm for today, Busan
     # was alarmed for today already by the short-term forecast.
-    assert "2 cells ok, 0 failed; 18 rows stored; 2 alarms raised" in before.stdout, before.output
-    assert after.returncode == 0 and "18 rows stored; 0 alarms raised" in after.stdout, after.output
+    assert "2 cells ok, 0 failed; 18 rows stored; 2 alarms raised" in before.stderr, before.output
+    assert after.returncode == 0 and "18 rows stored; 0 alarms raised" in after.stderr, after.output
     assert_key_absent(before)
 
     def at(market: int, hour: int) -> tuple:

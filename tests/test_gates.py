@@ -152,6 +152,9 @@ def test_docstring_edit_is_refused_then_repaired_and_sql_edit_is_not(repo, pg_ur
         assert result.returncode == 1
         line = last_line(result)
         assert f"edited after they ran: {INITIAL} ({path.name})" in line and "flask db repair" in line, result.stderr
+        # Advice that can be pasted: the path git needs, and a command for a revision git never had.
+        assert f"`git checkout -- migrations/versions/{path.name}`" in line, line
+        assert "`flask db repair REVISION --restore`" in line, line
     assert scalar(pg_url, "SELECT version_num FROM alembic_version") == HEAD
 
     repaired = flask(pg_url, "db", "repair", INITIAL, cwd=repo)
@@ -167,7 +170,11 @@ def test_docstring_edit_is_refused_then_repaired_and_sql_edit_is_not(repo, pg_ur
     assert refused.returncode == 1
     assert f"the edit changes the code of {INITIAL}" in refused.stderr and "new revision" in refused.stderr
     assert "Traceback" not in refused.stderr
+    assert f"`flask db repair {INITIAL} --restore`" in refused.stderr
     assert flask(pg_url, "db", "upgrade", cwd=repo).returncode == 1  # still edited history
+    restored = flask(pg_url, "db", "repair", INITIAL, "--restore", cwd=repo)
+    assert restored.returncode == 0 and f"restored migrations/versions/{path.name} from the ledger" in restored.stdout
+    assert "String(length=120)" not in path.read_text()  # the SQL as it ran; the repaired docstring stays
 
 
 def test_downgrade_that_destroys_data_needs_yes(repo, database_url):

@@ -22,9 +22,10 @@ def test_guide_commands_in_order(database_url):
     assert "No new upgrade operations detected" in ok(flask(url, "db", "check"))
     assert "Running downgrade " + HEAD in ok(flask(url, "db", "downgrade"))
     assert "Running downgrade " + REVISIONS[-2] in ok(flask(url, "db", "downgrade", "-1"))
-    assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade", INITIAL))
+    ok(flask(url, "db", "downgrade", INITIAL))  # however long the chain, so the next upgrade has work to do
     ok(flask(url, "db", "upgrade", SENT_TO_DEVICES))
     assert SENT_TO_DEVICES in ok(flask(url, "db", "current"))
+    assert "Running downgrade " + SENT_TO_DEVICES in ok(flask(url, "db", "downgrade", INITIAL))
     # The old guide's `stamp head` on a schema below head would lie: it is refused, and says what would happen.
     refused = flask(url, "db", "stamp", "head")
     assert refused.returncode == 1 and "as applied without running them, but what they create is missing" in (

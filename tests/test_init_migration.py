@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import HUMIDITY, REPO, add_humidity, copy_repository, flask, run
+from tests.helpers import BIN, HUMIDITY, REPO, add_humidity, copy_repository, flask, path_without_flask, run
 
 
 @pytest.fixture
@@ -135,3 +135,21 @@ def test_multiple_heads_point_to_merge_not_upgrade(repo, sqlite_url):
     assert result.returncode == 1
     assert 'flask db merge heads -m "Merge heads"' in result.stderr
     assert "flask db upgrade" not in result.stderr
+
+
+def test_a_missing_squawk_is_never_blamed_on_the_new_revision(repo, sqlite_url):
+    # The project's .venv as `make run` would leave it, but without squawk in it; no squawk on PATH either.
+    venv = repo / ".venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "pyvenv.cfg").write_text((BIN.parent / "pyvenv.cfg").read_text())
+    (venv / "lib").symlink_to(BIN.parent / "lib")
+    (venv / "bin" / "python").symlink_to(BIN / "python")
+    launcher = venv / "bin" / "flask"
+    launcher.write_text('#!/bin/sh\nexec "$(dirname "$0")/python" -m flask "$@"\n')
+    launcher.chmod(0o755)
+    assert flask(sqlite_url, "db", "upgrade", cwd=repo).returncode == 0
+    add_humidity(repo)
+    result = init(repo, "Add humidity to Forecast", url=sqlite_url, PATH=path_without_flask())
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "was generated but not linted: squawk cannot run on this machine" in result.stderr, result.stderr
+    assert "lint found problems" not in result.stderr and "finding" not in result.stdout

@@ -167,3 +167,32 @@ def test_offline_sql_of_a_data_migration_is_one_line_naming_it(repo, pg_url):
     last = offline.stderr.strip().splitlines()[-1]
     assert "revision fff000000002 cannot be rendered as SQL" in last and "context.is_offline_mode()" in last
     assert last.count("database migration:") == 1
+
+
+def test_a_squawk_ignore_adds_to_the_configs_excluded_rules(repo, sqlite_url):
+    # VARCHAR(n) and SERIAL are rules .squawk.toml excludes: silencing another rule
+    # in the revision must not bring it back (squawk's --exclude replaces the config's list).
+    add_revision(
+        repo,
+        "aaa000000009",
+        "op.create_table('nickname', sa.Column('id', sa.Integer(), primary_key=True), "
+        "sa.Column('name', sa.String(20)))",
+        "op.drop_table('nickname')",
+        header="# squawk-ignore: ban-drop-column -- the test silences a rule that does not fire here",
+    )
+    result = lint(repo, sqlite_url, "aaa000000009")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "prefer-" not in result.stdout and result.stdout.strip().endswith("no findings")
+
+
+def test_a_missing_squawk_is_not_the_revisions_fault(sqlite_url, monkeypatch):
+    from safe_migrations import lint as linter
+    from tests.conftest import make_app
+
+    def not_installed() -> str:
+        raise linter.LintUnavailable("squawk is not installed (squawk-cli, pinned in requirements.txt)")
+
+    monkeypatch.setattr(linter, "squawk_binary", not_installed)
+    result = make_app(sqlite_url).test_cli_runner().invoke(args=["db", "lint"])
+    assert result.exit_code == 3, result.output
+    assert "not run: squawk is not installed" in result.output and "finding" not in result.output

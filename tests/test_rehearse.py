@@ -1,5 +1,6 @@
 """`flask db rehearse`: lock modes as PostgreSQL documents them, rewrites, the --max-stall gate,
-and a live database left exactly as it was (also after a failing revision and after Ctrl-C).
+a read-only role on live, and a live database left exactly as it was (also after a failing
+revision and after Ctrl-C).
 
 One live database (the shipped migrations, a few thousand alarm-log rows) serves the module:
 a rehearsal must never change it, and every test checks that it did not.
@@ -10,10 +11,12 @@ from __future__ import annotations
 import json
 import signal
 import time
+import uuid
 
 import flask_migrate
 import pytest
 from flask import Flask
+from sqlalchemy.engine import make_url
 
 from bench.load import seed_alarm_log
 from safe_migrations.rehearse.forecast import strongest
@@ -25,6 +28,7 @@ from tests.helpers import (
     copy_repository,
     create_database,
     drop_database,
+    execute,
     migrations_with,
     query,
     scalar,
@@ -179,6 +183,19 @@ def test_max_stall_gates(live, tmp_path):
     verdict = result.stdout.strip().splitlines()[-1]
     assert verdict.startswith("rehearse: FAIL") and "exceeds --max-stall 0 ms" in verdict, verdict
     assert "ACCESS EXCLUSIVE" in result.stdout and "market_alarm_log: reads" in result.stdout
+
+
+def test_a_read_only_role_on_live_is_enough(live, tmp_path, monkeypatch):
+    role = f"wbtest_reader_{uuid.uuid4().hex[:8]}"
+    execute(PG_SERVER_URL, f"CREATE ROLE {role} LOGIN", f"GRANT pg_read_all_data TO {role}")
+    try:
+        monkeypatch.setenv("REHEARSE_DATABASE_URL", PG_SERVER_URL)  # the scratch copy: a role that may CREATEDB
+        reader = make_url(live).set(username=role).render_as_string(hide_password=False)
+        result = rehearse(app_with(reader, tmp_path, ("eeee00000001", LOCK_CLASSES, CONTRACT_REVIEWED)))
+        assert result.exit_code == 0, result.output
+        assert "rehearse: OK" in result.stdout.strip().splitlines()[-1]
+    finally:
+        execute(PG_SERVER_URL, f"DROP OWNED BY {role}", f"DROP ROLE {role}")
 
 
 def test_a_failing_revision_is_reported_and_leaves_nothing_behind(live, tmp_path):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, ProgrammingError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,22 @@ MAX_ERROR_PROBLEMS = 2  # per field
 MAX_ERROR_TEXT = 120
 # PostgreSQL's SQLSTATE for a statement cancelled by statement_timeout (weather/request_limits.py).
 QUERY_CANCELED = "57014"
+# A table the code queries does not exist: the database is reachable, but not migrated.
+# PostgreSQL: SQLSTATE undefined_table; SQLite: its "no such table" message.
+UNDEFINED_TABLE = "42P01"
+_SQLITE_NO_SUCH_TABLE = re.compile(r"no such table: (\w+)")
+_POSTGRESQL_NO_SUCH_TABLE = re.compile(r'relation "(\w+)" does not exist')
+
+
+def missing_table(exc: Exception) -> str | None:
+    """The table a database error says is missing, or None for any other error."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig or "")
+    if getattr(orig, "pgcode", None) == UNDEFINED_TABLE:
+        found = _POSTGRESQL_NO_SUCH_TABLE.search(text)
+        return found.group(1) if found else "?"
+    found = _SQLITE_NO_SUCH_TABLE.search(text) if isinstance(exc, OperationalError) else None
+    return found.group(1) if found else None
 
 
 class ApiError(Exception):
@@ -151,7 +168,16 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OperationalError)
     @app.errorhandler(InterfaceError)
+    @app.errorhandler(ProgrammingError)
     def database_unavailable(exc: Exception) -> Response:
+        table = missing_table(exc)
+        if table is not None:  # reachable, but its schema is missing: say so, not "not reachable"
+            log.error("database schema missing: no table %s; run `flask db upgrade`", table)
+            _rollback()
+            message = f"The database has no table {table}: its schema is not migrated (run flask db upgrade)."
+            return _json(error_body(503, "database_schema_missing", message), 503, {"Retry-After": "5"})
+        if isinstance(exc, ProgrammingError):  # a bug, not an outage
+            return unexpected(exc)
         # The message of a driver error can include the host; keep it out of the body.
         log.warning("database unavailable: %s", type(exc.orig if hasattr(exc, "orig") else exc).__name__)
         _rollback()

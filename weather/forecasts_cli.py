@@ -9,6 +9,7 @@ settings or arguments. The service key never reaches the output.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,8 @@ from weather.config import ConfigError
 from weather.forecast_fetch import FetchReport, run_fetch
 from weather.forecast_rows import ForecastWindow
 from weather.times import KST
+
+log = logging.getLogger("weather.forecasts")
 
 cli = AppGroup("forecasts", help="Forecasts from KMA's forecast service (VilageFcstInfoService_2.0).")
 
@@ -73,6 +76,13 @@ def fetch_command(product: str, now: datetime | None) -> None:
     Forecasts are upserted per (market, hour) and alarms recorded once per
     (market, type, day), so running it again for the same base time raises
     nothing new.
+
+    Needs KMA_SERVICE_KEY (the data.go.kr service key; never printed).
+    KMA_BASE_URL points at another service root (default: KMA's own, on
+    apis.data.go.kr). Each failed cell is named, then one summary line.
+
+    Exit codes: 0 every cell stored, 1 any cell failed (the others are
+    stored), 2 bad settings or arguments.
     """
     config = current_app.config
     if not config["KMA_SERVICE_KEY"]:
@@ -100,23 +110,32 @@ def _progress_line(report: FetchReport) -> None:
 
 
 def _report(report: FetchReport, redact: Callable[[str], str]) -> None:
+    """Each problem, then the summary: log lines, so a CronJob's output has the service's one format."""
     for index, (cell, reason) in enumerate(sorted(report.failed.items())):
         if index == MAX_LISTED:
-            click.echo(f"... and {len(report.failed) - MAX_LISTED} more failed cells", err=True)
+            log.warning("... and %d more failed cells", len(report.failed) - MAX_LISTED)
             break
-        click.echo(f"{report.labels.get(cell, cell)} failed: {redact(reason)}", err=True)
+        log.warning("%s failed: %s", report.labels.get(cell, cell), redact(reason))
     for index, ((category, value), hours) in enumerate(report.unknown.most_common()):
         if index == MAX_LISTED:
-            click.echo(f"... and {len(report.unknown) - MAX_LISTED} more values not understood", err=True)
+            log.warning("... and %d more values not understood", len(report.unknown) - MAX_LISTED)
             break
-        click.echo(f"{category} value {value!r} not understood: skipped in {hours} hour(s)", err=True)
+        log.warning("%s value %r not understood: skipped in %d hour(s)", category, value, hours)
     for problem, hours in report.rejections.most_common(MAX_LISTED):
-        click.echo(f"{hours} hour(s) rejected by the forecast row check and skipped: {problem}", err=True)
+        log.warning("%d hour(s) rejected by the forecast row check and skipped: %s", hours, problem)
     for reason, items in report.dropped.most_common():
-        click.echo(f"{items} item(s) dropped while reading: {reason}", err=True)
+        log.warning("%d item(s) dropped while reading: %s", items, reason)
     base = report.base.astimezone(KST).strftime("%Y-%m-%d %H:%M KST")
-    click.echo(
-        f"forecasts fetch --product {report.product}: base time {base}: {report.ok} cells ok, "
-        f"{len(report.failed)} failed; {report.rows} rows stored; {report.alarms} alarms raised; "
-        f"{report.dropped.total()} items dropped; {report.seconds:.1f} s"
+    log.log(
+        logging.WARNING if report.failed else logging.INFO,
+        "forecasts fetch --product %s: base time %s: %d cells ok, %d failed; %d rows stored; %d alarms raised; "
+        "%d items dropped; %.1f s",
+        report.product,
+        base,
+        report.ok,
+        len(report.failed),
+        report.rows,
+        report.alarms,
+        report.dropped.total(),
+        report.seconds,
     )

@@ -23,7 +23,7 @@ PREPARE = (
     "from pathlib import Path\n"
     "from safe_migrations.settings import MigrationSettings\n"
     "from safe_migrations.startup import configure_logging, load_app, prepare\n"
-    "configure_logging(Path('migrations'))\n"
+    "configure_logging()\n"
     "prepare(load_app('app:create_app()'), MigrationSettings.from_env())\n"
 )
 
@@ -37,6 +37,12 @@ def child_env(database_url: str | None = None, **extra: str) -> dict[str, str]:
         env["DATABASE_URL"] = database_url
     env.update(extra)
     return env
+
+
+def path_without_flask() -> str:
+    """Our PATH minus every directory holding a ``flask`` (the venv, a pyenv shim): a new developer's shell."""
+    folders = os.environ.get("PATH", "").split(os.pathsep)
+    return os.pathsep.join(f for f in folders if f and not (Path(f) / "flask").exists())
 
 
 class Finished(subprocess.CompletedProcess[str]):

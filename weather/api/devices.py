@@ -12,7 +12,7 @@ from typing import Any
 from flask import Response
 from sqlalchemy import delete, select
 
-from models import ALARM_TYPES, Device, Market, Subscription, db, utcnow
+from models import Device, Market, Subscription, db, utcnow
 from weather.api.blueprint import Blueprint
 from weather.api.lookup import get_or_404
 from weather.device_auth import device_token_required
@@ -31,9 +31,10 @@ SUBSCRIPTIONS_MAX_BYTES = 512 * 1024
 
 
 def device_view(device: Device) -> dict[str, Any]:
-    """A device with its subscriptions grouped per market."""
+    """A device with its subscriptions grouped per market, in the order the device gave them
+    (rows are inserted in that order, so their ids keep it)."""
     by_market: dict[int, list[str]] = defaultdict(list)
-    for sub in sorted(device.subscriptions, key=lambda s: (s.market_id, ALARM_TYPES.index(s.alarm_type))):
+    for sub in sorted(device.subscriptions, key=lambda s: s.id):
         by_market[sub.market_id].append(sub.alarm_type)
     return {
         "id": device.id,
@@ -77,7 +78,8 @@ def register_device(data: dict[str, Any]) -> tuple[dict[str, Any], int]:
 def replace_subscriptions(data: dict[str, Any], device_id: int) -> dict[str, Any]:
     """Replace all of a device's subscriptions (markets x alarm types); an empty list unsubscribes."""
     device = get_or_404(Device, device_id, "device")  # known: device_token_required found it (the session remembers it)
-    wanted = sorted({(s["market_id"], t) for s in data["subscriptions"] for t in s["alarm_types"]})
+    # Duplicates dropped, the order kept: the answer lists them as the device sent them.
+    wanted = list(dict.fromkeys((s["market_id"], t) for s in data["subscriptions"] for t in s["alarm_types"]))
     market_ids = {m for m, _ in wanted}
     known = set(db.session.scalars(select(Market.id).where(Market.id.in_(market_ids))))
     for index, sub in enumerate(data["subscriptions"]):

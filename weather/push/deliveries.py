@@ -24,7 +24,7 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import CursorResult, Table, case, delete, exists, func, insert, literal, select
+from sqlalchemy import CursorResult, Select, Table, case, delete, exists, func, insert, literal, select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session, aliased
 
@@ -71,6 +71,22 @@ class Policy(FromConfig):
         return max(delay, retry_after or 0.0)
 
 
+def owed_deliveries(alarm_ids: Sequence[int], *columns: Any) -> Select[Any]:
+    """``columns`` of each (alarm, subscribed device) pair that has no delivery row yet.
+
+    What a fan-out creates; ``flask push status`` counts the same pairs for the
+    alarms whose fan-out job has not run.
+    """
+    alarm, sub, existing = MarketAlarmLog, Subscription, aliased(PushDelivery)
+    return (
+        select(*columns)
+        .select_from(alarm)
+        .join(sub, (sub.market_id == alarm.market_id) & (sub.alarm_type == alarm.alarm_type))
+        .where(alarm.id.in_(alarm_ids))
+        .where(~exists().where(existing.alarm_id == alarm.id, existing.device_id == sub.device_id))
+    )
+
+
 def enqueue_deliveries(session: Session, alarm_ids: Sequence[int]) -> int:
     """One pending delivery per device subscribed to each alarm's market and type, in one statement.
 
@@ -80,19 +96,15 @@ def enqueue_deliveries(session: Session, alarm_ids: Sequence[int]) -> int:
     """
     if not alarm_ids:
         return 0
-    alarm, sub, existing = MarketAlarmLog, Subscription, aliased(PushDelivery)
+    alarm, sub = MarketAlarmLog, Subscription
     key = literal("alarm-") + func.cast(alarm.id, PushDelivery.idempotency_key.type) + literal("-device-")
-    owed = (
-        select(
-            alarm.id,
-            sub.device_id,
-            key + func.cast(sub.device_id, PushDelivery.idempotency_key.type),
-            alarm.created_at,  # PUSH_MAX_AGE_SECONDS counts from the alarm
-            literal(utcnow(), PushDelivery.next_attempt_at.type),
-        )
-        .join(sub, (sub.market_id == alarm.market_id) & (sub.alarm_type == alarm.alarm_type))
-        .where(alarm.id.in_(alarm_ids))
-        .where(~exists().where(existing.alarm_id == alarm.id, existing.device_id == sub.device_id))
+    owed = owed_deliveries(
+        alarm_ids,
+        alarm.id,
+        sub.device_id,
+        key + func.cast(sub.device_id, PushDelivery.idempotency_key.type),
+        alarm.created_at,  # PUSH_MAX_AGE_SECONDS counts from the alarm
+        literal(utcnow(), PushDelivery.next_attempt_at.type),
     )
     columns = ["alarm_id", "device_id", "idempotency_key", "created_at", "next_attempt_at"]
     result = cast(CursorResult[Any], session.execute(insert(PushDelivery).from_select(columns, owed)))

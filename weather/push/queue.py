@@ -185,14 +185,21 @@ async def _recover_stalled_jobs(app: procrastinate.App, every: float) -> None:
 async def run_postgresql_worker(flask_app: Flask, sender: PushSender, name: str) -> None:
     """Run one worker until SIGTERM/SIGINT; running deliveries finish (each is bounded by its deadline)."""
     config = flask_app.config
-    stalled = config["PUSH_STALLED_SECONDS"]
     connector = procrastinate.PsycopgConnector(
         conninfo=libpq_url(config["SQLALCHEMY_DATABASE_URI"]),
         # procrastinate's own statements (fetch, finish, heartbeat) are few per batch.
         min_size=1,
         max_size=QUEUE_CONNECTIONS,
     )
-    app = queue_app.with_connector(connector)
+    # The one procrastinate App, its connector swapped in: a second App (with_connector)
+    # would register (and log) its built-in tasks again.
+    with queue_app.replace_connector(connector) as app:
+        await _run_worker(app, flask_app, sender, name)
+
+
+async def _run_worker(app: procrastinate.App, flask_app: Flask, sender: PushSender, name: str) -> None:
+    config = flask_app.config
+    stalled = config["PUSH_STALLED_SECONDS"]
     async with app.open_async():
         recovery = asyncio.create_task(_recover_stalled_jobs(app, stalled))
         try:

@@ -21,15 +21,15 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 
-from models import utcnow
+from models import db, utcnow
 from safe_migrations.urls import is_postgresql
 from weather.log_safety import mask_url
-from weather.push.deliveries import DeliveryBook, Policy, due_deliveries, next_due_at, send_batch
+from weather.push.deliveries import due_deliveries, next_due_at, send_batch
 from weather.push.senders import PushSender, sender_from_config
 
 log = logging.getLogger(__name__)
 
-push_cli = AppGroup("push", help="Push delivery workers.")
+push_cli = AppGroup("push", help="Push delivery: workers and the queue's status.")
 
 
 @push_cli.command("worker")
@@ -37,7 +37,6 @@ push_cli = AppGroup("push", help="Push delivery workers.")
 def worker_command(name: str | None) -> None:
     """Deliver pending pushes until SIGTERM (running deliveries finish first)."""
     flask_app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    logging.basicConfig(level=flask_app.config["LOG_LEVEL"], format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     name = name or f"{socket.gethostname()}-{os.getpid()}"
     sender = sender_from_config(flask_app.config)
     on_postgresql = is_postgresql(flask_app.config["SQLALCHEMY_DATABASE_URI"])
@@ -73,7 +72,6 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
     from weather.push.queue import WorkerRuntime
 
     runtime = WorkerRuntime(flask_app, sender)
-    book = DeliveryBook(runtime.in_session, Policy.from_config(flask_app.config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -84,7 +82,7 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
             ids = await asyncio.to_thread(runtime.in_session, lambda s: due_deliveries(s, concurrency))
             if ids:
                 # The batch finishes even after SIGTERM: every call is bounded by PUSH_TIMEOUT_SECONDS.
-                await asyncio.gather(*(send_batch([i], sender, book) for i in ids))
+                await asyncio.gather(*(send_batch([i], sender, runtime.book) for i in ids))
                 continue
             due = await asyncio.to_thread(runtime.in_session, next_due_at)
             wait = idle_seconds
@@ -94,6 +92,18 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
                 await asyncio.wait_for(stop.wait(), timeout=wait)
     finally:
         await sender.aclose()
+
+
+@push_cli.command("status")
+def status_command() -> None:
+    """The push queue at a glance: deliveries pending and failed per alarm, queue jobs, the oldest wait.
+
+    Read-only; works on SQLite (no queue: the delivery rows) and PostgreSQL.
+    """
+    from weather.push.status import read_status, render
+
+    for line in render(read_status(db.session())):
+        click.echo(line)
 
 
 def init_app(app: Flask) -> None:
