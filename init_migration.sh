@@ -120,7 +120,7 @@ generate() {
         if ((heads > 1)) || grep -q "several heads\|Multiple heads" <<<"$output"; then
             echo "init_migration.sh: migrations/versions has $heads ordinary heads (two branches each added a revision): merge them first with \`flask db merge heads -m \"Merge heads\"\` (with a post-deploy chain, name the ordinary heads: flask db merge -m \"Merge heads\" REV1 REV2), review and commit the merge revision, then run this again" >&2
         elif grep -q "No migration file was written. Decide with one of:" <<<"$output"; then
-            sed -n '/^Error: /,$p' <<<"$output" >&2
+            sed -n '/^flask db migrate: /,$p' <<<"$output" >&2
             echo "init_migration.sh: decide, then run it again: ./init_migration.sh --rename TABLE.OLD:NEW \"$message\" (or --no-rename)" >&2
         elif grep -q "Target database is not up to date" <<<"$output"; then
             echo "init_migration.sh: Target database is not up to date: apply the existing migrations first with \`flask db upgrade\`, then run this again" >&2

@@ -38,8 +38,9 @@ settings = MigrationSettings.from_env()
 def process_revision_directives(
     migration_context: MigrationContext, revision: object, directives: list[MigrationScript]
 ) -> None:
-    """An autogenerate run that finds no change writes no file; a new revision goes
-    where the post-deploy graph wants it (see safe_migrations/post_deploy.py)."""
+    """An autogenerate run that finds no change writes no file; a probable rename is
+    decided first (safe_migrations/rename.py: expand + post-deploy contract, or refused);
+    a new revision goes where the post-deploy graph wants it (safe_migrations/post_deploy.py)."""
     autogenerate = getattr(config.cmd_opts, "autogenerate", False)
     x_args = context.get_x_argument(as_dictionary=True)
     wanted = post_deploy.wants_post_deploy(x_args)

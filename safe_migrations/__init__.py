@@ -16,9 +16,18 @@ from safe_migrations.findings import Finding, MigrationError, MigrationRefused
 from safe_migrations.observer import Observed, RunningRevision, StatementListener, StatementObserver
 from safe_migrations.operations import (
     batched_update,
+    create_foreign_key_not_valid,
     create_index_concurrently,
     create_unique_concurrently,
     drop_index_concurrently,
+    validate_constraint,
+)
+from safe_migrations.rename_steps import (
+    add_column_once,
+    drop_not_null_check,
+    sync_renamed_column,
+    unsync_renamed_column,
+    validate_not_null,
 )
 from safe_migrations.statements import RULES, Effect, Kind, Rule, Statement, classify, split
 
@@ -35,10 +44,17 @@ __all__ = [
     "Statement",
     "StatementListener",
     "StatementObserver",
+    "add_column_once",
     "batched_update",
     "classify",
+    "create_foreign_key_not_valid",
     "create_index_concurrently",
     "create_unique_concurrently",
     "drop_index_concurrently",
+    "drop_not_null_check",
     "split",
+    "sync_renamed_column",
+    "unsync_renamed_column",
+    "validate_constraint",
+    "validate_not_null",
 ]

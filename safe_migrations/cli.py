@@ -295,6 +295,7 @@ def _rename_spec(_ctx: click.Context, _param: click.Parameter, values: tuple[str
 )
 @click.option("--no-rename", is_flag=True, help="A dropped + added column is no rename: write the add and the drop.")
 @with_appcontext
+@clean_exit
 def migrate_command(
     directory: str | None,
     message: str | None,
@@ -317,7 +318,22 @@ def migrate_command(
     if renames and no_rename:
         raise click.UsageError("--rename and --no-rename exclude each other")
     x_args = (*x_arg, *rename_x_arguments(renames, no_rename))
-    flask_migrate.migrate(directory, message, sql, head, splice, branch_label, version_path, rev_id, x_args)
+    # Flask-Migrate's migrate() without its catch_errors, which would log a refusal instead of saying it.
+    config = current_app.extensions["migrate"].migrate.get_config(directory, opts=["autogenerate"], x_arg=x_args)
+    try:
+        alembic_command.revision(
+            config,
+            message,
+            autogenerate=True,
+            sql=sql,
+            head=head,
+            splice=splice,
+            branch_label=branch_label,
+            version_path=version_path,
+            rev_id=rev_id,
+        )
+    except CommandError as exc:  # Alembic's own errors, as Flask-Migrate says them
+        _fail(f"Error: {exc}")
 
 
 @click.command("check")

@@ -84,8 +84,9 @@ def create_unique_concurrently(name: str, table: str, columns: Sequence[str]) ->
         with op.batch_alter_table(table) as batch_op:
             batch_op.create_unique_constraint(name, list(columns))
         return
-    if plain_operations():
-        op.create_unique_constraint(name, table, list(columns))
+    if plain_operations():  # a caller's own transaction: the index is built in it
+        op.create_index(name, table, list(columns), unique=True)
+        op.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}")
         return
     with context.autocommit_block():
         if not context.as_sql and constraint_exists(name):

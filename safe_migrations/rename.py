@@ -20,8 +20,14 @@ module makes someone decide:
      value is lost), then NOT NULL and the default on the new column; its
      downgrade brings the old column back, synced and copied.
 
-  Names come from the models' naming convention (autogenerate's own index ops
-  for the new column). The model already uses the new name.
+  The new column's indexes, UNIQUE constraints and foreign keys are built in
+  the expand without blocking writers (concurrently, ``USING INDEX``, ``NOT
+  VALID`` then ``VALIDATE``), the old ones dropped in the contract; their names
+  come from the models' naming convention (autogenerate's own ops for the new
+  column). An index or constraint that would keep its name is refused (the
+  expand builds the new one beside the old one). CHECK constraints are not
+  compared by Alembic: one on the old column goes with it. The model already
+  uses the new name.
 - ``--no-rename``: the add + drop stay as they are (and the drop still needs its
   review before anything applies it).
 - Neither: on a terminal, the question "Did you rename market.address to
@@ -49,6 +55,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.util import CommandError, rev_id
 from sqlalchemy.sql.schema import ColumnCollectionConstraint
 
+from safe_migrations.findings import MigrationRefused
+
 # How ``flask db migrate`` hands the decision to env.py: ``-x rename=T.OLD:NEW,...`` / ``-x no_rename=1``.
 X_RENAME = "rename"
 X_NO_RENAME = "no_rename"
@@ -69,10 +77,9 @@ _OPERATIONS = {
 }
 
 
-class RenameRefused(click.ClickException):
+class RenameRefused(MigrationRefused):
     """No revision is written: a probable rename nobody decided (both deciding commands are printed), or a
-    ``--rename`` the models' diff does not make. Exit 1 with the message, from ``flask db migrate`` or
-    Alembic's Python API alike (not an Alembic CommandError, which Flask-Migrate turns into a log line)."""
+    ``--rename`` the models' diff does not make, or a name the new column cannot take yet."""
 
 
 @dataclass(frozen=True)

@@ -355,13 +355,15 @@ def test_a_retry_after_date_keeps_the_delivery_pending_until_then(push_app, hook
 def test_no_webhook_secret_in_any_log_line(push_app, hook, caplog):
     """Failed, refused and unreachable calls at DEBUG, from every logger: the URL's secrets appear in none."""
     caplog.set_level(logging.DEBUG)
-    deliveries = raise_alarm(push_app, "phone-1", "phone-2", "phone-3")
+    *deliveries, unreachable = raise_alarm(push_app, "phone-1", "phone-2", "phone-3", "phone-4")
     sender = WebhookSender(secret_url(hook), timeout=1)
     for mode, delivery in zip(("error", "reject", "ok"), deliveries, strict=True):
         hook.mode = mode
         attempt(push_app, sender, delivery)
-    closed = secret_url(WebhookServer()).replace("/push", "/gone")  # a port nobody answers on after close
-    attempt(push_app, WebhookSender(closed, timeout=1), deliveries[0])
+    gone = WebhookServer()
+    gone.close()  # its port now answers nobody: a connection error, with the secret URL
+    assert attempt(push_app, WebhookSender(secret_url(gone), timeout=1), unreachable) is not None
+    assert row(push_app, unreachable) == ("pending", 1, "ConnectError")
     assert {r.headers.get("authorization", "")[:6] for r in hook.received} == {"Basic "}  # the credentials were used
     assert caplog.records
     for secret in SECRET_URL_PARTS:

@@ -384,8 +384,8 @@ def test_lint_points_an_in_place_rename_to_the_scaffold(tmp_path, sqlite_url):
     add_revision(tmp_path, "aaa0000000a1", 'op.alter_column("market", "address", new_column_name="street_address")')
     with migration_config(sqlite_url, tmp_path / "migrations" / "versions") as config:
         findings = lint_report(config, ["aaa0000000a1"], REPO / ".squawk.toml").findings
-    (renaming,) = [f for f in findings if f.rule == "renaming-column"]
-    assert renaming.alternative is not None and "flask db migrate --rename TABLE.OLD:NEW" in renaming.alternative
+    (renaming,) = [f for f in findings if f.code == "renaming-column"]
+    assert renaming.fix is not None and "flask db migrate --rename TABLE.OLD:NEW" in renaming.fix
 
 
 def test_rename_spec():

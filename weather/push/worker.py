@@ -24,7 +24,7 @@ from flask.cli import AppGroup
 from models import db, utcnow
 from safe_migrations.urls import is_postgresql
 from weather.log_safety import mask_url
-from weather.push.deliveries import DeliveryBook, Policy, due_deliveries, next_due_at, send_batch
+from weather.push.deliveries import due_deliveries, next_due_at, send_batch
 from weather.push.senders import PushSender, sender_from_config
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,6 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
     from weather.push.queue import WorkerRuntime
 
     runtime = WorkerRuntime(flask_app, sender)
-    book = DeliveryBook(runtime.in_session, Policy.from_config(flask_app.config))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -83,7 +82,7 @@ async def run_polling_worker(flask_app: Flask, sender: PushSender, *, idle_secon
             ids = await asyncio.to_thread(runtime.in_session, lambda s: due_deliveries(s, concurrency))
             if ids:
                 # The batch finishes even after SIGTERM: every call is bounded by PUSH_TIMEOUT_SECONDS.
-                await asyncio.gather(*(send_batch([i], sender, book) for i in ids))
+                await asyncio.gather(*(send_batch([i], sender, runtime.book) for i in ids))
                 continue
             due = await asyncio.to_thread(runtime.in_session, next_due_at)
             wait = idle_seconds
