@@ -24,8 +24,6 @@ from pglast.visitors import Visitor
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-_CONCURRENT = (ast.IndexStmt, ast.DropStmt, ast.ReindexStmt)
-
 
 class _Relations(Visitor):
     def __init__(self) -> None:

@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 
-from safe_migrations.findings import MigrationError
 from safe_migrations.log import log
 
 _CREATE_INDEX = re.compile(
@@ -140,8 +139,12 @@ class IndexWatch:
         cursor.execute(f"DROP INDEX {'CONCURRENTLY ' if match['concurrently'] else ''}IF EXISTS {quoted}")
 
 
-class InvalidIndexLeft(MigrationError):
-    """A revision built an index that is not valid; it must not be recorded as applied."""
+class InvalidIndexLeft(RuntimeError):
+    """A revision built an index that is not valid; it must not be recorded as applied.
+
+    Raised inside the revision's run, like any error of a step: the runtime
+    turns it into its one-line failure (the revision, this, where the database stays).
+    """
 
 
 def refuse_invalid(connection: Connection, built: set[str]) -> None:

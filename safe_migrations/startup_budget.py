@@ -24,9 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-import pglast
 from alembic.config import Config
 from alembic.script import Script
 from pglast import ast
@@ -60,19 +58,6 @@ def _table(node: object) -> str | None:
     return None
 
 
-def _statements(sql: str) -> list[tuple[str, Any]]:
-    """Each statement of ``sql`` as (text, parse tree); pglast's locations count characters."""
-    try:
-        parsed = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
-        return []
-    found = []
-    for raw in parsed:
-        start = raw.stmt_location or 0
-        found.append((sql[start : start + raw.stmt_len] if raw.stmt_len else sql[start:], raw.stmt))
-    return found
-
-
 def long_statements(config: Config, revisions: Iterable[Script]) -> list[LongStatement]:
     """The long statements of ``revisions`` (oldest first), from the SQL they render for PostgreSQL."""
     found: list[LongStatement] = []
@@ -83,7 +68,7 @@ def long_statements(config: Config, revisions: Iterable[Script]) -> list[LongSta
         for match in _BACKFILL.finditer(sql):
             if match["table"] not in new_tables:
                 found.append(LongStatement(script.revision, f"batched update of {match['table']}"))
-        for text, node in _statements(sql):
+        for text, node in classification.parse(sql) or []:
             if isinstance(node, ast.CreateStmt) and node.relation is not None and node.relation.relname:
                 new_tables.add(node.relation.relname)
                 continue

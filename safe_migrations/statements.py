@@ -213,23 +213,33 @@ def split(sql: str) -> list[str]:
 ColumnType = Callable[[str, str], str | None]
 
 
+def parse(sql: str) -> list[tuple[str, Any]] | None:
+    """Each statement of ``sql`` as (its text, its parse tree); None when PostgreSQL cannot parse it."""
+    try:
+        parsed = pglast.parse_sql(sql)
+    except pglast.parser.ParseError:
+        return None
+    found = []
+    for raw in parsed:
+        # pglast gives the locations in characters of ``sql`` (not libpg_query's bytes).
+        start = raw.stmt_location or 0
+        found.append((sql[start : start + raw.stmt_len] if raw.stmt_len else sql[start:], raw.stmt))
+    return found
+
+
 def classify(sql: str, *, new_tables: Collection[str] = (), column_type: ColumnType | None = None) -> list[Statement]:
     """Each statement of ``sql`` with its effects (see the module docstring).
 
     A table created by an earlier statement of ``sql`` counts as new for the
     later ones; ``created_tables`` says which tables ``sql`` created.
     """
-    try:
-        parsed = pglast.parse_sql(sql)
-    except pglast.parser.ParseError:
+    statements = parse(sql)
+    if statements is None:
         return [Statement(sql)] if sql.strip() else []
-    encoded, new = sql.encode(), set(new_tables)
-    found = []
-    for raw in parsed:
-        start = raw.stmt_location or 0
-        text = (encoded[start : start + raw.stmt_len] if raw.stmt_len else encoded[start:]).decode()
-        effects = tuple(_effects(raw.stmt, new, column_type))
-        new.update(_created(raw.stmt))
+    new, found = set(new_tables), []
+    for text, node in statements:
+        effects = tuple(_effects(node, new, column_type))
+        new.update(_created(node))
         found.append(Statement(text.strip().rstrip(";").strip(), effects))
     return found
 

@@ -71,7 +71,9 @@ def test_database_down_past_the_wait_is_one_masked_line(pg_url, proxy):
         f"exit {result.returncode} after {took:.1f} s: {last}"
     )
     assert result.returncode == 1 and result.stdout == ""
-    assert last.startswith("database migration: database at postgresql+psycopg2://postgres:***@127.0.0.1")
+    assert "ERROR [safe_migrations] database migration: database at postgresql+psycopg2://postgres:***@127.0.0.1" in (
+        last
+    )
     assert "not reachable after" in last and "DB_WAIT_TIMEOUT=2" in last
     assert "s3cret-pw" not in result.stderr and "Traceback" not in result.stderr
     waited = float(last.split("not reachable after ", 1)[1].split("s", 1)[0])

@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from alembic import command
-from sqlalchemy import create_engine, inspect, pool, text
+from sqlalchemy import Inspector, create_engine, inspect, pool, text
 from sqlalchemy.exc import IntegrityError
 
 from safe_migrations.cli import migrate_command
@@ -36,6 +38,7 @@ from tests.helpers import (
 )
 from tests.support.inprocess import migration_config
 
+T = TypeVar("T")
 RENAME = "market.address:street_address"
 MESSAGE = "Rename market.address to street_address"
 # A second rename in the same run: a NOT NULL column with a UNIQUE constraint.
@@ -112,40 +115,36 @@ def test_the_revisions_lint_clean(generated, sqlite_url):
     assert [finding.as_text() for finding in report.findings] == []
 
 
-def _columns(url: str, table: str = "market") -> dict[str, bool]:
-    """{column: nullable} of ``table``."""
+def _inspected(url: str, read: Callable[[Inspector], T]) -> T:
+    """What ``read`` finds in the live schema at ``url``."""
     engine = create_engine(url, poolclass=pool.NullPool)
     try:
-        return {c["name"]: c["nullable"] for c in inspect(engine).get_columns(table)}
+        return read(inspect(engine))
     finally:
         engine.dispose()
+
+
+def _columns(url: str, table: str = "market") -> dict[str, bool]:
+    """{column: nullable} of ``table``."""
+    return _inspected(url, lambda found: {c["name"]: c["nullable"] for c in found.get_columns(table)})
 
 
 def _uniques(url: str) -> set[str]:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    try:
-        return {str(u["name"]) for u in inspect(engine).get_unique_constraints("device")}
-    finally:
-        engine.dispose()
+    return _inspected(url, lambda found: {str(u["name"]) for u in found.get_unique_constraints("device")})
 
 
 def _indexes(url: str) -> set[str]:
-    engine = create_engine(url, poolclass=pool.NullPool)
-    try:
-        return {str(i["name"]) for i in inspect(engine).get_indexes("market")}
-    finally:
-        engine.dispose()
+    return _inspected(url, lambda found: {str(i["name"]) for i in found.get_indexes("market")})
 
 
 def _subscription_keys(url: str) -> tuple[set[str], set[str]]:
     """(foreign key names, unique constraint names) of subscription."""
-    engine = create_engine(url, poolclass=pool.NullPool)
-    try:
-        found = inspect(engine)
+
+    def read(found: Inspector) -> tuple[set[str], set[str]]:
         keys = {str(k["name"]) for k in found.get_foreign_keys("subscription") if k["referred_table"] == "market"}
         return keys, {str(u["name"]) for u in found.get_unique_constraints("subscription")}
-    finally:
-        engine.dispose()
+
+    return _inspected(url, read)
 
 
 OLD_KEYS = ({"fk_subscription_market_id_market"}, {"uq_subscription_device_id_market_id_alarm_type"})

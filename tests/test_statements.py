@@ -164,3 +164,10 @@ def test_the_migration_guide_shows_every_rule_of_the_table() -> None:
     guide = (REPO / "docs" / "migration-guide.md").read_text(encoding="utf-8")
     table = guide[guide.index("### 실행되는 문장으로 판단: 문장 분류표") :]
     assert [rule for rule in RULES if f"| `{rule}` |" not in table] == []
+
+
+def test_statements_after_multibyte_text_keep_their_own_text() -> None:
+    """pglast's locations count characters: a Korean literal must not shift the next statement."""
+    update, drop = classify("UPDATE market SET name = '광장시장' WHERE id = 1; DROP TABLE device")
+    assert update.sql == "UPDATE market SET name = '광장시장' WHERE id = 1"
+    assert drop.sql == "DROP TABLE device" and drop.destructive
