@@ -83,13 +83,15 @@ class Tally:
 
 
 def stock_peer_repository() -> Path:
-    """A repository copy whose migrations/env.py is Flask-Migrate's own template: no lock,
-    no ledger, no timeouts -- the team's original, lock-free set-up."""
+    """A repository copy whose migrations/env.py and alembic.ini are Flask-Migrate's own templates:
+    no lock, no ledger, no timeouts -- the team's original, lock-free set-up (its env.py reads the
+    template's logging sections, which our alembic.ini leaves to safe_migrations/log.py)."""
     import flask_migrate
 
     repo = session.copy_repository()
-    template = Path(flask_migrate.__file__).parent / "templates" / "flask" / "env.py"
-    shutil.copyfile(template, repo / "migrations" / "env.py")
+    templates = Path(flask_migrate.__file__).parent / "templates" / "flask"
+    shutil.copyfile(templates / "env.py", repo / "migrations" / "env.py")
+    shutil.copyfile(templates / "alembic.ini.mako", repo / "migrations" / "alembic.ini")
     return repo
 
 
@@ -146,6 +148,8 @@ def failure_cause(log: str) -> str:
 
 def applied_once(database_url: str, ledger: bool) -> bool:
     """alembic_version at head and (with the ledger) exactly one 'up' row per shipped revision."""
+    if query(database_url, "SELECT to_regclass('alembic_version')") == [(None,)]:
+        return False  # no pod got as far as its first revision
     version = query(database_url, "SELECT version_num FROM alembic_version")
     if [row[0] for row in version] != [HEAD]:
         return False
