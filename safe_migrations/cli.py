@@ -56,6 +56,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
+# The options Flask-Migrate's own commands share, for the commands this module replaces.
+DIRECTORY = click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+SQL = click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+TAG = click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
+X_ARG = click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+
+
 class UsageLine(click.ClickException):
     """A usage error shown as one line (``Error: flask db lint: ...``), exit 2."""
 
@@ -160,10 +167,10 @@ def clean_exit(command: Callable[P, R]) -> Callable[P, R]:
 # lets the guide's ``flask db downgrade -1`` through (click would take ``-1``
 # for an option and refuse it).
 @click.command("downgrade", cls=OneLineUsage, context_settings={"ignore_unknown_options": True})
-@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
-@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
-@click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
-@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@DIRECTORY
+@SQL
+@TAG
+@X_ARG
 @click.option("--yes", is_flag=True, help="Confirm a downgrade that drops tables with rows or columns with values.")
 @click.argument("revision", default="-1")
 @with_appcontext
@@ -208,10 +215,10 @@ def _from_the_last_head(revision: str) -> str:
 # post-deploy revisions give the scripts a second head; ``heads`` applies the
 # ordinary and the post-deploy chain, in dependency order (safe_migrations/post_deploy.py).
 @click.command("upgrade", cls=OneLineUsage)
-@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
-@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
-@click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
-@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@DIRECTORY
+@SQL
+@TAG
+@X_ARG
 @click.option(
     "--yes",
     is_flag=True,
@@ -237,9 +244,9 @@ def upgrade(
 # the config's attributes, and its default ``head`` is ambiguous once a
 # post-deploy chain gives the scripts a second head: ``heads`` stamps every chain.
 @click.command("stamp", cls=OneLineUsage)
-@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
-@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
-@click.option("--tag", default=None, help='Arbitrary "tag" name - can be used by custom env.py scripts')
+@DIRECTORY
+@SQL
+@TAG
 @click.option("--purge", is_flag=True, help="Delete the version in the alembic_version table before stamping")
 @click.option(
     "--yes",
@@ -276,15 +283,15 @@ def _rename_spec(_ctx: click.Context, _param: click.Parameter, values: tuple[str
 
 # Flask-Migrate's ``migrate`` with the decision about probable renames (safe_migrations/rename.py).
 @click.command("migrate", cls=OneLineUsage)
-@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@DIRECTORY
 @click.option("-m", "--message", default=None, help="Revision message")
-@click.option("--sql", is_flag=True, help="Don't emit SQL to database - dump to standard output instead")
+@SQL
 @click.option("--head", default="head", help="Specify head revision or <branchname>@head to base new revision on")
 @click.option("--splice", is_flag=True, help='Allow a non-head revision as the "head" to splice onto')
 @click.option("--branch-label", default=None, help="Specify a branch label to apply to the new revision")
 @click.option("--version-path", default=None, help="Specify specific path from config for version file")
 @click.option("--rev-id", default=None, help="Specify a hardcoded revision id instead of generating one")
-@click.option("-x", "--x-arg", multiple=True, help="Additional arguments consumed by custom env.py scripts")
+@X_ARG
 @click.option(
     "--rename",
     "renames",
@@ -337,7 +344,7 @@ def migrate_command(
 
 
 @click.command("check")
-@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@DIRECTORY
 @with_appcontext
 def check(directory: str | None) -> None:
     """Check if there are any new operations to migrate; pending post-deploy revisions are named first."""
@@ -352,7 +359,7 @@ def check(directory: str | None) -> None:
 
 
 @click.command("current")
-@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@DIRECTORY
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
 @with_appcontext
 @clean_exit
@@ -372,7 +379,7 @@ def current(directory: str | None, verbose: bool) -> None:
 
 
 @click.command("history")
-@click.option("-d", "--directory", default=None, help='Migration script directory (default is "migrations")')
+@DIRECTORY
 @click.option("-r", "--rev-range", default=None, help="Specify a revision range; format is [start]:[end]")
 @click.option("-v", "--verbose", is_flag=True, help="Use more verbose output")
 @click.option("-i", "--indicate-current", is_flag=True, help="Indicate current version")
