@@ -226,6 +226,10 @@ def read_status(connection: Connection, script: ScriptDirectory) -> SchemaStatus
     lacking = [rev.revision for rev in contract.oldest_first(script) if rev.revision not in done]
     recorded = ledger.recorded_as_applied(connection, lacking)
     if recorded:
+        # Another runner may have committed a revision (its version row and ledger row
+        # together) between the two reads: only an unchanged version row means a stamp back.
+        if current_heads(connection) != current:
+            return read_status(connection, script)
         ran = [rev for rev in lacking if rev in recorded]
         return SchemaStatus(
             STAMPED_BACKWARDS, current, heads, pending=ordinary, post_deploy_pending=waiting, recorded=ran
