@@ -257,11 +257,16 @@ def test_downgrade_across_the_queue_revision_names_the_jobs_it_would_destroy(cha
     config = chain.config()
     with chain.app.app_context():
         command.downgrade(config, QUEUE)  # the later revisions hold no rows: no question asked
-    with chain.app.app_context(), pytest.raises(MigrationError) as refused:
-        command.downgrade(config, "-1")
-    line = refused_line(refused)
-    assert "procrastinate_jobs (500 rows) by `DROP TABLE procrastinate_jobs`" in line and "--yes" in line, line
-    assert query(chain.url, STATE)[0] == (QUEUE, *SEEDED[1:])
+    try:
+        with chain.app.app_context(), pytest.raises(MigrationError) as refused:
+            command.downgrade(config, "-1")
+        line = refused_line(refused)
+        assert "procrastinate_jobs (500 rows) by `DROP TABLE procrastinate_jobs`" in line and "--yes" in line, line
+        assert query(chain.url, STATE)[0] == (QUEUE, *SEEDED[1:])
+    finally:  # the seeded database is the module's: back to head for the other tests
+        with chain.app.app_context():
+            command.upgrade(config, "heads")
+    assert query(chain.url, STATE)[0] == SEEDED
 
 
 def test_downgrade_of_empty_tables_proceeds(tmp_path: Path, pg_url: str) -> None:
